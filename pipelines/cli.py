@@ -1,0 +1,362 @@
+"""`newsmon` command line: exit 0 ok, 1 failure, 2 usage; --json for machines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from pipelines.errors import NewsmonError
+from pipelines.models import CycleReport
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _out(args: argparse.Namespace, data: Any, text: Callable[[], str]) -> None:
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=None, default=str))
+    else:
+        print(text())
+
+
+def _err(message: str) -> None:
+    print(f"newsmon: {message}", file=sys.stderr)
+
+
+def _context(args: argparse.Namespace, **kwargs: Any):
+    from pipelines.cycle import open_context
+
+    return open_context(args.config, args.store, **kwargs)
+
+
+# --- run / watch -----------------------------------------------------------
+
+def _report_text(report: CycleReport) -> str:
+    lines = [
+        f"feeds polled {report.feeds_polled} (not modified {report.feeds_not_modified}, "
+        f"failed {report.feeds_failed}); items seen {report.items_seen}, new {report.items_new}",
+        f"articles stored {report.articles_stored}; alerts fired {report.alerts_fired}, "
+        f"delivered {report.alerts_delivered}",
+    ]
+    if report.dropped:
+        lines.append("dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(report.dropped.items())))
+    if report.topics:
+        lines.append("topics: " + ", ".join(f"{k} {v}" for k, v in sorted(report.topics.items())))
+    return "\n".join(lines)
+
+
+def _print_errors(report: CycleReport) -> None:
+    for line in report.errors:
+        _err(line)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipelines.cycle import run_cycle
+    from pipelines.progress import ProgressBar
+
+    ctx = _context(args)
+    bar = ProgressBar("processing", enabled=None if not args.json else False)
+    ctx.progress = bar.update
+    try:
+        report = run_cycle(ctx, feed_ids=args.feed or None)
+    finally:
+        bar.close()
+        ctx.close()
+    _print_errors(report)
+    _out(args, report.to_dict() | {"article_ids": len(report.article_ids)}, lambda: _report_text(report))
+    return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Cycles until Ctrl-C/SIGTERM; the signal only sets a flag, so the current item finishes cleanly."""
+    from pipelines.cycle import run_cycle
+
+    ctx = _context(args)
+    stop = threading.Event()
+    ctx.stop = stop
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if not stop.is_set():
+            print("\nnewsmon: stopping after the current item...", file=sys.stderr)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    tick = args.interval or 5.0
+    cycles = 0
+    try:
+        while not stop.is_set():
+            started = time.monotonic()
+            report = run_cycle(ctx, due_only=args.interval is None)
+            cycles += 1
+            _print_errors(report)
+            if report.items_new or report.alerts_fired or args.verbose:
+                _out(args, report.to_dict() | {"article_ids": len(report.article_ids)},
+                     lambda r=report: time.strftime("%H:%M:%S ") + _report_text(r).replace("\n", " | "))
+            if args.max_cycles and cycles >= args.max_cycles:
+                break
+            stop.wait(max(0.0, tick - (time.monotonic() - started)))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        ctx.close()
+    return EXIT_OK
+
+
+# --- search / alerts / feeds -------------------------------------------------
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from pipelines.store import default_store_url, open_store
+
+    store = open_store(args.store or default_store_url())
+    try:
+        hits = store.search(args.query, topic=args.topic, desk=args.desk, source=args.source,
+                            language=args.language, since=args.since, until=args.until, limit=args.limit)
+    finally:
+        store.close()
+    data = [{"id": h.article.id, "score": h.score, "title": h.article.title, "url": h.article.url,
+             "source": h.article.source, "published": h.article.published, "desk": h.article.desk,
+             "topics": h.article.topic_ids(), "story_id": h.article.story_id, "snippet": h.snippet}
+            for h in hits]
+
+    def text() -> str:
+        if not data:
+            return "no matches"
+        return "\n".join(f"{d['published'] or '-':20} {d['source'][:24]:24} {d['title'][:80]}\n"
+                         f"    {d['url']}\n    {d['snippet']}" for d in data)
+
+    _out(args, data, text)
+    return EXIT_OK
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from pipelines.store import default_store_url, open_store
+
+    store = open_store(args.store or default_store_url())
+    try:
+        alerts = store.list_alerts(since=args.since, limit=args.limit)
+    finally:
+        store.close()
+    data = [a.to_dict() for a in alerts]
+
+    def text() -> str:
+        if not data:
+            return "no alerts"
+        return "\n".join(f"{a['created']} [{a['desk']}] {a['rule_id']} {a['development'] or '-'} "
+                         f"x{a['copies']} {a['title'][:80]}\n    {a['url']}" for a in data)
+
+    _out(args, data, text)
+    return EXIT_OK
+
+
+def cmd_feeds(args: argparse.Namespace) -> int:
+    from pipelines.config import load_config
+    from pipelines.store import default_store_url, open_store
+
+    config = load_config(args.config)
+    store = open_store(args.store or config.settings.store or default_store_url())
+    try:
+        states = {s.feed_id: s for s in store.list_feed_states()}
+    finally:
+        store.close()
+    data = []
+    for feed in config.feeds:
+        state = states.get(feed.id)
+        row = {"id": feed.id, "url": feed.url, "desk": feed.desk, "enabled": feed.enabled}
+        row.update(asdict(state) if state else {"last_success": None, "last_error": None,
+                                                "items_total": 0, "not_modified_count": 0})
+        row.pop("feed_id", None)
+        data.append(row)
+
+    def text() -> str:
+        header = f"{'feed':24} {'desk':10} {'last success':21} {'items':>6} {'304s':>5}  last error"
+        rows = [f"{d['id'][:24]:24} {d['desk'][:10]:10} {d.get('last_success') or 'never':21} "
+                f"{d.get('items_total', 0):>6} {d.get('not_modified_count', 0):>5}  {d.get('last_error') or ''}"
+                for d in data]
+        return "\n".join([header, *rows])
+
+    _out(args, data, text)
+    return EXIT_OK
+
+
+# --- extract / tag / validate ------------------------------------------------
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from pipelines.extract import extract_page
+
+    target = args.file_or_url
+    charset = None
+    if target.startswith(("http://", "https://")):
+        from pipelines.http import Fetcher
+
+        response = Fetcher().fetch(target, kind="page")
+        body, url, charset = response.body, args.url or response.url, response.charset
+    else:
+        try:
+            with open(target, "rb") as fh:
+                body = fh.read()
+        except OSError as exc:
+            raise NewsmonError(f"{target}: {exc.strerror}") from None
+        url = args.url or "file://" + os.path.abspath(target)
+    page = extract_page(body, url, None, min_chars=1, charset=charset)
+    if page is None:
+        raise NewsmonError(f"{target}: no article text found")
+    data = {"url": page.url, "title": page.title, "author": page.author, "published": page.published,
+            "language": page.language, "sitename": page.sitename, "text": page.text}
+    _out(args, data, lambda: "\n".join(
+        [f"{k}: {v}" for k, v in data.items() if k != "text"] + ["", page.text]))
+    return EXIT_OK
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    from pipelines.config import config_dir_from, load_yaml
+    from pipelines.progress import ProgressBar
+    from pipelines.tag import Tagger, load_taxonomy
+
+    topics_path = os.path.join(config_dir_from(args.config), "topics.yaml")
+    tagger = Tagger(load_taxonomy(load_yaml(topics_path), topics_path))
+    try:
+        source = sys.stdin if args.jsonl == "-" else open(args.jsonl, encoding="utf-8")
+    except OSError as exc:
+        raise NewsmonError(f"{args.jsonl}: {exc.strerror}") from None
+    sink = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+    bad = 0
+    bar = ProgressBar("tagging", enabled=None if args.out else False)
+    try:
+        for line_no, line in enumerate(source, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError("not a JSON object")
+                title, text = record.get("title") or "", record.get("text") or ""
+                if not isinstance(title, str) or not isinstance(text, str):
+                    raise ValueError("'title' and 'text' must be strings")
+            except ValueError as exc:
+                _err(f"{args.jsonl}: line {line_no}: {exc}")
+                bad += 1
+                continue
+            result = tagger.tag(title, text).to_dict()
+            record.update(topics=[{k: t[k] for k in ("id", "score", "evidence")} for t in result["topics"]],
+                          development=result["development"], alert_worthy=result["alert_worthy"],
+                          relevant=result["relevant"])
+            sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+            bar.update(line_no)
+    finally:
+        bar.close()
+        if sink is not sys.stdout:
+            sink.close()
+        if source is not sys.stdin:
+            source.close()
+    return EXIT_FAIL if bad else EXIT_OK
+
+
+def cmd_validate_config(args: argparse.Namespace) -> int:
+    from pipelines.config import load_config
+
+    config = load_config(args.config)
+    summary = {"config": config.dir, "feeds": len(config.feeds), "topics": len(config.taxonomy.topics),
+               "rules": len(config.alerts.rules), "ok": True}
+    _out(args, summary, lambda: f"{config.dir}: ok ({summary['feeds']} feeds, {summary['topics']} topics, "
+                                f"{summary['rules']} alert rules)")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipelines.demo import run_demo
+
+    return run_demo(args)
+
+
+# --- parser -----------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="machine-readable JSON output")
+    parser = argparse.ArgumentParser(prog="newsmon", description="News monitoring for newsroom desks.",
+                                     parents=[common])
+    parser.add_argument("--config", default=None, help="config directory (env NEWSMON_CONFIG, default ./config)")
+    parser.add_argument("--store", default=None,
+                        help="store URL, e.g. sqlite:///var/newsmon.db (env NEWSMON_STORE)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("run", parents=[common], help="run one monitoring cycle")
+    p.add_argument("--once", action="store_true", help="one cycle, then exit (the default)")
+    p.add_argument("--feed", action="append", help="only this feed id (repeatable)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("watch", parents=[common], help="run cycles until Ctrl-C")
+    p.add_argument("--interval", type=float, default=None,
+                   help="poll every feed every N seconds (default: each feed's own interval)")
+    p.add_argument("--max-cycles", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("-v", "--verbose", action="store_true", help="print every cycle, not only busy ones")
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("search", parents=[common], help="full-text search of stored articles")
+    p.add_argument("query", nargs="?", default=None)
+    p.add_argument("--topic")
+    p.add_argument("--desk")
+    p.add_argument("--source")
+    p.add_argument("--language")
+    p.add_argument("--since", help="ISO date or datetime")
+    p.add_argument("--until", help="ISO date or datetime")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("alerts", parents=[common], help="the alert log")
+    p.add_argument("--since", help="ISO date or datetime")
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(func=cmd_alerts)
+
+    p = sub.add_parser("feeds", parents=[common], help="feed health")
+    p.set_defaults(func=cmd_feeds)
+
+    p = sub.add_parser("extract", parents=[common], help="extract article text from a file or URL")
+    p.add_argument("file_or_url")
+    p.add_argument("--url", help="the page's URL when reading a file")
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("tag", parents=[common], help="tag JSONL articles with topics and developments")
+    p.add_argument("--jsonl", required=True, help="input JSONL file ({id,title,text} per line), - for stdin")
+    p.add_argument("--out", help="output JSONL file (default stdout)")
+    p.set_defaults(func=cmd_tag)
+
+    p = sub.add_parser("validate-config", parents=[common], help="check config/ and exit 1 on any problem")
+    p.set_defaults(func=cmd_validate_config)
+
+    p = sub.add_parser("demo", parents=[common],
+                       help="serve the sample coverage on 127.0.0.1, run one cycle, print a summary")
+    p.add_argument("--keep", action="store_true", help="keep the demo store (var/demo/) from earlier runs")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "json"):
+        args.json = False
+    if args.store:
+        os.environ["NEWSMON_STORE"] = args.store
+    try:
+        return args.func(args)
+    except NewsmonError as exc:
+        _err(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return EXIT_FAIL
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""Errors that carry enough context for a one-line message naming what went wrong."""
+
+from __future__ import annotations
+
+
+class NewsmonError(Exception):
+    """Base class: str(err) is the one-line message shown to users."""
+
+
+class ConfigError(NewsmonError):
+    """Bad configuration: names the file, the entry and the field."""
+
+    def __init__(self, file: str, entry: str | None, field: str | None, message: str):
+        self.file, self.entry, self.field, self.message = file, entry, field, message
+        where = file
+        if entry:
+            where += f": entry {entry!r}"
+        if field:
+            where += f": field {field!r}"
+        super().__init__(f"{where}: {message}")
+
+
+class FetchError(NewsmonError):
+    """A feed or page could not be fetched; names the URL and why (refused, too large, timeout...)."""
+
+    def __init__(self, url: str, reason: str, *, status: int | None = None, retry_after: float | None = None,
+                 kind: str = "error"):
+        self.url, self.reason, self.status, self.retry_after, self.kind = url, reason, status, retry_after, kind
+        super().__init__(f"{url}: {reason}")

@@ -1,0 +1,218 @@
+"""Plain data records passed between pipeline stages.
+
+Every stage takes and returns these, so stages can be tested alone and the
+Airflow tasks only need to pass ids and counts between them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(dt: datetime | None) -> str | None:
+    """ISO-8601 in UTC with a Z, the one timestamp format of the store and the API."""
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class FeedConfig:
+    id: str
+    url: str
+    desk: str
+    language: str = "en"
+    interval: int = 300  # seconds between polls
+    enabled: bool = True
+
+
+@dataclass
+class FeedState:
+    """What we remember about one feed between cycles (conditional GET + health)."""
+
+    feed_id: str
+    etag: str | None = None
+    last_modified: str | None = None
+    last_polled: str | None = None
+    last_success: str | None = None
+    last_error: str | None = None
+    last_status: int | None = None
+    items_total: int = 0
+    not_modified_count: int = 0
+    error_count: int = 0
+
+
+@dataclass
+class FeedItem:
+    """One entry of a feed document, as parsed, before its page is fetched."""
+
+    feed_id: str
+    item_id: str  # guid/id, or the link when the feed gives none
+    link: str | None
+    title: str = ""
+    summary: str = ""  # feed summary/description, HTML stripped
+    content: str = ""  # feed full content (content:encoded / atom content), HTML stripped
+    published: str | None = None  # ISO UTC, None when missing or unparseable
+    author: str | None = None
+    language: str | None = None
+
+
+@dataclass
+class ExtractedPage:
+    """What extraction got out of one page (or out of the feed item when the page failed)."""
+
+    url: str
+    text: str
+    title: str | None = None
+    author: str | None = None
+    published: str | None = None  # ISO date or datetime
+    language: str | None = None
+    sitename: str | None = None
+    source: str = "page"  # page | feed-content | feed-summary
+
+
+@dataclass
+class TopicHit:
+    id: str
+    score: float
+    evidence: list[dict[str, Any]] = field(default_factory=list)  # {"text", "start", "end", "field"}
+
+
+@dataclass
+class Development:
+    type: str  # e.g. ceasefire-agreed, talks-broke-down
+    evidence: str  # the sentence that announces it
+    start: int | None = None
+    end: int | None = None
+
+
+@dataclass
+class TagResult:
+    topics: list[TopicHit] = field(default_factory=list)
+    entities: list[dict[str, Any]] = field(default_factory=list)  # {"id","name","kind"}
+    places: list[dict[str, Any]] = field(default_factory=list)  # {"id","name","lat","lon"}
+    development: Development | None = None
+    relevant: bool = False  # inside the watch's theatre (Pakistan–Afghanistan)
+    alert_worthy: bool = False
+
+    def topic_ids(self) -> list[str]:
+        return [t.id for t in self.topics]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "topics": [asdict(t) for t in self.topics],
+            "entities": self.entities,
+            "places": self.places,
+            "development": asdict(self.development) if self.development else None,
+            "relevant": self.relevant,
+            "alert_worthy": self.alert_worthy,
+        }
+
+
+@dataclass
+class Article:
+    """A stored article: the unit the store indexes and alert rules look at."""
+
+    id: str  # sha256 of the canonical URL (hex, 32 chars)
+    url: str  # canonical URL
+    original_url: str
+    feed_id: str
+    desk: str
+    source: str  # site name or host
+    title: str
+    text: str
+    content_hash: str
+    story_id: str
+    language: str | None = None
+    author: str | None = None
+    published: str | None = None  # ISO UTC
+    fetched: str = field(default_factory=lambda: iso(utcnow()) or "")
+    extraction_source: str = "page"
+    topics: list[TopicHit] = field(default_factory=list)
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    places: list[dict[str, Any]] = field(default_factory=list)
+    development: Development | None = None
+    relevant: bool = False
+
+    def topic_ids(self) -> list[str]:
+        return [t.id for t in self.topics]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Article:
+        data = dict(data)
+        data["topics"] = [TopicHit(**t) for t in data.get("topics") or []]
+        dev = data.get("development")
+        data["development"] = Development(**dev) if dev else None
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class Alert:
+    """One firing of one rule for one story and development type."""
+
+    id: str  # hash(rule_id, story_id, development type or "-"): the idempotency key
+    rule_id: str
+    desk: str
+    article_id: str
+    story_id: str
+    title: str
+    url: str
+    source: str
+    development: str | None
+    topics: list[str]
+    matched: str  # why the rule matched, readable
+    created: str = field(default_factory=lambda: iso(utcnow()) or "")
+    copies: int = 1
+    channels: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Alert:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class SearchHit:
+    article: Article
+    score: float
+    snippet: str  # with <mark>…</mark> around matches; the rest HTML-escaped
+
+
+@dataclass
+class CycleReport:
+    """Counts of one monitoring cycle: what came in, and every reason something was dropped."""
+
+    feeds_polled: int = 0
+    feeds_not_modified: int = 0
+    feeds_failed: int = 0
+    items_seen: int = 0
+    items_new: int = 0
+    articles_stored: int = 0
+    alerts_fired: int = 0
+    alerts_delivered: int = 0
+    page_fallbacks: int = 0  # page unreachable: the feed's own text was used if it had any
+    dropped: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    topics: dict[str, int] = field(default_factory=dict)
+    article_ids: list[str] = field(default_factory=list)
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + n
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,72 @@
+"""Open a store from a URL, so config and env pick the backend and callers never import one.
+
+    sqlite:///var/newsmon.db          relative path (three slashes)
+    sqlite:////srv/newsmon/news.db    absolute path (four slashes)
+    sqlite:///:memory:                private in-memory database (tests, one-off runs)
+    var/newsmon.db                    a bare path means SQLite
+    elasticsearch+http(s)://host:9200 the Elasticsearch backend (pipelines.store.elasticsearch)
+
+A SQLite URL may carry ?busy_timeout=<seconds>.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from urllib.parse import parse_qs
+
+from pipelines.errors import NewsmonError
+from pipelines.store.base import Store, StoreError
+
+DEFAULT_STORE_URL = "sqlite:///var/newsmon.db"
+
+__all__ = ["DEFAULT_STORE_URL", "Store", "StoreError", "default_store_url", "open_store"]
+
+
+def default_store_url() -> str:
+    """NEWSMON_STORE, else a SQLite file under ./var."""
+    return os.environ.get("NEWSMON_STORE", "").strip() or DEFAULT_STORE_URL
+
+
+def _open_sqlite(url: str, spec: str) -> Store:
+    from pipelines.store.sqlite import SQLiteStore
+
+    path, _, query = spec.partition("?")
+    options = parse_qs(query, keep_blank_values=True)
+    busy_timeout = 30.0
+    if "busy_timeout" in options:
+        raw = options.pop("busy_timeout")[-1]
+        try:
+            busy_timeout = float(raw)
+        except ValueError:
+            raise NewsmonError(f"store URL {url}: busy_timeout={raw!r} is not a number of seconds") from None
+    if options:
+        raise NewsmonError(f"store URL {url}: unknown option(s) {', '.join(sorted(options))}")
+    if not path:
+        raise NewsmonError(f"store URL {url}: no database path (use sqlite:///path.db or sqlite:///:memory:)")
+    return SQLiteStore(path, busy_timeout=busy_timeout, url=url)
+
+
+def open_store(url: str | None = None) -> Store:
+    """Store for this URL (default: default_store_url()); NewsmonError naming the URL when unusable."""
+    url = (url or default_store_url()).strip()
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return _open_sqlite(url, url)  # a bare path
+    scheme = scheme.lower()
+    if scheme == "sqlite":
+        if not rest.startswith("/"):
+            raise NewsmonError(f"store URL {url}: expected sqlite:///relative.db or sqlite:////absolute.db")
+        return _open_sqlite(url, rest[1:])
+    if scheme in ("elasticsearch+http", "elasticsearch+https"):
+        try:
+            module = importlib.import_module("pipelines.store.elasticsearch")
+        except ImportError as err:
+            if getattr(err, "name", None) not in ("pipelines.store.elasticsearch", None):
+                raise NewsmonError(f"store URL {url}: elasticsearch backend cannot load: {err}") from err
+            raise NewsmonError(f"store URL {url}: elasticsearch backend not available yet") from err
+        opener = getattr(module, "open_store", None)
+        if opener is None:
+            raise NewsmonError(f"store URL {url}: pipelines.store.elasticsearch has no open_store(url)")
+        return opener(url)
+    raise NewsmonError(f"store URL {url}: unknown scheme {scheme!r} (use sqlite:/// or elasticsearch+http(s)://)")

@@ -1,0 +1,114 @@
+"""The store contract every backend (SQLite/FTS5, Elasticsearch) implements.
+
+One interface so the cycle, the CLI, the DAGs and the dashboard never know
+which backend is behind them, and one test suite runs against all of them.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from pipelines.errors import NewsmonError
+from pipelines.models import Alert, Article, FeedItem, FeedState, SearchHit
+
+
+class StoreError(NewsmonError, RuntimeError):
+    """A backend failure the caller may retry (locked DB, disk full, cluster down)."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    url: str
+
+    # --- articles -------------------------------------------------------
+    def upsert_article(self, article: Article) -> bool:
+        """Insert or replace by article.id; True when the id was not stored before."""
+
+    def get_article(self, article_id: str) -> Article | None: ...
+
+    def has_article(self, article_id: str) -> bool: ...
+
+    def find_by_content_hash(self, content_hash: str) -> str | None:
+        """Id of a stored article with exactly this text, if any."""
+
+    def count_articles(self) -> int: ...
+
+    def iter_articles(self, after_id: str | None = None, batch: int = 500) -> list[Article]:
+        """Next batch of articles ordered by id (for reindex/resume)."""
+
+    # --- stories (near-duplicate groups) --------------------------------
+    def story_for_keys(self, keys: list[str]) -> str | None:
+        """Story id that already owns any of these LSH band keys."""
+
+    def add_story_keys(self, story_id: str, keys: list[str]) -> None: ...
+
+    def bump_story(self, story_id: str, article_id: str, source: str) -> int:
+        """Record one more copy of a story; returns its copy count."""
+
+    def get_story(self, story_id: str) -> dict | None:
+        """{"id","first_seen","copies","articles":[ids],"sources":[...]}"""
+
+    # --- search and counts ----------------------------------------------
+    def search(
+        self,
+        query: str | None = None,
+        *,
+        topic: str | None = None,
+        desk: str | None = None,
+        source: str | None = None,
+        language: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> list[SearchHit]: ...
+
+    def topic_counts(self, since: str | None = None, until: str | None = None) -> list[dict]:
+        """[{"topic","hour":"YYYY-MM-DDTHH:00:00Z","count"}] by article published (or fetched) time."""
+
+    # --- feed state -----------------------------------------------------
+    def get_feed_state(self, feed_id: str) -> FeedState | None: ...
+
+    def save_feed_state(self, state: FeedState) -> None: ...
+
+    def list_feed_states(self) -> list[FeedState]: ...
+
+    def seen_items(self, feed_id: str, item_ids: list[str]) -> set[str]:
+        """Which of these feed item ids were already processed."""
+
+    def mark_items_seen(self, feed_id: str, item_ids: list[str]) -> None: ...
+
+    # --- inbox: durable spool between polling and processing ----------
+    def spool_items(self, items: list[FeedItem]) -> int:
+        """Queue new feed items (skipping ones seen or already queued); returns how many were queued.
+
+        The poll step calls this before advancing the feed's ETag, so a crash
+        after polling repeats nothing and loses nothing."""
+
+    def pending_items(self, limit: int = 1000) -> list[tuple[str, FeedItem]]:
+        """[(inbox key, item)] still waiting to be processed, oldest first."""
+
+    def get_items(self, keys: list[str]) -> list[tuple[str, FeedItem]]: ...
+
+    def finish_items(self, keys: list[str]) -> None:
+        """Mark these inbox items processed (stored or dropped) and seen; one transaction."""
+
+    # --- alerts and their delivery outbox -------------------------------
+    def record_alert(self, alert: Alert) -> bool:
+        """Insert by alert.id; False (and copies+1) when it already exists."""
+
+    def get_alert(self, alert_id: str) -> Alert | None: ...
+
+    def list_alerts(self, since: str | None = None, limit: int = 100) -> list[Alert]: ...
+
+    def enqueue_delivery(self, alert_id: str, channel: str) -> None:
+        """Idempotent: one outbox row per (alert, channel)."""
+
+    def pending_deliveries(self, limit: int = 100) -> list[tuple[str, str, int]]:
+        """[(alert_id, channel, attempts)] not yet delivered."""
+
+    def mark_delivered(self, alert_id: str, channel: str) -> None: ...
+
+    def mark_delivery_failed(self, alert_id: str, channel: str, error: str) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,415 @@
+"""The Store contract, through the `store` fixture only, so every backend must pass it unchanged."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import replace
+
+import pytest
+
+from pipelines.errors import NewsmonError
+from pipelines.models import Alert, FeedItem, FeedState, SearchHit, TopicHit
+from pipelines.store.base import Store
+
+
+def keys_of(hits: list[SearchHit], articles) -> list[str]:
+    by_id = {a.id: key for key, a in articles.items()}
+    return [by_id[h.article.id] for h in hits]
+
+
+def event_time(article) -> str:
+    return article.published or article.fetched
+
+
+def outside_marks(snippet: str) -> str:
+    return snippet.replace("<mark>", "").replace("</mark>", "")
+
+
+# --- articles -----------------------------------------------------------------------------------
+
+
+def test_store_satisfies_protocol(store):
+    assert isinstance(store, Store)
+    assert isinstance(store.url, str) and store.url
+
+
+def test_upsert_new_then_update(store, articles):
+    original = articles["chaman-ceasefire"]
+    assert store.upsert_article(original) is True
+    assert store.count_articles() == 1
+
+    changed = replace(
+        original,
+        title="Truce frays along the Chaman crossing",
+        text="Shots were heard near the gate overnight and the stalls stayed shut.",
+        topics=[TopicHit(id="border", score=0.4)],
+    )
+    assert store.upsert_article(changed) is False
+    assert store.count_articles() == 1
+    stored = store.get_article(original.id)
+    assert stored.title == changed.title and stored.text == changed.text
+    # the index follows the update: old words gone, new words found, topics replaced
+    assert store.search("lorries") == []
+    assert [h.article.id for h in store.search("shots")] == [original.id]
+    assert store.search(topic="ceasefire") == []
+    assert [h.article.id for h in store.search(topic="border")] == [original.id]
+
+
+def test_article_round_trip_keeps_every_field(store, articles):
+    article = articles["istanbul-round"]
+    store.upsert_article(article)
+    assert store.get_article(article.id) == article
+    assert store.has_article(article.id)
+
+
+def test_missing_article(store):
+    assert store.get_article("0" * 32) is None
+    assert store.has_article("0" * 32) is False
+
+
+def test_find_by_content_hash(loaded_store, articles):
+    article = articles["ttp-checkpoint"]
+    assert loaded_store.find_by_content_hash(article.content_hash) == article.id
+    assert loaded_store.find_by_content_hash("f" * 32) is None
+
+
+def test_count_articles(loaded_store, articles):
+    assert loaded_store.count_articles() == len(articles)
+
+
+def test_iter_articles_pages_in_id_order(loaded_store, articles):
+    seen: list[str] = []
+    after = None
+    while True:
+        batch = loaded_store.iter_articles(after_id=after, batch=4)
+        if not batch:
+            break
+        assert len(batch) <= 4
+        seen.extend(a.id for a in batch)
+        after = batch[-1].id
+    assert seen == sorted(a.id for a in articles.values())
+    assert loaded_store.iter_articles(after_id=max(seen)) == []
+
+
+# --- search ------------------------------------------------------------------------------------
+
+
+def test_title_match_ranks_above_body_matches(loaded_store, articles):
+    hits = loaded_store.search("ceasefire")
+    # Three body mentions in quetta-markets lose to one title mention in chaman-ceasefire.
+    assert keys_of(hits, articles) == ["chaman-ceasefire", "quetta-markets"]
+    assert hits[0].score > hits[1].score
+
+
+def test_snippet_marks_matches(loaded_store, articles):
+    hits = loaded_store.search("convoys")
+    assert keys_of(hits, articles) == ["quetta-markets"]
+    assert re.search(r"<mark>convoys</mark>", hits[0].snippet, re.IGNORECASE)
+
+
+def test_snippet_escapes_html_from_article_text(loaded_store, articles):
+    hits = loaded_store.search("escorts")
+    assert keys_of(hits, articles) == ["kurram-monitors"]
+    snippet = hits[0].snippet
+    assert "<mark>escorts</mark>" in snippet
+    assert "<" not in outside_marks(snippet), snippet
+    assert "&lt;script&gt;" in snippet
+    assert "&amp;" in snippet
+
+
+def test_snippets_without_query_are_escaped_too(loaded_store):
+    hits = loaded_store.search(None, source="Frontier Ledger")
+    assert hits
+    for hit in hits:
+        assert "<" not in hit.snippet
+    assert any("&lt;script&gt;" in hit.snippet for hit in hits)
+
+
+def test_no_query_lists_newest_first(loaded_store, articles):
+    hits = loaded_store.search(None, limit=100)
+    expected = sorted(articles, key=lambda k: event_time(articles[k]), reverse=True)
+    assert keys_of(hits, articles) == expected
+    assert keys_of(loaded_store.search("", limit=100), articles) == expected
+    assert keys_of(loaded_store.search("   ", limit=100), articles) == expected
+
+
+def test_limit_and_offset_page_through_results(loaded_store, articles):
+    everything = keys_of(loaded_store.search(None, limit=100), articles)
+    pages = []
+    for offset in range(0, len(everything), 4):
+        pages.extend(keys_of(loaded_store.search(None, limit=4, offset=offset), articles))
+    assert pages == everything
+    assert loaded_store.search(None, limit=0) == []
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({"topic": "ceasefire"}, {"chaman-ceasefire", "quetta-markets", "urdu-ceasefire"}),
+        ({"topic": "militancy"}, {"ttp-checkpoint", "bannu-denial"}),
+        ({"topic": "no-such-topic"}, set()),
+        ({"desk": "security"}, {"ttp-checkpoint", "bannu-denial"}),
+        ({"source": "Karachi Courier"}, {"quetta-markets", "cricket-tour", "ttp-checkpoint"}),
+        ({"language": "ur"}, {"urdu-ceasefire"}),
+        ({"desk": "pakistan", "topic": "border"}, {"chaman-ceasefire", "kurram-monitors"}),
+        # published missing -> fetched decides (kurram-monitors); until is exclusive
+        ({"since": "2025-10-22T00:00:00Z", "until": "2025-10-23T04:00:00Z"}, {"kurram-monitors", "ttp-checkpoint"}),
+        ({"until": "2025-10-23T03:10:00Z", "since": "2025-10-22T00:00:00Z"}, {"kurram-monitors"}),
+        ({"since": "2025-10-23T03:10:00Z", "until": "2025-10-24T00:00:00Z"}, {"ttp-checkpoint", "bannu-denial"}),
+        # a date alone, and an offset other than UTC
+        ({"since": "2025-10-25"}, {"istanbul-round", "turkiye-host"}),
+        ({"since": "2025-10-23T08:00:00+05:00", "until": "2025-10-24"}, {"ttp-checkpoint", "bannu-denial"}),
+    ],
+)
+def test_filters(loaded_store, articles, filters, expected):
+    assert set(keys_of(loaded_store.search(None, limit=100, **filters), articles)) == expected
+
+
+def test_filters_combine_with_query(loaded_store, articles):
+    assert keys_of(loaded_store.search("ceasefire", desk="business"), articles) == ["quetta-markets"]
+    assert keys_of(loaded_store.search("ceasefire", since="2025-10-20T09:00:00Z"), articles) == ["quetta-markets"]
+    assert loaded_store.search("ceasefire", language="ur") == []
+
+
+def test_bad_time_bound_is_a_clear_error(loaded_store):
+    with pytest.raises(NewsmonError, match="yesterday"):
+        loaded_store.search("ceasefire", since="yesterday")
+
+
+@pytest.mark.parametrize("query", ["Türkiye", "turkiye", "TURKIYE"])
+def test_accent_and_case_insensitive(loaded_store, articles, query):
+    assert set(keys_of(loaded_store.search(query), articles)) == {"istanbul-round", "turkiye-host"}
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ('"peace talks" Istanbul', {"istanbul-round"}),
+        ("peace talks Istanbul", {"istanbul-round", "turkiye-host"}),
+        ('TTP OR "Tehrik-i-Taliban"', {"ttp-checkpoint", "bannu-denial"}),
+        ("talks NOT cricket", {"istanbul-round", "turkiye-host"}),
+        ("talks", {"istanbul-round", "turkiye-host", "cricket-tour"}),
+        ("(TTP OR Bannu) AND police", {"ttp-checkpoint"}),
+        ("title:ceasefire", {"chaman-ceasefire"}),
+        ("Talib*", {"bannu-denial"}),
+        ("جنگ بندی", {"urdu-ceasefire"}),
+        ("ceasefire AND (((", {"chaman-ceasefire", "quetta-markets"}),
+        ('"ceasefire', {"chaman-ceasefire", "quetta-markets"}),
+        ("ceasefire)))", {"chaman-ceasefire", "quetta-markets"}),
+        ("ceasefire OR", {"chaman-ceasefire", "quetta-markets"}),
+        ("source:Anatolia Istanbul", {"istanbul-round", "turkiye-host"}),
+    ],
+)
+def test_query_forms(loaded_store, articles, query, expected):
+    assert set(keys_of(loaded_store.search(query), articles)) == expected
+
+
+def test_phrase_is_highlighted(loaded_store):
+    hits = loaded_store.search('"peace talks" Istanbul')
+    snippet = hits[0].snippet.lower()
+    assert "<mark>peace" in snippet and "<mark>istanbul</mark>" in snippet
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["AND (((", '"unclosed', ")))", "NOT", "OR OR", "*", '"', "^", "title:", "source:", ":", "-", '""',
+     "NEAR(", "a:b:c", "\\", "'", "%", "{title}: x", "ceasefire^2", "x~2", "[", "💥", "\x00", "AND OR NOT",
+     "title:(", 'NOT "', "-(", "((((((((((((((((((((x"],
+)
+def test_junk_queries_do_not_raise(loaded_store, query):
+    hits = loaded_store.search(query)
+    assert isinstance(hits, list)
+    assert all(isinstance(h, SearchHit) and h.article.id for h in hits)
+
+
+# --- topic counts ------------------------------------------------------------------------------
+
+
+def test_topic_counts_per_hour(loaded_store, articles):
+    expected: Counter = Counter()
+    for article in articles.values():
+        hour = event_time(article)[:13] + ":00:00Z"
+        for topic in article.topic_ids():
+            expected[(topic, hour)] += 1
+    counts = loaded_store.topic_counts()
+    assert {(c["topic"], c["hour"]): c["count"] for c in counts} == dict(expected)
+    # two ceasefire articles in the 08:00 hour (08:15 and 08:50)
+    assert {"topic": "ceasefire", "hour": "2025-10-20T08:00:00Z", "count": 2} in counts
+
+
+def test_topic_counts_window(loaded_store):
+    counts = loaded_store.topic_counts(since="2025-10-23T00:00:00Z", until="2025-10-24T00:00:00Z")
+    assert sorted((c["topic"], c["hour"], c["count"]) for c in counts) == [
+        ("militancy", "2025-10-23T03:00:00Z", 1),
+        ("militancy", "2025-10-23T05:00:00Z", 1),
+    ]
+
+
+def test_topic_counts_empty_store(store):
+    assert store.topic_counts() == []
+
+
+# --- feed state and seen items -----------------------------------------------------------------
+
+
+def test_feed_state_round_trip(store):
+    assert store.get_feed_state("dawn") is None
+    state = FeedState(
+        feed_id="dawn", etag='W/"abc"', last_modified="Sat, 01 Nov 2025 10:00:00 GMT",
+        last_polled="2025-11-01T10:00:05Z", last_success="2025-11-01T10:00:05Z", last_error=None,
+        last_status=200, items_total=12, not_modified_count=3, error_count=1,
+    )
+    store.save_feed_state(state)
+    assert store.get_feed_state("dawn") == state
+    later = replace(state, etag=None, last_status=304, not_modified_count=4, last_error="timeout after 20s")
+    store.save_feed_state(later)
+    store.save_feed_state(FeedState(feed_id="geo"))
+    assert store.get_feed_state("dawn") == later
+    assert {s.feed_id: s for s in store.list_feed_states()} == {"dawn": later, "geo": FeedState(feed_id="geo")}
+
+
+def test_seen_items_are_per_feed(store):
+    assert store.seen_items("f1", ["a", "b"]) == set()
+    store.mark_items_seen("f1", ["a", "b", "a"])
+    store.mark_items_seen("f1", ["b"])
+    assert store.seen_items("f1", ["a", "b", "c"]) == {"a", "b"}
+    assert store.seen_items("f2", ["a", "b"]) == set()
+    assert store.seen_items("f1", []) == set()
+
+
+# --- inbox -------------------------------------------------------------------------------------
+
+
+def feed_item(feed_id: str, item_id: str, **extra) -> FeedItem:
+    return FeedItem(
+        feed_id=feed_id, item_id=item_id, link=f"https://news.example.org/{feed_id}/{item_id}",
+        title=f"Headline {item_id}", summary="Short summary with “quotes” and ü.",
+        published="2025-11-01T09:00:00Z", **extra,
+    )
+
+
+def test_spool_skips_queued_and_seen(store):
+    first = [feed_item("f1", "i0"), feed_item("f1", "i1"), feed_item("f2", "i0")]
+    assert store.spool_items(first) == 3
+    assert store.spool_items(first) == 0
+    store.mark_items_seen("f1", ["old"])
+    assert store.spool_items([feed_item("f1", "old"), feed_item("f1", "i2"), feed_item("f1", "i2")]) == 1
+    pending = store.pending_items()
+    assert [item for _key, item in pending] == first + [feed_item("f1", "i2")]
+    assert len({key for key, _item in pending}) == 4
+    assert store.spool_items([]) == 0
+
+
+def test_pending_items_oldest_first_and_limited(store):
+    items = [feed_item("f1", f"i{n}") for n in range(5)]
+    for item in items:
+        store.spool_items([item])
+    assert [item for _key, item in store.pending_items(limit=3)] == items[:3]
+
+
+def test_get_and_finish_items(store):
+    items = [feed_item("f1", "i0", author="A. Writer", language="ur"), feed_item("f1", "i1"), feed_item("f1", "i2")]
+    store.spool_items(items)
+    keys = [key for key, _item in store.pending_items()]
+    fetched = dict(store.get_items([keys[2], keys[0], "no-such-key"]))
+    assert fetched == {keys[0]: items[0], keys[2]: items[2]}
+
+    store.finish_items([keys[0], keys[1]])
+    assert [key for key, _item in store.pending_items()] == [keys[2]]
+    assert store.get_items([keys[0]]) == []
+    assert store.seen_items("f1", ["i0", "i1", "i2"]) == {"i0", "i1"}
+    assert store.spool_items([items[0]]) == 0  # finished items never come back
+    store.finish_items([keys[0], "no-such-key"])  # repeating is harmless
+    assert [key for key, _item in store.pending_items()] == [keys[2]]
+
+
+# --- alerts and outbox -------------------------------------------------------------------------
+
+
+def make_alert(alert_id: str, created: str, **extra) -> Alert:
+    values = dict(
+        id=alert_id, rule_id="ceasefire-desk", desk="pakistan", article_id="a" * 32, story_id="story-1",
+        title="Ceasefire extended by two weeks", url="https://news.example.org/extended",
+        source="Frontier Ledger", development="ceasefire-extended", topics=["ceasefire", "talks"],
+        matched="topic ceasefire + development ceasefire-extended", created=created,
+        channels=["email", "webhook"],
+    )
+    values.update(extra)
+    return Alert(**values)
+
+
+def test_record_alert_is_idempotent_and_counts_copies(store):
+    alert = make_alert("alert-1", "2025-10-28T10:00:00Z")
+    assert store.record_alert(alert) is True
+    assert store.get_alert("alert-1") == alert
+    assert store.record_alert(alert) is False
+    assert store.record_alert(replace(alert, title="a later copy")) is False
+    stored = store.get_alert("alert-1")
+    assert stored.copies == 3
+    assert stored.title == alert.title  # the first firing is what the desk saw
+    assert store.get_alert("nope") is None
+
+
+def test_list_alerts_newest_first_with_since(store):
+    for n, created in enumerate(["2025-10-28T10:00:00Z", "2025-10-28T12:00:00Z", "2025-10-27T09:00:00Z"]):
+        store.record_alert(make_alert(f"alert-{n}", created))
+    assert [a.id for a in store.list_alerts()] == ["alert-1", "alert-0", "alert-2"]
+    assert [a.id for a in store.list_alerts(since="2025-10-28T00:00:00Z")] == ["alert-1", "alert-0"]
+    assert [a.id for a in store.list_alerts(since="2025-10-28T10:00:00Z")] == ["alert-1", "alert-0"]
+    assert [a.id for a in store.list_alerts(limit=1)] == ["alert-1"]
+
+
+def test_outbox_lifecycle(store):
+    store.record_alert(make_alert("alert-1", "2025-10-28T10:00:00Z"))
+    store.enqueue_delivery("alert-1", "email")
+    store.enqueue_delivery("alert-1", "email")
+    store.enqueue_delivery("alert-1", "webhook")
+    assert store.pending_deliveries() == [("alert-1", "email", 0), ("alert-1", "webhook", 0)]
+
+    store.mark_delivery_failed("alert-1", "email", "smtp 127.0.0.1:2525 refused the connection")
+    store.mark_delivery_failed("alert-1", "email", "timeout")
+    assert store.pending_deliveries() == [("alert-1", "email", 2), ("alert-1", "webhook", 0)]
+
+    store.mark_delivered("alert-1", "email")
+    assert store.pending_deliveries() == [("alert-1", "webhook", 0)]
+    store.enqueue_delivery("alert-1", "email")  # already delivered: stays delivered
+    assert store.pending_deliveries() == [("alert-1", "webhook", 0)]
+    assert store.pending_deliveries(limit=0) == []
+    store.mark_delivered("alert-1", "webhook")
+    assert store.pending_deliveries() == []
+
+
+# --- stories -----------------------------------------------------------------------------------
+
+
+def test_story_keys_oldest_story_wins(store):
+    assert store.story_for_keys(["k1"]) is None
+    assert store.story_for_keys([]) is None
+    store.add_story_keys("story-old", ["k1", "shared"])
+    store.add_story_keys("story-new", ["shared", "k3"])
+    assert store.story_for_keys(["shared"]) == "story-old"
+    assert store.story_for_keys(["k3"]) == "story-new"
+    assert store.story_for_keys(["k3", "k1"]) == "story-old"
+    assert store.story_for_keys(["unknown"]) is None
+
+
+def test_bump_and_get_story(store):
+    assert store.get_story("story-1") is None
+    store.add_story_keys("story-1", ["k1"])
+    assert store.bump_story("story-1", "a1", "Frontier Ledger") == 1
+    assert store.bump_story("story-1", "a2", "Karachi Courier") == 2
+    assert store.bump_story("story-1", "a3", "Frontier Ledger") == 3
+    assert store.bump_story("story-1", "a2", "Karachi Courier") == 3  # the same article counts once
+    story = store.get_story("story-1")
+    assert story["id"] == "story-1"
+    assert story["copies"] == 3
+    assert story["articles"] == ["a1", "a2", "a3"]
+    assert story["sources"] == ["Frontier Ledger", "Karachi Courier"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", story["first_seen"])
+
+
+def test_bump_story_without_keys_creates_it(store):
+    assert store.bump_story("story-2", "a9", "Peshawar Post") == 1
+    assert store.get_story("story-2")["articles"] == ["a9"]
+

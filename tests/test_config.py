@@ -1,0 +1,123 @@
+"""Config validation: every mistake gives one line naming file, entry and field."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.config import load_config, load_yaml, validate_feeds, validate_settings
+from pipelines.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+GOOD_FEED = {"id": "dawn", "url": "https://example.org/feed.xml", "desk": "security", "language": "en",
+             "interval": 300}
+
+
+def feeds_error(feeds, desks=None) -> str:
+    with pytest.raises(ConfigError) as info:
+        validate_feeds({"feeds": feeds}, "feeds.yaml", desks)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("feeds.yaml")
+    return message
+
+
+def test_valid_feeds_load_with_defaults():
+    feeds = validate_feeds({"defaults": {"interval": 120}, "feeds": [GOOD_FEED, {**GOOD_FEED, "id": "tolo",
+                                                                                 "url": "https://e.org/x",
+                                                                                 "interval": None}]},
+                           "feeds.yaml")
+    assert [f.id for f in feeds] == ["dawn", "tolo"]
+    assert feeds[0].interval == 300
+    assert feeds[1].interval == 120  # null falls back to defaults
+
+
+def test_unknown_key_names_entry_and_field():
+    message = feeds_error([{**GOOD_FEED, "intervall": 5}])
+    assert "entry 'dawn'" in message and "field 'intervall'" in message and "unknown key" in message
+
+
+def test_wrong_type_names_field():
+    message = feeds_error([{**GOOD_FEED, "interval": "often"}])
+    assert "field 'interval'" in message and "expected int" in message
+
+
+def test_bool_is_not_an_interval():
+    assert "got bool" in feeds_error([{**GOOD_FEED, "interval": True}])
+
+
+def test_duplicate_id():
+    message = feeds_error([GOOD_FEED, {**GOOD_FEED, "url": "https://example.org/other"}])
+    assert "duplicate id" in message and "field 'id'" in message
+
+
+@pytest.mark.parametrize("url", ["ftp://example.org/x", "not a url", "file:///etc/passwd", "https://"])
+def test_bad_url(url):
+    assert "field 'url'" in feeds_error([{**GOOD_FEED, "url": url}])
+
+
+def test_missing_required_field_names_entry_by_position():
+    message = feeds_error([{"url": "https://example.org/x", "desk": "security"}])
+    assert "entry '#1'" in message and "field 'id'" in message
+
+
+def test_unknown_desk_when_desks_known():
+    assert "unknown desk" in feeds_error([GOOD_FEED], desks={"diplomacy"})
+
+
+def test_settings_validation():
+    assert validate_settings(None, "newsmon.yaml").batch_size == 25
+    settings = validate_settings({"fetch": {"workers": 4}, "batch_size": 10}, "newsmon.yaml")
+    assert settings.fetch["workers"] == 4 and settings.batch_size == 10
+    with pytest.raises(ConfigError, match="entry 'fetch': field 'max_bytes'"):
+        validate_settings({"fetch": {"max_bytes": -1}}, "newsmon.yaml")
+    with pytest.raises(ConfigError, match="field 'schedule'"):
+        validate_settings({"schedule": "every five minutes"}, "newsmon.yaml")
+
+
+def test_yaml_syntax_error_names_line(tmp_path):
+    bad = tmp_path / "feeds.yaml"
+    bad.write_text("feeds:\n  - id: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"feeds.yaml: YAML syntax error: line \d+"):
+        load_yaml(bad)
+
+
+def test_shipped_config_is_valid():
+    config = load_config(str(REPO / "config"))
+    assert len(config.feeds) >= 15
+    topic_ids = {t.id for t in config.taxonomy.topics}
+    assert {"ceasefire", "peace-talks", "mediation", "cross-border-militancy", "border-clashes", "infiltration",
+            "diplomatic-statement", "india-angle", "refugees-humanitarian", "trade-connectivity"} <= topic_ids
+    assert config.alerts.rules
+
+
+def _copy_config(tmp_path: Path) -> Path:
+    target = tmp_path / "config"
+    shutil.copytree(REPO / "config", target, ignore=shutil.ignore_patterns("elasticsearch", "kibana"))
+    return target
+
+
+def test_validate_config_command_exits_1_with_one_line(tmp_path):
+    config_dir = _copy_config(tmp_path)
+    data = yaml.safe_load((config_dir / "feeds.yaml").read_text(encoding="utf-8"))
+    data["feeds"][2]["url"] = "gopher://example.org/"
+    (config_dir / "feeds.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "--config", str(config_dir),
+                             "validate-config"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "feeds.yaml" in lines[0] and data["feeds"][2]["id"] in lines[0] and "'url'" in lines[0]
+
+
+def test_validate_config_command_ok(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "--config", str(REPO / "config"),
+                             "validate-config", "--json"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert '"ok": true' in result.stdout
