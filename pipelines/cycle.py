@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipelines.errors import FetchError, NewsmonError
-from pipelines.store.base import StoreError
 from pipelines.models import Article, CycleReport, FeedItem, FeedState, iso, utcnow
+from pipelines.store.base import StoreError
 
 FETCHER_ARGS = ("user_agent", "connect_timeout", "read_timeout", "total_timeout", "max_bytes",
                 "max_redirects", "per_host_concurrency", "per_host_delay")

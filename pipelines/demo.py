@@ -18,7 +18,6 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COVERAGE_DIR = REPO_ROOT / "tests" / "fixtures" / "coverage"
-FEED_DESKS = {"frontier-wire": "security", "kabul-ledger": "diplomacy"}
 CONTENT_TYPES = {".xml": "application/rss+xml", ".atom": "application/atom+xml", ".html": "text/html"}
 
 
@@ -59,10 +58,6 @@ class CoverageServer:
         self.base = f"http://{host}:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def feed_urls(self) -> dict[str, str]:
-        return {p.stem: f"{self.base}/feeds/{p.name}" for p in sorted((self.root / "feeds").iterdir())
-                if p.suffix in (".xml", ".atom")}
-
     def __enter__(self) -> CoverageServer:
         self._thread.start()
         return self
@@ -72,16 +67,15 @@ class CoverageServer:
         self.httpd.server_close()
 
 
-def write_demo_config(config_src: Path, target: Path, feed_urls: dict[str, str], interval: int = 60) -> Path:
-    """A config dir: the project's topics and alerts, feeds pointing at the local server."""
+def write_demo_config(config_src: Path, target: Path, base: str, feeds_template: Path | None = None) -> Path:
+    """A config dir: the project's topics, alerts and settings; feeds pointing at the local server."""
     target.mkdir(parents=True, exist_ok=True)
     for name in ("topics.yaml", "alerts.yaml"):
         shutil.copy(config_src / name, target / name)
-    feeds = [{"id": feed_id, "url": url, "desk": FEED_DESKS.get(feed_id, "regional"), "language": "en",
-              "interval": interval} for feed_id, url in feed_urls.items()]
-    (target / "feeds.yaml").write_text(yaml.safe_dump({"feeds": feeds}, sort_keys=False), encoding="utf-8")
-    settings = yaml.safe_load((config_src / "newsmon.yaml").read_text(encoding="utf-8")) \
-        if (config_src / "newsmon.yaml").exists() else {}
+    template = (feeds_template or COVERAGE_DIR / "demo-feeds.yaml").read_text(encoding="utf-8")
+    (target / "feeds.yaml").write_text(template.replace("{{BASE}}", base), encoding="utf-8")
+    settings_path = config_src / "newsmon.yaml"
+    settings = yaml.safe_load(settings_path.read_text(encoding="utf-8")) if settings_path.exists() else None
     settings = settings or {}
     # one local host serves every page: a short politeness delay keeps the demo quick
     settings.setdefault("fetch", {})["per_host_delay"] = 0.02
@@ -101,7 +95,7 @@ def run_demo(args: argparse.Namespace) -> int:
     work.mkdir(parents=True, exist_ok=True)
     store_url = args.store or f"sqlite:///{work / 'demo.db'}"
     with CoverageServer() as server:
-        config_dir = write_demo_config(Path(config_dir_from(args.config)), work / "config", server.feed_urls())
+        config_dir = write_demo_config(Path(config_dir_from(args.config)), work / "config", server.base)
         ctx = open_context(str(config_dir), store_url, policy=NetworkPolicy(allow=["127.0.0.0/8"]),
                            base_dir=str(work))
         try:
@@ -112,8 +106,7 @@ def run_demo(args: argparse.Namespace) -> int:
             ctx.close()
     summary = {
         "server": server.base, "store": store_url,
-        "feeds": [{"id": f, "items": states[f].items_total if f in states else 0,
-                   "error": states[f].last_error if f in states else None} for f in server.feed_urls()],
+        "feeds": [{"id": s.feed_id, "items": s.items_total, "error": s.last_error} for s in states.values()],
         "articles_stored": report.articles_stored, "topics": report.topics, "dropped": report.dropped,
         "alerts": [{"rule": a.rule_id, "desk": a.desk, "development": a.development, "title": a.title}
                    for a in alerts],

@@ -1,0 +1,54 @@
+# newsmon developer tasks (GNU make). `make help` lists them.
+# The venv is (re)synced whenever pyproject.toml or constraints.txt is newer than
+# the stamp $(VENV)/.installed, or when the stamp is missing (a venv made by hand).
+
+PYTHON ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Never prompt (CI has no stdin) and keep pip's output to what matters.
+PIP := PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 $(VPY) -m pip
+
+.DEFAULT_GOAL := help
+.PHONY: help venv test lint run demo clean distclean
+
+help:
+	@echo "make venv       create/sync $(VENV) (pip install -c constraints.txt -e '.[airflow,test]')"
+	@echo "make test       ruff + pytest"
+	@echo "make lint       ruff only"
+	@echo "make run        newsmon watch (poll the feeds in config/feeds.yaml)"
+	@echo "make demo       newsmon demo (local sample coverage, no network)"
+	@echo "make clean      remove caches and build files (keeps $(VENV) and var/)"
+	@echo "make distclean  clean + remove $(VENV)"
+
+# A venv whose python is gone or broken loses its stamp, so the sub-make reinstalls.
+venv:
+	@$(VPY) -c '' >/dev/null 2>&1 || rm -f $(STAMP)
+	@$(MAKE) --no-print-directory $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt scripts/ensure-venv.sh
+	scripts/ensure-venv.sh '$(VENV)' '$(PYTHON)'
+	$(PIP) install --upgrade pip
+	$(PIP) install -c constraints.txt -e '.[airflow,test]'
+	@touch $@
+
+test: venv
+	$(VENV)/bin/ruff check .
+	$(VPY) -m pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+run: venv
+	$(VENV)/bin/newsmon watch
+
+demo: venv
+	$(VENV)/bin/newsmon demo
+
+# Stored data (var/) is never removed by a make target.
+clean:
+	rm -rf .pytest_cache .ruff_cache build dist tests/artifacts *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
