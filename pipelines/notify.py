@@ -1,0 +1,318 @@
+"""Deliver alerts to desk channels (console, JSON lines, webhook, email) from the store's outbox.
+
+Delivery is at-least-once: the alert is recorded and queued first (alerts.py), sent
+here, and marked delivered only after the channel accepted it. A crash between the
+two repeats the send, so every channel carries the alert id for the receiver to
+drop duplicates (webhook Idempotency-Key header, Message-ID, the JSON line's id).
+
+Webhook URLs are NOT passed through the fetch layer's SSRF guard (netguard): they
+are written by the operator in alerts.yaml or the environment, not taken from feeds,
+and posting to an internal chat/relay host is their normal use.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import hashlib
+import hmac
+import html
+import json
+import logging
+import os
+import smtplib
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+from pipelines.alerts import AlertConfig, ChannelConfig
+from pipelines.errors import NewsmonError
+from pipelines.models import Alert
+from pipelines.store.base import Store
+
+log = logging.getLogger(__name__)
+
+# The default 78-column folding moves a long bracketed subject onto a continuation line,
+# which some clients show with a leading space; 998 is the RFC 5322 hard line limit.
+_MAIL_POLICY = email.policy.SMTP.clone(max_line_length=998)
+
+MAX_ATTEMPTS = 20
+SIGNATURE_HEADER = "X-Newsmon-Signature"
+TIMESTAMP_HEADER = "X-Newsmon-Timestamp"
+USER_AGENT = "newsmon-notify/0.1"
+
+
+class DeliveryError(NewsmonError):
+    """One alert could not be delivered to one channel; the message names channel and target.
+
+    unreachable: the target did not answer at all (refused, timeout), so the channel's
+    other deliveries would only wait out the same failure."""
+
+    def __init__(self, channel: str, target: str, reason: str, *, unreachable: bool = False):
+        self.channel, self.target, self.reason, self.unreachable = channel, target, reason, unreachable
+        super().__init__(f"channel {channel!r} ({target}): {reason}")
+
+
+def sign(secret: bytes, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: bytes, body: bytes, header: str) -> bool:
+    """Receiver side: does X-Newsmon-Signature match this raw body? Constant-time compare."""
+    if not header or not header.startswith("sha256="):
+        return False
+    return hmac.compare_digest(sign(secret, body).encode("ascii"), header.strip().encode("ascii", "replace"))
+
+
+def _one_line(text: Any, limit: int = 300) -> str:
+    line = " ".join(str(text or "").split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _safe_target(url: str) -> str:
+    """scheme://host:port only: webhook paths often carry the secret token (Slack, Teams)."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    except ValueError:
+        return "<bad url>"
+
+
+def alert_line(alert: Alert) -> str:
+    dev = alert.development or "no development"
+    return (f"[newsmon {alert.desk}] {dev}: {_one_line(alert.title, 160)} — {_one_line(alert.source, 60)} "
+            f"{alert.url} (rule {alert.rule_id}; {_one_line(alert.matched, 200)})")
+
+
+def _slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_payload(alert: Alert) -> dict[str, Any]:
+    title = _slack_escape(_one_line(alert.title, 200))
+    link = f"<{alert.url}|{title}>" if alert.url.startswith(("http://", "https://")) else title
+    facts = " · ".join(x for x in (_slack_escape(alert.source), alert.development or "", f"desk {alert.desk}") if x)
+    return {
+        "text": _one_line(alert_line(alert), 3000),
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{link}*\n{facts}"}},
+            {"type": "context", "elements": [
+                {"type": "mrkdwn", "text": _slack_escape(f"rule {alert.rule_id}: {_one_line(alert.matched, 500)}")},
+            ]},
+        ],
+    }
+
+
+_LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirected POST would silently turn into a GET without the body; treat 3xx as failure."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+class Notifier:
+    """Sends one alert to one configured channel, and drains the store's delivery outbox."""
+
+    def __init__(self, config: AlertConfig, env: Mapping[str, str] = os.environ, base_dir: str = ".",
+                 stdout: IO[str] | None = None, max_attempts: int = MAX_ATTEMPTS):
+        self.config, self.env, self.base_dir = config, env, base_dir
+        self.stdout = stdout
+        self.max_attempts = max_attempts
+        self._opener = urllib.request.build_opener(_NoRedirect)
+
+    # ------------------------------------------------------------------ outbox
+
+    def deliver_pending(self, store: Store, limit: int = 100) -> tuple[int, list[str]]:
+        """Send queued deliveries; (delivered count, one error line per failure).
+
+        Failures stay queued (attempts+1) for the next call; after max_attempts the
+        last failure is recorded as given up and the row is no longer tried. Rows with
+        fewer attempts go first, so one stuck alert cannot hold up newer ones. Once a
+        channel's target is unreachable in a call, its remaining rows wait for the next
+        call instead of each waiting out the same timeout."""
+        delivered, errors = 0, []
+        down: dict[str, int] = {}
+        rows = sorted(self._live_rows(store, limit), key=lambda row: row[2])
+        for alert_id, channel_id, attempts in rows:
+            if channel_id in down:
+                down[channel_id] += 1
+                continue
+            alert = store.get_alert(alert_id)
+            try:
+                if alert is None:
+                    raise DeliveryError(channel_id, "-", f"alert {alert_id} is not in the store")
+                self.send(alert, channel_id)
+            except DeliveryError as exc:
+                message = str(exc)
+                if attempts + 1 >= self.max_attempts:
+                    message = f"giving up after {attempts + 1} attempts: {message}"
+                store.mark_delivery_failed(alert_id, channel_id, message)
+                errors.append(f"alert {alert_id}: {message}")
+                if exc.unreachable:
+                    down[channel_id] = 0
+                continue
+            store.mark_delivered(alert_id, channel_id)
+            delivered += 1
+        for channel_id, deferred in down.items():
+            if deferred:
+                errors.append(f"channel {channel_id!r}: {deferred} more deliveries deferred to the next run")
+        return delivered, errors
+
+    def _live_rows(self, store: Store, limit: int) -> list[tuple[str, str, int]]:
+        """Up to `limit` pending rows still worth trying.
+
+        The Store protocol has no "dead letter" state, so given-up rows stay pending; ask
+        for more rows until `limit` live ones are found, or the outbox is exhausted."""
+        want = limit
+        while True:
+            rows = store.pending_deliveries(want)
+            live = [r for r in rows if r[2] < self.max_attempts]
+            if len(live) >= limit or len(rows) < want or want >= limit * 64:
+                return live[:limit]
+            want *= 4
+
+    # ------------------------------------------------------------------ channels
+
+    def send(self, alert: Alert, channel_id: str) -> None:
+        channel = self.config.channels.get(channel_id)
+        if channel is None:
+            raise DeliveryError(channel_id, "-", f"no such channel in {self.config.path}")
+        if not channel.enabled:
+            raise DeliveryError(channel_id, channel.type, "channel is disabled in the config")
+        sender = getattr(self, f"_send_{channel.type}")
+        sender(alert, channel)
+
+    def _send_console(self, alert: Alert, channel: ChannelConfig) -> None:
+        out = self.stdout or sys.stdout
+        try:
+            print(alert_line(alert), file=out, flush=True)
+        except (OSError, ValueError) as exc:
+            raise DeliveryError(channel.id, "stdout", str(exc)) from None
+
+    def _send_jsonl(self, alert: Alert, channel: ChannelConfig) -> None:
+        path = os.path.join(self.base_dir, channel.path or "")
+        line = json.dumps({**alert.to_dict(), "channel": channel.id}, ensure_ascii=False, sort_keys=True) + "\n"
+        try:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            # One O_APPEND write per line, so concurrent writers never interleave inside a line.
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line.encode("utf-8"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise DeliveryError(channel.id, path, exc.strerror or str(exc)) from None
+
+    def _env(self, channel: ChannelConfig, name: str | None, what: str, target: str) -> str | None:
+        if name is None:
+            return None
+        value = self.env.get(name)
+        if not value:
+            raise DeliveryError(channel.id, target, f"{what}: environment variable {name} is not set")
+        return value
+
+    def _send_webhook(self, alert: Alert, channel: ChannelConfig) -> None:
+        url = channel.url or self._env(channel, channel.url_env, "webhook url", f"${channel.url_env}") or ""
+        target = _safe_target(url)
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise DeliveryError(channel.id, target, "webhook url must be http(s)")
+        payload = slack_payload(alert) if channel.format == "slack" else alert.to_dict()
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT,
+                   "Idempotency-Key": alert.id, **channel.headers}
+        for header, env_name in channel.headers_env.items():
+            headers[header] = self._env(channel, env_name, f"header {header}", target) or ""
+        if channel.secret_env:
+            secret = self.env.get(channel.secret_env)
+            if secret:
+                headers[SIGNATURE_HEADER] = sign(secret.encode("utf-8"), body)
+                headers[TIMESTAMP_HEADER] = str(int(time.time()))
+            else:
+                log.warning("channel %s: %s is not set; sending the webhook unsigned", channel.id,
+                            channel.secret_env)
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        try:
+            with self._opener.open(request, timeout=channel.timeout) as response:
+                status = response.status
+                response.read(65536)
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+            exc.close()
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise DeliveryError(channel.id, target, f"POST failed: {_one_line(reason, 200)}",
+                                unreachable=True) from None
+        if not 200 <= status < 300:
+            raise DeliveryError(channel.id, target, f"POST answered HTTP {status}")
+
+    def _email_message(self, alert: Alert, channel: ChannelConfig) -> EmailMessage:
+        from_addr = channel.from_addr or ""
+        domain = from_addr.rpartition("@")[2] or "newsmon.invalid"
+        dev = f"{alert.development}: " if alert.development else ""
+        msg = EmailMessage(policy=_MAIL_POLICY)
+        msg["Subject"] = _one_line(f"{channel.subject_prefix} {alert.desk} | {dev}{alert.title}", 200)
+        msg["From"] = from_addr
+        msg["To"] = ", ".join(channel.to)
+        msg["Date"] = formatdate(localtime=False)
+        msg["Message-ID"] = f"<alert-{alert.id}@{domain}>"
+        msg["X-Newsmon-Alert-Id"] = alert.id
+        text = (f"{alert.title}\n{alert.url}\n\nSource: {alert.source}\nDevelopment: {alert.development or '-'}\n"
+                f"Topics: {', '.join(alert.topics) or '-'}\nDesk: {alert.desk}\nRule: {alert.rule_id}\n"
+                f"Why: {alert.matched}\nStory: {alert.story_id}\nAlert: {alert.id}\n")
+        esc = html.escape
+        href = esc(alert.url, quote=True) if alert.url.startswith(("http://", "https://")) else ""
+        title = f'<a href="{href}">{esc(alert.title)}</a>' if href else esc(alert.title)
+        rows = "".join(f"<tr><th align=\"left\">{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in (
+            ("Source", alert.source), ("Development", alert.development or "-"),
+            ("Topics", ", ".join(alert.topics) or "-"), ("Desk", alert.desk), ("Rule", alert.rule_id),
+            ("Why", alert.matched), ("Alert", alert.id)))
+        msg.set_content(text)
+        msg.add_alternative(f"<html><body><h2>{title}</h2><table>{rows}</table></body></html>", subtype="html")
+        return msg
+
+    def _send_email(self, alert: Alert, channel: ChannelConfig) -> None:
+        env_target = f"${channel.smtp_host_env}"
+        host = channel.smtp_host or self._env(channel, channel.smtp_host_env, "smtp host", env_target) or ""
+        target = f"smtp {host}:{channel.smtp_port}"
+        user = channel.smtp_user or (self.env.get(channel.smtp_user_env) if channel.smtp_user_env else None)
+        password = self._env(channel, channel.password_env, "smtp password", target)
+        if password and not user:
+            raise DeliveryError(channel.id, target, "a password is set but no smtp_user / smtp_user_env")
+        if password and not (channel.ssl or channel.starttls) and host not in _LOOPBACK_HOSTS:
+            raise DeliveryError(channel.id, target, "refusing to send the SMTP password without TLS "
+                                                    "(set starttls: true or ssl: true)")
+        msg = self._email_message(alert, channel)
+        try:
+            if channel.ssl:
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, channel.smtp_port, timeout=channel.timeout,
+                                                      context=ssl.create_default_context())
+            else:
+                smtp = smtplib.SMTP(host, channel.smtp_port, timeout=channel.timeout)
+            with smtp:
+                smtp.ehlo()
+                if channel.starttls:
+                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.ehlo()
+                if user and password:
+                    smtp.login(user, password)
+                refused = smtp.send_message(msg, from_addr=channel.from_addr, to_addrs=list(channel.to))
+        except (smtplib.SMTPException, OSError) as exc:
+            # SMTPException subclasses OSError; only socket-level failures and lost connections
+            # mean the server is unreachable, a rejected message or login is an answer.
+            unreachable = (not isinstance(exc, smtplib.SMTPException)
+                           or isinstance(exc, (smtplib.SMTPConnectError, smtplib.SMTPServerDisconnected)))
+            raise DeliveryError(channel.id, target, _one_line(f"{type(exc).__name__}: {exc}", 300),
+                                unreachable=unreachable) from None
+        if refused:
+            # Some recipients got it; resending would duplicate it for them, so report and move on.
+            log.warning("channel %s: recipients refused: %s", channel.id, ", ".join(refused))
