@@ -114,7 +114,11 @@ class LocalServer:
                     except OSError:
                         pass
 
-        self.httpd = ThreadingHTTPServer((host, 0), Handler)
+        class QuietServer(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):  # clients hanging up early is normal here
+                pass
+
+        self.httpd = QuietServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.base = f"http://{host}:{self.port}"

@@ -1,0 +1,388 @@
+"""Feed parsing on our own fixture feeds, hostile XML, and polling against a real local server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipelines.feeds import PollResult, defuse_doctype, html_to_text, parse_feed, poll_feed, poll_many
+from pipelines.http import Fetcher
+from pipelines.models import FeedConfig, FeedState, utcnow
+from pipelines.netguard import NetworkPolicy
+from tests.localserver import LocalServer, Route
+
+FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
+BASE = "https://base.example.com/feeds/main.xml"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def feed(feed_id: str = "frontier", url: str = BASE, language: str = "xx") -> FeedConfig:
+    return FeedConfig(id=feed_id, url=url, desk="desk-a", language=language)
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def by_title(parsed) -> dict:
+    return {item.title: item for item in parsed.items}
+
+
+# -- formats ----------------------------------------------------------------------------------------
+
+def test_rss2_items_fields():
+    parsed = parse_feed(fixture("rss2.xml"), feed(), base_url=BASE)
+    assert parsed.bozo is None
+    assert parsed.title == "Frontier Desk & Wire"
+    assert len(parsed.items) == 6
+    first = parsed.items[0]
+    assert first.feed_id == "frontier"
+    assert first.item_id == "frontier-1001"  # the guid, even when not a permalink
+    assert first.link == "https://news.example.org/2025/11/crossing-reopens"
+    assert first.title == "Hill-road crossing reopens to lorries after eight-day closure"
+    assert first.published == "2025-11-04T04:30:00Z"  # +05:00 converted to UTC
+    assert first.author == "Desk Reporter"
+    assert first.language == "en-GB"  # the feed's own language beats the config's
+    assert first.summary == ("Fruit traders queued from dawn at the gate.\n\n"
+                             "Customs staff said inspections would stay slow.")
+    assert "tracker" not in first.summary  # script contents are not text
+    assert first.content == ("Queues at dawn\n\nThe first paragraph of the invented full text.\n\n"
+                             "A second paragraph, with an ampersand & a link.")
+
+
+def test_rss2_links_are_resolved_or_dropped():
+    items = by_title(parse_feed(fixture("rss2.xml"), feed(), base_url=BASE))
+    relative = items["Second round of mediated talks set for next week"]
+    assert relative.link == "https://base.example.com/2025/11/talks-round-two"
+    assert relative.item_id == relative.link  # no guid: the link identifies it
+    assert items["Scripted link must not survive"].link is None
+    assert items["Data URL link"].link is None
+    assert items["Permalink guid stands in for the link"].link == "https://news.example.org/p/1005"
+
+
+def test_item_without_guid_or_link_gets_a_stable_hash_id():
+    first = by_title(parse_feed(fixture("rss2.xml"), feed(), base_url=BASE))
+    again = by_title(parse_feed(fixture("rss2.xml"), feed(), base_url="https://elsewhere.example/"))
+    item = first["Wire item with neither link nor guid"]
+    assert item.link is None
+    assert item.item_id.startswith("sha256:") and len(item.item_id) == len("sha256:") + 32
+    assert again["Wire item with neither link nor guid"].item_id == item.item_id
+    assert item.item_id not in {i.item_id for i in first.values() if i is not item}
+
+
+def test_future_and_unparseable_dates_become_none():
+    items = by_title(parse_feed(fixture("rss2.xml"), feed(), base_url=BASE))
+    assert items["Second round of mediated talks set for next week"].published is None  # year 2099
+    assert items["Scripted link must not survive"].published is None  # "sometime last Tuesday"
+
+
+def test_dates_within_a_day_ahead_are_kept_and_beyond_are_dropped():
+    now = utcnow().replace(microsecond=0)
+    soon, later = now + timedelta(hours=6), now + timedelta(days=3)
+    body = textwrap.dedent(f"""\
+        <rss version="2.0"><channel><title>t</title>
+        <item><title>soon</title><link>https://d.example/1</link><pubDate>{format_datetime(soon, usegmt=True)}</pubDate></item>
+        <item><title>later</title><link>https://d.example/2</link><pubDate>{format_datetime(later, usegmt=True)}</pubDate></item>
+        </channel></rss>""").encode()
+    items = by_title(parse_feed(body, feed()))
+    assert items["soon"].published == soon.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert items["later"].published is None
+
+
+def test_atom_feed():
+    parsed = parse_feed(fixture("atom.xml"), feed(language="ur"), base_url=BASE)
+    assert parsed.bozo is None
+    assert parsed.version == "atom10"
+    assert parsed.title == "Valley Notes"  # type="html" title, tags stripped
+    items = by_title(parsed)
+    first = items["Relative alternate link resolved against xml:base"]
+    assert first.item_id == "tag:atom.example.net,2025:entry-1"
+    assert first.link == "https://atom.example.net/blog/posts/first.html"  # alternate, not the enclosure
+    assert first.published == "2025-11-06T03:15:00Z"  # published wins over updated
+    assert first.author == "Valley Correspondent"
+    assert first.summary == "A short plain summary."
+    assert first.content == "Opening paragraph of the entry.\n\nClosing paragraph."
+    assert first.language == "ur"  # the feed declares none: the config's language
+    updated_only = items["Only an updated date"]
+    assert updated_only.published == "2025-11-06T01:59:59Z"
+    assert updated_only.content == "XHTML body one.\n\nXHTML body two."
+    assert items["Entry without a link"].link is None
+
+
+def test_rss1_rdf_feed():
+    parsed = parse_feed(fixture("rss1.rdf"), feed(), base_url=BASE)
+    assert parsed.bozo is None
+    assert parsed.version == "rss10"
+    assert [i.item_id for i in parsed.items] == ["https://rdf.example.com/a/1", "https://rdf.example.com/a/2"]
+    assert parsed.items[0].published == "2025-11-03T13:20:00Z"
+    assert parsed.items[1].published == "2025-11-03T00:00:00Z"
+    assert parsed.items[0].author == "Redaktion"
+    assert parsed.items[0].language == "de"
+
+
+def test_truncated_malformed_feed_still_yields_items():
+    parsed = parse_feed(fixture("truncated.xml"), feed(), base_url=BASE)
+    assert parsed.bozo is not None and "\n" not in parsed.bozo
+    assert "SAXParseException" in parsed.bozo
+    titles = [i.title for i in parsed.items]
+    assert titles[:2] == ["Roads & bridges: first item survives", "Second item survives too"]
+    assert parsed.items[0].published == "2025-11-03T06:00:00Z"
+
+
+@pytest.mark.parametrize(("name", "headers", "title", "item_title"), [
+    ("windows1251.xml", None, "Сводка дня", "Переговоры продолжатся"),
+    ("utf16.xml", None, "خبرنامہ", "مذاکرات کا دوسرا دور"),
+    ("latin1_undeclared.xml", {"Content-Type": "application/rss+xml; charset=ISO-8859-1"},
+     "Revue de presse", "Négociations à Genève"),
+])
+def test_encodings(name, headers, title, item_title):
+    parsed = parse_feed(fixture(name), feed(), base_url=BASE, headers=headers)
+    assert parsed.title == title
+    assert [i.title for i in parsed.items] == [item_title]
+
+
+def test_not_a_feed_has_no_version_and_no_items():
+    parsed = parse_feed(b"<html><body><p>Please log in</p></body></html>", feed())
+    assert parsed.items == []
+    assert parsed.version == ""
+
+
+def test_html_to_text_keeps_paragraphs_and_drops_scripts():
+    markup = ("<div><h1>Head</h1><p>One  <b>two</b>\n three.</p><script>var x = 1;</script>"
+              "<p>Line<br>break &amp; entity&nbsp;here</p><ul><li>a</li><li>b</li></ul></div>")
+    assert html_to_text(markup) == "Head\n\nOne two three.\n\nLine\nbreak & entity here\n\na\n\nb"
+    assert html_to_text("plain   text\n\nsecond para") == "plain text\n\nsecond para"
+    assert html_to_text(None) == ""
+
+
+# -- hostile XML --------------------------------------------------------------------------------------
+
+SECRET_MARKER = "NEWSMON-XXE-CANARY-7f3a"
+
+
+@pytest.mark.parametrize("name", ["xxe_general.xml", "xxe_parameter.xml", "xxe_external_dtd.xml"])
+def test_external_entities_are_never_resolved(tmp_path, name):
+    secret = tmp_path / "secret.txt"
+    secret.write_text(SECRET_MARKER + "\n")
+    body = fixture(name).replace(b"@SECRET_URL@", secret.as_uri().encode())
+    assert secret.as_uri().encode() in body  # the probe really points at the file
+    parsed = parse_feed(body, feed(), base_url=BASE)
+    everything = repr(parsed)
+    assert SECRET_MARKER not in everything
+    assert len(parsed.items) == 1  # the rest of the feed still parses
+    assert parsed.items[0].link.startswith("https://xxe.example.org/")
+
+
+def test_defuse_doctype_keeps_only_harmless_entities():
+    body = (b'<?xml version="1.0"?>\n<!DOCTYPE rss [\n<!ENTITY nbsp "&#160;">\n<!ENTITY org "ACME">\n'
+            b'<!ENTITY long "' + b"x" * 100 + b'">\n<!ENTITY nest "&org;&org;">\n'
+            b'<!ENTITY ext SYSTEM "file:///etc/passwd">\n]>\n<rss><t>&nbsp;&org;&long;&nest;&ext;&amp;</t></rss>')
+    out = defuse_doctype(body)
+    assert b"DOCTYPE" not in out and b"ENTITY" not in out
+    assert out.endswith(b"<rss><t>&#160;ACME&long;&nest;&ext;&amp;</t></rss>")
+
+
+def test_declared_html_entities_still_parse_strictly():
+    body = (b'<?xml version="1.0"?>\n<!DOCTYPE rss [<!ENTITY nbsp "&#160;">]>\n'
+            b'<rss version="2.0"><channel><title>A&nbsp;B</title><item><title>x&nbsp;y</title>'
+            b'<link>https://e.example/1</link></item></channel></rss>')
+    parsed = parse_feed(body, feed())
+    assert parsed.bozo is None
+    assert parsed.items[0].title == "x y"
+
+
+def test_defuse_doctype_leaves_feeds_without_doctype_alone():
+    body = fixture("rss2.xml")
+    assert defuse_doctype(body) is body
+
+
+BOUNDED_PARSE = textwrap.dedent("""\
+    import json, resource, sys, time
+    resource.setrlimit(resource.RLIMIT_AS, (1024 * 1024 * 1024, 1024 * 1024 * 1024))
+    from pipelines.feeds import parse_feed
+    from pipelines.models import FeedConfig
+    body = sys.stdin.buffer.read()
+    parsed = parse_feed(body, FeedConfig(id="hostile", url="https://h.example/feed", desk="d"))
+    size = len(parsed.title) + sum(len(i.title) + len(i.summary) + len(i.content) for i in parsed.items)
+    print(json.dumps({"items": len(parsed.items), "text_size": size, "bozo": parsed.bozo}))
+""")
+
+
+def parse_in_subprocess(body: bytes) -> dict:
+    """Parse in a child with a 1 GB address-space cap, so a blowup fails the test instead of the machine."""
+    done = subprocess.run([sys.executable, "-c", BOUNDED_PARSE], input=body, capture_output=True,
+                          cwd=REPO, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_billion_laughs_stays_bounded():
+    result = parse_in_subprocess(fixture("billion_laughs.xml"))
+    assert result["items"] == 1
+    assert result["text_size"] < 10_000  # 10^9 "lol"s were never expanded
+
+
+@pytest.mark.parametrize("decoy", [b"", b"<!-- <decoy> looks like the root element -->\n"],
+                         ids=["plain", "behind-a-comment"])
+def test_quadratic_blowup_stays_bounded(decoy):
+    # One 100 KB entity referenced 20,000 times would expand to 2 GB; raw feedparser 6.0.14 hangs on it.
+    # The decoy comment hides the DOCTYPE from feedparser's own "everything before the first <tag" scan.
+    big = b"A" * 100_000
+    body = (b'<?xml version="1.0"?>\n' + decoy + b'<!DOCTYPE rss [\n<!ENTITY a "' + big + b'">\n]>\n'
+            b'<rss version="2.0"><channel><title>q</title><item><title>' + b"&a;" * 20_000
+            + b'</title><link>https://q.example/1</link></item></channel></rss>')
+    result = parse_in_subprocess(body)
+    assert result["items"] == 1
+    assert result["text_size"] < 1_000_000
+
+
+# -- polling against a real server -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def server():
+    with LocalServer() as local:
+        yield local
+
+
+@pytest.fixture
+def fetcher():
+    return Fetcher(policy=NetworkPolicy(["127.0.0.0/8"]), per_host_delay=0.0, per_host_concurrency=4)
+
+
+def test_poll_ok_then_not_modified(server, fetcher):
+    server.routes["/poll/rss2.xml"] = Route(body=fixture("rss2.xml"), content_type="application/rss+xml")
+    config = feed("frontier", server.url("/poll/rss2.xml"))
+    first = poll_feed(config, None, fetcher)
+    assert first.status == "ok"
+    assert first.http_status == 200
+    assert len(first.items) == 6
+    assert first.etag and first.last_modified
+    # relative links resolve against the URL actually fetched
+    assert server.url("/2025/11/talks-round-two") in {i.link for i in first.items}
+    state = FeedState(feed_id="frontier", etag=first.etag, last_modified=first.last_modified)
+    second = poll_feed(config, state, fetcher)
+    assert second.status == "not-modified"
+    assert second.items == []
+    assert (second.etag, second.last_modified) == (first.etag, first.last_modified)
+    sent = server.requests_for("/poll/rss2.xml")[-1].headers
+    assert sent["If-None-Match"] == first.etag
+    assert sent["If-Modified-Since"] == first.last_modified
+
+
+def test_poll_bozo_feed_is_ok_with_bozo(server, fetcher):
+    server.routes["/poll/truncated.xml"] = Route(body=fixture("truncated.xml"), content_type="text/xml")
+    result = poll_feed(feed("broken", server.url("/poll/truncated.xml")), None, fetcher)
+    assert result.status == "ok"
+    assert len(result.items) >= 2
+    assert result.bozo and "\n" not in result.bozo
+
+
+def test_poll_http_error_names_feed_and_url(server, fetcher):
+    url = server.url("/poll/missing.xml")
+    result = poll_feed(feed("gone", url), FeedState(feed_id="gone", etag='"old"'), fetcher)
+    assert result.status == "error"
+    assert result.http_status == 404
+    assert result.error.startswith(f"feed gone ({url}): http-status: HTTP 404")
+    assert "\n" not in result.error
+    assert result.etag == '"old"'  # validators are kept so nothing is lost
+
+
+def test_poll_429_carries_retry_after(server, fetcher):
+    server.routes["/poll/busy.xml"] = Route(status=429, headers={"Retry-After": "90"})
+    result = poll_feed(feed("busy", server.url("/poll/busy.xml")), None, fetcher)
+    assert (result.status, result.http_status, result.retry_after) == ("error", 429, 90.0)
+
+
+def test_poll_html_page_is_not_a_feed(server, fetcher):
+    server.routes["/poll/login"] = Route(body=b"<html><body><form>Log in</form></body></html>")
+    result = poll_feed(feed("walled", server.url("/poll/login")), None, fetcher)
+    assert result.status == "error"
+    assert "not a feed" in result.error
+    assert result.items == []
+
+
+def test_poll_refused_url_is_an_error_not_an_exception(fetcher):
+    result = poll_feed(feed("local", "file:///etc/passwd"), None, fetcher)
+    assert result.status == "error"
+    assert result.error.startswith("feed local (file:///etc/passwd): refused")
+
+
+def test_poll_many_preserves_order_and_isolates_failures(server, fetcher):
+    names = ["rss2.xml", "atom.xml", "rss1.rdf"]
+    for name in names:
+        server.routes[f"/many/{name}"] = Route(body=fixture(name), content_type="application/xml")
+    configs = []
+    for i in range(24):
+        name = names[i % 3]
+        url = server.url(f"/many/{name}") if i % 5 else server.url(f"/many/missing-{i}")
+        configs.append(feed(f"feed-{i:02d}", url))
+    results = poll_many(configs, {}, fetcher, workers=8)
+    assert [r.feed_id for r in results] == [c.id for c in configs]
+    assert all(isinstance(r, PollResult) for r in results)
+    for i, result in enumerate(results):
+        if i % 5 == 0:
+            assert result.status == "error" and result.http_status == 404
+        else:
+            assert result.status == "ok" and result.items
+            assert all(item.feed_id == f"feed-{i:02d}" for item in result.items)
+
+
+def test_poll_many_uses_states(server, fetcher):
+    server.routes["/state/rss1.rdf"] = Route(body=fixture("rss1.rdf"), content_type="application/xml")
+    config = feed("rdf", server.url("/state/rss1.rdf"))
+    first = poll_many([config], {}, fetcher)[0]
+    again = poll_many([config], {"rdf": FeedState(feed_id="rdf", etag=first.etag)}, fetcher)[0]
+    assert (first.status, again.status) == ("ok", "not-modified")
+    assert poll_many([], {}, fetcher) == []
+
+
+# -- robustness -----------------------------------------------------------------------------------------
+
+def test_doctype_behind_a_comment_is_still_found():
+    body = (b'<?xml version="1.0"?><!-- <a href="x"> ]> --><?pi <b> ?>\n'
+            b'<!DOCTYPE rss [<!-- ]> --><!ENTITY x SYSTEM "file:///etc/passwd"><!ENTITY y "ok">]>\n'
+            b'<rss version="2.0"><channel><title>&y;&x;</title></channel></rss>')
+    out = defuse_doctype(body)
+    assert b"ENTITY" not in out and b"DOCTYPE" not in out
+    assert b"<!-- <a href=\"x\"> ]> -->" in out and b"<?pi <b> ?>" in out  # comments and PIs are kept
+    assert out.endswith(b"<title>ok&x;</title></channel></rss>")
+
+
+def test_unterminated_doctype_is_dropped_up_to_the_root_element():
+    body = (b'<?xml version="1.0"?>\n<!DOCTYPE rss [\n<!ENTITY x SYSTEM "file:///etc/passwd">\n'
+            b'<rss version="2.0"><channel><title>t</title></channel></rss>')
+    out = defuse_doctype(body)
+    assert b"ENTITY" not in out and b"DOCTYPE" not in out
+
+
+PROLOG_PIECES = st.sampled_from([
+    b'<?xml version="1.0"?>', b"<!DOCTYPE rss", b"[", b"]", b">", b'<!ENTITY a "x">', b'<!ENTITY b SYSTEM "f">',
+    b"<!ENTITY % p 'q'>", b"%p;", b"<!-- ] > -->", b'"', b"'", b"<?pi ]> ?>", b"\n", b"&a;", b"&b;",
+])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(prolog=st.lists(PROLOG_PIECES, max_size=12), tail=st.binary(max_size=200))
+def test_hostile_prologs_never_crash_and_never_keep_declarations(prolog, tail):
+    body = b"".join(prolog) + b'<rss version="2.0"><channel><title>t&a;</title>' + tail
+    out = defuse_doctype(body)
+    root = out.find(b"<rss")
+    assert b"<!ENTITY" not in out[:root] and b"<!DOCTYPE" not in out[:root]
+    parsed = parse_feed(body, feed())
+    assert parsed.bozo is None or "\n" not in parsed.bozo
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=400))
+def test_arbitrary_bytes_never_crash_the_parser(body):
+    parsed = parse_feed(body, feed())
+    assert isinstance(parsed.items, list)
