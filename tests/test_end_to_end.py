@@ -1,0 +1,130 @@
+"""End to end over a real local HTTP server: the sample coverage through a whole cycle, twice.
+
+The first cycle must store the expected articles with their topics and fire the
+expected alerts; the second must use conditional GET (checked in the server's
+request log), store nothing new and fire nothing again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipelines.cycle import open_context, run_cycle
+from pipelines.demo import COVERAGE_DIR, write_demo_config
+from pipelines.identity import canonical_url, doc_id
+from pipelines.netguard import NetworkPolicy
+from tests.localserver import LocalServer, Route
+
+REPO = Path(__file__).resolve().parents[1]
+MANIFEST = json.loads((COVERAGE_DIR / "manifest.json").read_text(encoding="utf-8"))
+CONTENT_TYPES = {".xml": "application/rss+xml; charset=utf-8", ".atom": "application/atom+xml; charset=utf-8",
+                 ".html": "text/html; charset=utf-8"}
+
+
+def coverage_server() -> LocalServer:
+    server = LocalServer()
+    for folder in ("feeds", "pages"):
+        for file in (COVERAGE_DIR / folder).iterdir():
+            body = file.read_bytes().replace(b"{{BASE}}", server.base.encode())
+            server.routes[f"/{folder}/{file.name}"] = Route(body=body, content_type=CONTENT_TYPES[file.suffix])
+    return server
+
+
+@pytest.fixture
+def monitored(tmp_path):
+    """Two cycles over the coverage: yields (server, ctx, first report, second report)."""
+    with coverage_server() as server:
+        config_dir = write_demo_config(REPO / "config", tmp_path / "config", server.base)
+        ctx = open_context(str(config_dir), f"sqlite:///{tmp_path / 'store.db'}",
+                           policy=NetworkPolicy(allow=["127.0.0.0/8"]), base_dir=str(tmp_path))
+        try:
+            first = run_cycle(ctx)
+            second = run_cycle(ctx)
+            yield server, ctx, first, second
+        finally:
+            ctx.close()
+
+
+def item_url(server: LocalServer, item: dict) -> str:
+    return server.base + item["item_link_path"]
+
+
+def test_first_cycle_stores_expected_articles_and_topics(monitored):
+    server, ctx, first, _ = monitored
+    assert first.feeds_failed == 0, first.errors
+    stored = 0
+    for item in MANIFEST["items"]:  # the syndicated copy is a rewrite, so it is stored too (same story)
+        article = ctx.store.get_article(doc_id(canonical_url(item_url(server, item))))
+        assert article is not None, f"not stored: {item['item_link_path']}"
+        stored += 1
+        missing = set(item["expected_topics"]) - set(article.topic_ids())
+        assert not missing, f"{item['item_link_path']}: topics {article.topic_ids()} lack {missing}"
+        assert article.relevant == item["on_topic"], item["item_link_path"]
+        if item["page"] is None:
+            assert article.extraction_source.startswith("feed"), "404 page must fall back to the feed text"
+        else:
+            assert article.extraction_source == "page"
+    assert first.articles_stored == stored == ctx.store.count_articles()
+
+
+def test_syndicated_copy_joins_the_original_story(monitored):
+    server, ctx, _, _ = monitored
+    copy = next(i for i in MANIFEST["items"] if i["duplicate_of"])
+    original = next(i for i in MANIFEST["items"] if i["item_link_path"] == copy["duplicate_of"]
+                    or i["page"] and copy["duplicate_of"].endswith(i["page"].split("/")[-1]))
+    original_article = ctx.store.get_article(doc_id(canonical_url(item_url(server, original))))
+    copy_article = ctx.store.get_article(doc_id(canonical_url(item_url(server, copy))))
+    assert copy_article.story_id == original_article.story_id
+    story = ctx.store.get_story(original_article.story_id)
+    assert story["copies"] == 2, story
+    assert len(ctx.store.list_alerts(limit=500)) == len({(a.rule_id, a.story_id, a.development)
+                                                         for a in ctx.store.list_alerts(limit=500)})
+
+
+def test_expected_alerts_fire_once(monitored):
+    server, ctx, first, second = monitored
+    alerts = ctx.store.list_alerts(limit=500)
+    fired = {(a.story_id, a.development) for a in alerts}
+    for item in MANIFEST["items"]:
+        article = ctx.store.get_article(doc_id(canonical_url(item_url(server, item))))
+        if item["development"] and article is not None:
+            assert (article.story_id, item["development"]) in fired, \
+                f"no {item['development']} alert for {item['item_link_path']}"
+        if not item["on_topic"] and article is not None:
+            assert all(a.story_id != article.story_id for a in alerts), \
+                f"off-topic item alerted: {item['item_link_path']}"
+    keys = [(a.rule_id, a.story_id, a.development) for a in alerts]
+    assert len(keys) == len(set(keys))
+    assert first.alerts_fired == len(alerts) > 0
+    assert second.alerts_fired == 0
+    lines = (Path(ctx.notifier.base_dir) / "var" / "alerts.jsonl").read_text(encoding="utf-8").splitlines() \
+        if hasattr(ctx.notifier, "base_dir") else []
+    if lines:
+        assert len({json.loads(line)["id"] for line in lines}) == len(lines), "an alert was delivered twice"
+
+
+def test_second_cycle_is_conditional_and_stores_nothing(monitored):
+    server, ctx, first, second = monitored
+    for feed in ("/feeds/frontier-wire.xml", "/feeds/kabul-ledger.atom", "/feeds/world-desk.xml"):
+        requests = server.requests_for(feed)
+        assert len(requests) == 2, feed
+        assert "If-None-Match" not in requests[0].headers
+        assert requests[1].headers.get("If-None-Match"), f"{feed}: second poll was not conditional"
+        assert requests[1].headers.get("If-Modified-Since"), f"{feed}: no If-Modified-Since"
+    assert second.feeds_not_modified >= 3
+    assert second.items_new == 0 and second.articles_stored == 0
+    assert ctx.store.count_articles() == first.articles_stored
+
+
+def test_xss_item_is_stored_as_text(monitored):
+    server, ctx, _, _ = monitored
+    item = next(i for i in MANIFEST["items"] if i.get("xss"))
+    article = ctx.store.get_article(doc_id(canonical_url(item_url(server, item))))
+    assert article is not None
+    hits = ctx.store.search(None, limit=50)
+    assert hits
+    for hit in hits:
+        assert "<script" not in hit.snippet and "<img" not in hit.snippet
