@@ -10,14 +10,15 @@ STAMP := $(VENV)/.installed
 PIP := PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 $(VPY) -m pip
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint run demo clean distclean
+.PHONY: help venv test lint run watch demo clean distclean
 
 help:
 	@echo "make venv       create/sync $(VENV) (pip install -c constraints.txt -e '.[airflow,test]')"
 	@echo "make test       ruff + pytest"
 	@echo "make lint       ruff only"
-	@echo "make run        newsmon watch (poll the feeds in config/feeds.yaml)"
-	@echo "make demo       newsmon demo (local sample coverage, no network)"
+	@echo "make run        Airflow standalone with newsmon's DAGs (UI on :8080; Ctrl-C stops all)"
+	@echo "make watch      the light runner: newsmon watch over config/feeds.yaml, no Airflow"
+	@echo "make demo       the sample coverage through the real news_monitor DAG (dag.test(), no network)"
 	@echo "make clean      remove caches and build files (keeps $(VENV) and var/)"
 	@echo "make distclean  clean + remove $(VENV)"
 
@@ -40,10 +41,13 @@ lint: venv
 	$(VENV)/bin/ruff check .
 
 run: venv
+	AIRFLOW_BIN=$(abspath $(VENV))/bin/airflow scripts/airflow-standalone.sh
+
+watch: venv
 	$(VENV)/bin/newsmon watch
 
 demo: venv
-	$(VENV)/bin/newsmon demo
+	$(VPY) scripts/airflow-demo.py
 
 # Stored data (var/) is never removed by a make target.
 clean:

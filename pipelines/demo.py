@@ -84,6 +84,51 @@ def write_demo_config(config_src: Path, target: Path, base: str, feeds_template:
     return target
 
 
+def summarise(store, base: str, store_url: str, report=None) -> dict:
+    """What the demo prints, read back from the store (so a DAG run and a CLI run print the same)."""
+    articles, after = [], None
+    while batch := store.iter_articles(after_id=after):
+        articles.extend(batch)
+        after = batch[-1].id
+    topics: dict[str, int] = {}
+    for article in articles:
+        for topic in article.topic_ids():
+            topics[topic] = topics.get(topic, 0) + 1
+    return {
+        "server": base, "store": store_url,
+        "feeds": [{"id": s.feed_id, "items": s.items_total, "error": s.last_error}
+                  for s in store.list_feed_states()],
+        "articles_stored": len(articles), "topics": topics,
+        "dropped": report.dropped if report else {},
+        "alerts": [{"rule": a.rule_id, "desk": a.desk, "development": a.development, "title": a.title}
+                   for a in store.list_alerts(limit=500)],
+        "errors": report.errors if report else [],
+    }
+
+
+def print_summary(summary: dict, as_json: bool = False) -> None:
+    if as_json:
+        print(json.dumps(summary, ensure_ascii=False))
+        return
+    print(f"newsmon demo — sample coverage served at {summary['server']}, store {summary['store']}\n")
+    print(f"{'feed':18} {'new items':>9}  problem")
+    for row in summary["feeds"]:
+        print(f"{row['id']:18} {row['items']:>9}  {(row['error'] or '')[:90]}")
+    dropped = ", ".join(f"{k} {v}" for k, v in sorted(summary["dropped"].items())) or "none"
+    print(f"\nnew articles: {summary['articles_stored']}   dropped: {dropped}")
+    print("\ntopic                     articles")
+    for topic, count in sorted(summary["topics"].items(), key=lambda kv: (-kv[1], kv[0])):
+        print(f"{topic:25} {count:>8}")
+    print(f"\nalerts fired: {len(summary['alerts'])}")
+    for alert in summary["alerts"]:
+        print(f"  [{alert['desk']}] {alert['rule']:24} {alert['development'] or '-':20} {alert['title'][:70]}")
+    if summary["errors"]:
+        print("\nproblems reported (the cycle carried on):")
+        for line in summary["errors"]:
+            print("  " + line[:160])
+    print(f"\nTry: newsmon --store {summary['store']} search ceasefire")
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from pipelines.config import config_dir_from
     from pipelines.cycle import open_context, run_cycle
@@ -100,36 +145,8 @@ def run_demo(args: argparse.Namespace) -> int:
                            base_dir=str(work))
         try:
             report = run_cycle(ctx)
-            states = {s.feed_id: s for s in ctx.store.list_feed_states()}
-            alerts = ctx.store.list_alerts(limit=100)
+            summary = summarise(ctx.store, server.base, store_url, report)
         finally:
             ctx.close()
-    summary = {
-        "server": server.base, "store": store_url,
-        "feeds": [{"id": s.feed_id, "items": s.items_total, "error": s.last_error} for s in states.values()],
-        "articles_stored": report.articles_stored, "topics": report.topics, "dropped": report.dropped,
-        "alerts": [{"rule": a.rule_id, "desk": a.desk, "development": a.development, "title": a.title}
-                   for a in alerts],
-        "errors": report.errors,
-    }
-    if getattr(args, "json", False):
-        print(json.dumps(summary, ensure_ascii=False))
-        return 0
-    print(f"newsmon demo — sample coverage served at {server.base}, store {store_url}\n")
-    print(f"{'feed':18} {'new items':>9}  problem")
-    for row in summary["feeds"]:
-        print(f"{row['id']:18} {row['items']:>9}  {(row['error'] or '')[:90]}")
-    print(f"\nnew articles: {report.articles_stored}   page fallbacks: {report.page_fallbacks}   "
-          f"dropped: {', '.join(f'{k} {v}' for k, v in sorted(report.dropped.items())) or 'none'}")
-    print("\ntopic                     articles")
-    for topic, count in sorted(report.topics.items(), key=lambda kv: -kv[1]):
-        print(f"{topic:25} {count:>8}")
-    print(f"\nalerts fired: {len(alerts)}")
-    for alert in alerts:
-        print(f"  [{alert.desk}] {alert.rule_id:24} {alert.development or '-':20} {alert.title[:70]}")
-    if report.errors:
-        print("\nproblems reported (the cycle carried on):")
-        for line in report.errors:
-            print("  " + line[:160])
-    print(f"\nTry: newsmon --store {store_url} search ceasefire")
+    print_summary(summary, getattr(args, "json", False))
     return 0

@@ -1,0 +1,486 @@
+"""Desk digests: the period's developments (alerts) and top stories, as HTML and Markdown files.
+
+Pure Python so the CLI, the news_digest DAG and tests share it. A digest covers the
+articles *indexed* (fetched) in [start, end): each article appears in exactly one digest
+even when it was published long before it reached us. Its id, sha256(desk|start|end),
+is the idempotency key for files and sends: a retried run rewrites the same files and
+skips channels that already got it (per-desk state.json next to the files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import os
+import re
+import smtplib
+import ssl
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import formatdate
+from pathlib import Path
+from typing import IO, Any
+
+from pipelines.models import Alert, Article, iso
+
+MAX_STORIES = 10
+MAX_DEVELOPMENTS = 50
+# Articles are picked by the time they were indexed, but the store can only filter on published
+# time (an item may be published days before we see it), so the newest SCAN_LIMIT articles of the
+# desk by published time are read and filtered here. TODO: a store query by fetched time.
+SCAN_LIMIT = 2000
+FIRST_PERIOD = timedelta(hours=24)
+USER_AGENT = "newsmon-digest/0.1"
+
+_SAFE_NAME = re.compile(r"[^a-z0-9._-]+")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+
+
+@dataclass
+class StoryLine:
+    """One story in the digest, represented by its first article indexed in the period."""
+
+    story_id: str
+    title: str
+    url: str
+    source: str
+    published: str | None
+    copies: int
+    sources: list[str]
+    development: str | None
+    topics: list[str]
+
+
+@dataclass
+class Digest:
+    desk: str
+    start: str  # ISO UTC, inclusive
+    end: str  # ISO UTC, exclusive
+    developments: list[Alert] = field(default_factory=list)
+    stories: list[StoryLine] = field(default_factory=list)
+    articles: int = 0  # articles of the desk indexed in the period
+
+    @property
+    def id(self) -> str:
+        return hashlib.sha256(f"{self.desk}|{self.start}|{self.end}".encode()).hexdigest()[:32]
+
+    @property
+    def empty(self) -> bool:
+        return not self.developments and not self.stories
+
+    def title(self) -> str:
+        return f"{self.desk} desk digest, {_human(self.start)} to {_human(self.end)}"
+
+
+@dataclass
+class DigestFiles:
+    html: Path
+    md: Path
+
+
+def _parse(value: str | datetime) -> datetime:
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _human(value: str | None) -> str:
+    if not value:
+        return "-"
+    try:
+        return _parse(value).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return value
+
+
+def _in_period(value: str | None, start: datetime, end: datetime) -> bool:
+    if not value:
+        return False
+    try:
+        moment = _parse(value)
+    except ValueError:
+        return False
+    return start <= moment < end
+
+
+def build_digest(store: Any, desk: str, start: str | datetime, end: str | datetime,
+                 max_stories: int = MAX_STORIES) -> Digest:
+    """Query the store for one desk's period: its alerts, and its stories ranked by reach."""
+    start_dt, end_dt = _parse(start), _parse(end)
+    digest = Digest(desk=desk, start=iso(start_dt) or "", end=iso(end_dt) or "")
+    alerts = [a for a in store.list_alerts(since=digest.start, limit=MAX_DEVELOPMENTS * 20)
+              if a.desk == desk and _in_period(a.created, start_dt, end_dt)]
+    alerts.sort(key=lambda a: a.created)
+    digest.developments = alerts[:MAX_DEVELOPMENTS]
+
+    hits = store.search(desk=desk, limit=SCAN_LIMIT)
+    articles: list[Article] = [h.article for h in hits if _in_period(h.article.fetched, start_dt, end_dt)]
+    digest.articles = len(articles)
+    # Off-theatre pieces (the cricket, the chip market) are indexed but are not the desk's stories.
+    articles = [a for a in articles if a.relevant]
+    alerted_stories = {a.story_id for a in alerts}
+    by_story: dict[str, list[Article]] = {}
+    for article in articles:
+        by_story.setdefault(article.story_id, []).append(article)
+    stories: list[StoryLine] = []
+    for story_id, members in by_story.items():
+        members.sort(key=lambda a: (a.fetched, a.id))
+        lead = members[0]
+        story = store.get_story(story_id) or {}
+        sources = sorted({m.source for m in members} | set(story.get("sources") or []))
+        development = next((m.development.type for m in members if m.development), None)
+        topics = sorted({t for m in members for t in m.topic_ids()})
+        stories.append(StoryLine(story_id=story_id, title=lead.title, url=lead.url, source=lead.source,
+                                 published=lead.published, copies=max(int(story.get("copies") or 0), len(members)),
+                                 sources=sources, development=development, topics=topics))
+    # Reach first (how many outlets carry it), then whether it moved a development or an alert.
+    stories.sort(key=lambda s: (-len(s.sources), -s.copies, s.story_id not in alerted_stories,
+                                s.development is None, s.title))
+    digest.stories = stories[:max_stories]
+    return digest
+
+
+# --- rendering -------------------------------------------------------------------------
+def development_lines(digest: Digest) -> list[tuple[Alert, list[str]]]:
+    """One line per (story, development): several rules firing on the same news is one development."""
+    lines: dict[tuple[str, str | None], tuple[Alert, list[str]]] = {}
+    for alert in digest.developments:
+        key = (alert.story_id, alert.development)
+        if key in lines:
+            lines[key][1].append(alert.rule_id)
+        else:
+            lines[key] = (alert, [alert.rule_id])
+    return list(lines.values())
+
+
+def _safe_url(url: str | None) -> str | None:
+    if url and url.startswith(("http://", "https://")) and not re.search(r"[\s<>\"']", url):
+        return url
+    return None
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
+def _counts_line(digest: Digest, developments: list) -> str:
+    return (f"{_plural(digest.articles, 'article')} indexed, {_plural(len(developments), 'development')}, "
+            f"{_plural(len(digest.stories), 'top story', 'top stories')}.")
+
+
+def md_escape(text: str | None) -> str:
+    """Markdown-escape one line of untrusted text (titles, sources come from third parties)."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join((text or "").split()))
+
+
+def render_markdown(digest: Digest) -> str:
+    lines = [f"# {md_escape(digest.title())}", ""]
+    developments = development_lines(digest)
+    lines.append(_counts_line(digest, developments))
+    lines += ["", "## Developments", ""]
+    if not developments:
+        lines.append("No alerts in this period.")
+    for alert, rules in developments:
+        url = _safe_url(alert.url)
+        title = f"[{md_escape(alert.title)}](<{url}>)" if url else md_escape(alert.title)
+        dev = f"**{md_escape(alert.development)}**: " if alert.development else ""
+        lines.append(f"- {_human(alert.created)}: {dev}{title} ({md_escape(alert.source)}; "
+                     f"{'rules' if len(rules) > 1 else 'rule'} {', '.join(md_escape(r) for r in rules)})")
+    lines += ["", "## Top stories", ""]
+    if not digest.stories:
+        lines.append("No stories in this period.")
+    for n, story in enumerate(digest.stories, 1):
+        url = _safe_url(story.url)
+        title = f"[{md_escape(story.title)}](<{url}>)" if url else md_escape(story.title)
+        extra = [f"{len(story.sources)} source{'s' if len(story.sources) != 1 else ''}"]
+        if story.development:
+            extra.append(f"development: {md_escape(story.development)}")
+        if story.topics:
+            extra.append("topics: " + ", ".join(md_escape(t) for t in story.topics))
+        lines.append(f"{n}. {title}, {md_escape(story.source)}, {_human(story.published)} ({'; '.join(extra)})")
+    lines += ["", f"Digest {digest.id}", ""]
+    return "\n".join(lines)
+
+
+def render_html(digest: Digest) -> str:
+    esc = html.escape
+
+    def link(title: str, url: str | None) -> str:
+        safe = _safe_url(url)
+        return f'<a href="{esc(safe, quote=True)}">{esc(title)}</a>' if safe else esc(title)
+
+    developments = development_lines(digest)
+    dev_items = "".join(
+        f"<li><time>{esc(_human(a.created))}</time> "
+        + (f"<strong>{esc(a.development)}</strong>: " if a.development else "")
+        + f"{link(a.title, a.url)} <span class=\"src\">({esc(a.source)}; "
+        + f"{'rules' if len(rules) > 1 else 'rule'} {esc(', '.join(rules))})</span></li>"
+        for a, rules in developments
+    ) or "<li>No alerts in this period.</li>"
+    story_items = "".join(
+        f"<li>{link(s.title, s.url)} <span class=\"src\">{esc(s.source)}, {esc(_human(s.published))}</span>"
+        f"<br><small>{len(s.sources)} source{'s' if len(s.sources) != 1 else ''}"
+        + (f"; development: {esc(s.development)}" if s.development else "")
+        + (f"; topics: {esc(', '.join(s.topics))}" if s.topics else "")
+        + "</small></li>"
+        for s in digest.stories
+    ) or "<li>No stories in this period.</li>"
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{esc(digest.title())}</title>"
+        "<style>body{font-family:sans-serif;max-width:48em;margin:2em auto;line-height:1.4}"
+        ".src,small{color:#555}li{margin:.4em 0}</style></head><body>\n"
+        f"<h1>{esc(digest.title())}</h1>\n"
+        f"<p>{esc(_counts_line(digest, developments))}</p>\n"
+        f"<h2>Developments</h2>\n<ul>{dev_items}</ul>\n"
+        f"<h2>Top stories</h2>\n<ol>{story_items}</ol>\n"
+        f"<footer><small>Digest {esc(digest.id)}</small></footer>\n</body></html>\n"
+    )
+
+
+# --- files and state -------------------------------------------------------------------
+def desk_dirname(desk: str) -> str:
+    """A desk id as a directory name that cannot climb out of the digest folder."""
+    name = _SAFE_NAME.sub("-", desk.lower()).strip(".-")
+    return name or "desk"
+
+
+def digest_stem(end: str) -> str:
+    return _parse(end).strftime("%Y-%m-%dT%H-%M-%SZ")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_digest(digest: Digest, out_dir: str | Path) -> DigestFiles:
+    folder = Path(out_dir) / desk_dirname(digest.desk)
+    stem = digest_stem(digest.end)
+    files = DigestFiles(html=folder / f"{stem}.html", md=folder / f"{stem}.md")
+    _atomic_write(files.html, render_html(digest))
+    _atomic_write(files.md, render_markdown(digest))
+    return files
+
+
+@dataclass
+class DigestState:
+    """Per-desk bookkeeping: where the last digest ended, and which channels got the one in progress."""
+
+    last_end: str | None = None
+    pending_id: str | None = None
+    sent: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def path(out_dir: str | Path, desk: str) -> Path:
+        return Path(out_dir) / desk_dirname(desk) / "state.json"
+
+    @classmethod
+    def load(cls, out_dir: str | Path, desk: str) -> DigestState:
+        try:
+            data = json.loads(cls.path(out_dir, desk).read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return cls()
+        return cls(last_end=data.get("last_end"), pending_id=data.get("pending_id"),
+                   sent=list(data.get("sent") or []))
+
+    def save(self, out_dir: str | Path, desk: str) -> None:
+        _atomic_write(self.path(out_dir, desk), json.dumps(
+            {"last_end": self.last_end, "pending_id": self.pending_id, "sent": self.sent}, indent=1) + "\n")
+
+
+def period_for(state: DigestState, end: str | datetime) -> tuple[str, str]:
+    """[start, end) of the next digest: from where the last one ended, or the last 24 h for a first one."""
+    end_dt = _parse(end)
+    start_dt = _parse(state.last_end) if state.last_end else end_dt - FIRST_PERIOD
+    return iso(start_dt) or "", iso(end_dt) or ""
+
+
+# --- sending ---------------------------------------------------------------------------
+class DigestDeliveryError(Exception):
+    """One digest could not reach one channel; one line naming the channel and why."""
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+def send_digest(digest: Digest, files: DigestFiles, channel: Any, env: Mapping[str, str] = os.environ,
+                base_dir: str = ".", stdout: IO[str] | None = None) -> None:
+    """Send a digest to one alerts.yaml channel (console, jsonl, webhook, email).
+
+    Kept here until pipelines.notify grows a generic message send; the channel config
+    and the idempotency rules (id in every message) are the same as for alerts."""
+    kind = getattr(channel, "type", None)
+    summary = (f"digest {digest.desk} {_human(digest.start)} -> {_human(digest.end)}: "
+               f"{len(digest.developments)} developments, {len(digest.stories)} stories ({files.html})")
+    if kind == "console":
+        print(summary, file=stdout or sys.stdout, flush=True)
+    elif kind == "jsonl":
+        path = os.path.join(base_dir, channel.path or "")
+        record = {"type": "digest", "id": digest.id, "desk": digest.desk, "start": digest.start,
+                  "end": digest.end, "developments": [a.id for a in digest.developments],
+                  "stories": [s.story_id for s in digest.stories], "html": str(files.html),
+                  "md": str(files.md), "channel": channel.id}
+        try:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8"))
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise DigestDeliveryError(f"channel {channel.id!r} ({path}): {exc.strerror or exc}") from None
+    elif kind == "webhook":
+        _send_webhook(digest, files, channel, env)
+    elif kind == "email":
+        _send_email(digest, files, channel, env)
+    else:
+        raise DigestDeliveryError(f"channel {getattr(channel, 'id', '?')!r}: unknown channel type {kind!r}")
+
+
+def _env_value(channel: Any, name: str | None, what: str, env: Mapping[str, str]) -> str | None:
+    if not name:
+        return None
+    value = env.get(name)
+    if not value:
+        raise DigestDeliveryError(f"channel {channel.id!r}: {what}: environment variable {name} is not set")
+    return value
+
+
+def _send_webhook(digest: Digest, files: DigestFiles, channel: Any, env: Mapping[str, str]) -> None:
+    from pipelines.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+
+    url = channel.url or _env_value(channel, channel.url_env, "webhook url", env) or ""
+    target = url.split("?")[0]
+    if not url.startswith(("http://", "https://")):
+        raise DigestDeliveryError(f"channel {channel.id!r}: webhook url must be http(s)")
+    markdown = render_markdown(digest)
+    payload: dict[str, Any] = {"text": markdown} if channel.format == "slack" else {
+        "type": "digest", "id": digest.id, "desk": digest.desk, "start": digest.start, "end": digest.end,
+        "markdown": markdown, "developments": [a.id for a in digest.developments],
+        "stories": [{"story_id": s.story_id, "title": s.title, "url": s.url} for s in digest.stories]}
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT,
+               "Idempotency-Key": digest.id, **channel.headers}
+    for header, env_name in channel.headers_env.items():
+        headers[header] = _env_value(channel, env_name, f"header {header}", env) or ""
+    secret = env.get(channel.secret_env) if channel.secret_env else None
+    if secret:
+        import time
+
+        headers[SIGNATURE_HEADER] = sign(secret.encode("utf-8"), body)
+        headers[TIMESTAMP_HEADER] = str(int(time.time()))
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.build_opener(_NoRedirect).open(request, timeout=channel.timeout) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+        exc.close()
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise DigestDeliveryError(f"channel {channel.id!r} ({target}): POST failed: {reason}") from None
+    if not 200 <= status < 300:
+        raise DigestDeliveryError(f"channel {channel.id!r} ({target}): POST answered HTTP {status}")
+
+
+def _send_email(digest: Digest, files: DigestFiles, channel: Any, env: Mapping[str, str]) -> None:
+    host = channel.smtp_host or _env_value(channel, channel.smtp_host_env, "smtp host", env) or ""
+    user = channel.smtp_user or (env.get(channel.smtp_user_env) if channel.smtp_user_env else None)
+    password = _env_value(channel, channel.password_env, "smtp password", env)
+    from_addr = channel.from_addr or ""
+    msg = EmailMessage()
+    msg["Subject"] = f"{channel.subject_prefix} {digest.title()}"
+    msg["From"] = from_addr
+    msg["To"] = ", ".join(channel.to)
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = f"<digest-{digest.id}@{from_addr.rpartition('@')[2] or 'newsmon.invalid'}>"
+    msg.set_content(render_markdown(digest))
+    msg.add_alternative(render_html(digest), subtype="html")
+    target = f"smtp {host}:{channel.smtp_port}"
+    try:
+        smtp = (smtplib.SMTP_SSL(host, channel.smtp_port, timeout=channel.timeout,
+                                 context=ssl.create_default_context()) if channel.ssl
+                else smtplib.SMTP(host, channel.smtp_port, timeout=channel.timeout))
+        with smtp:
+            smtp.ehlo()
+            if channel.starttls and not channel.ssl:
+                smtp.starttls(context=ssl.create_default_context())
+                smtp.ehlo()
+            if user and password:
+                smtp.login(user, password)
+            smtp.send_message(msg, from_addr=from_addr, to_addrs=list(channel.to))
+    except (smtplib.SMTPException, OSError) as exc:
+        raise DigestDeliveryError(f"channel {channel.id!r} ({target}): {type(exc).__name__}: {exc}") from None
+
+
+@dataclass
+class DeskDigestResult:
+    desk: str
+    status: str  # written | empty | too-soon | done
+    html: str | None = None
+    md: str | None = None
+    sent: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # one line per channel that did not take it
+
+
+def run_desk_digest(store: Any, desk: str, channels: list[Any], out_dir: str | Path, end: str | datetime,
+                    min_interval: timedelta = timedelta(0), env: Mapping[str, str] = os.environ,
+                    base_dir: str = ".", stdout: IO[str] | None = None) -> DeskDigestResult:
+    """Build, write and send one desk's digest for [last end, end); safe to repeat for the same end.
+
+    Empty periods write nothing and do not move the period start, so the next digest covers
+    them. The period closes (state.last_end = end) once every channel took the digest; a
+    channel that failed keeps it open, and a retry re-sends to that channel only."""
+    state = DigestState.load(out_dir, desk)
+    start, end_iso = period_for(state, end)
+    if _parse(start) >= _parse(end_iso):
+        return DeskDigestResult(desk, "done")
+    if state.last_end and _parse(end_iso) - _parse(state.last_end) < min_interval:
+        return DeskDigestResult(desk, "too-soon")
+    digest = build_digest(store, desk, start, end_iso)
+    if digest.empty:
+        return DeskDigestResult(desk, "empty")
+    files = write_digest(digest, out_dir)
+    if state.pending_id != digest.id:
+        state.pending_id, state.sent = digest.id, []
+    result = DeskDigestResult(desk, "written", html=str(files.html), md=str(files.md))
+    for channel in channels:
+        if channel.id in state.sent:
+            result.sent.append(channel.id)
+            continue
+        try:
+            send_digest(digest, files, channel, env=env, base_dir=base_dir, stdout=stdout)
+        except DigestDeliveryError as exc:
+            result.failed.append(str(exc))
+            continue
+        state.sent.append(channel.id)
+        result.sent.append(channel.id)
+        state.save(out_dir, desk)
+    if not result.failed:
+        state.last_end, state.pending_id, state.sent = digest.end, None, []
+    state.save(out_dir, desk)
+    return result

@@ -1,0 +1,207 @@
+"""Where the DAGs get newsmon's settings: Airflow Variables first, then env vars, then repo defaults.
+
+Lives in plugins/ (on sys.path in every Airflow component) because pipelines/ must never
+import Airflow. Two kinds of reads, kept apart on purpose:
+
+* parse time (DAG-file top level, run by the DAG processor every few seconds): only small
+  local YAML files, never Variables, the store or the network; any error falls back to a
+  default and is logged, so a typo in config/ never makes the DAG disappear;
+* run time (inside tasks): Variables `newsmon_config_dir`, `newsmon_store_url`,
+  `newsmon_allow_networks`, `newsmon_digest_dir`, each falling back to env
+  NEWSMON_CONFIG / NEWSMON_STORE / NEWSMON_ALLOW_NETWORKS / NEWSMON_DIGEST_DIR.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SCHEDULE = "*/5 * * * *"
+# The asset news_monitor updates when a run indexed new articles; news_digest (and reports) schedule on it.
+ARTICLES_ASSET_NAME = "newsmon_articles"
+ARTICLES_ASSET_URI = "newsmon://articles"
+DEFAULT_FEED_INTERVAL = 300
+MIN_WATCH_INTERVAL = 15  # seconds; below this a watcher is a load test on the publisher
+
+# Variable name -> env var name
+VARIABLES = {
+    "newsmon_config_dir": "NEWSMON_CONFIG",
+    "newsmon_store_url": "NEWSMON_STORE",
+    "newsmon_allow_networks": "NEWSMON_ALLOW_NETWORKS",
+    "newsmon_digest_dir": "NEWSMON_DIGEST_DIR",
+}
+
+_CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z?LW#]+$")
+_CRON_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight"}
+
+
+def _absolute(path: str | os.PathLike[str]) -> Path:
+    """Relative paths are taken from the repo root: Airflow components do not share a cwd."""
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_absolute() else REPO_ROOT / candidate
+
+
+# --- parse time ------------------------------------------------------------------------
+def parse_time_config_dir() -> Path:
+    """Config dir for DAG-file top level: env NEWSMON_CONFIG or <repo>/config (Variables are run-time only)."""
+    return _absolute(os.environ.get("NEWSMON_CONFIG") or "config")
+
+
+def _read_yaml(path: Path) -> Any:
+    import yaml
+
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def valid_cron(expr: str) -> bool:
+    expr = expr.strip()
+    if expr in _CRON_PRESETS:
+        return True
+    fields = expr.split()
+    return len(fields) == 5 and all(_CRON_FIELD.match(f) for f in fields)
+
+
+def read_schedule(config_dir: Path | None = None) -> str:
+    """`schedule` from newsmon.yaml; the default, with a logged warning, when missing or malformed."""
+    path = (config_dir or parse_time_config_dir()) / "newsmon.yaml"
+    if not path.exists():
+        return DEFAULT_SCHEDULE
+    try:
+        data = _read_yaml(path) or {}
+        schedule = data.get("schedule", DEFAULT_SCHEDULE) if isinstance(data, dict) else None
+    except Exception as exc:  # a broken file must not take the DAG down with it
+        log.warning("%s: unreadable (%s); using schedule %r", path, str(exc).splitlines()[0], DEFAULT_SCHEDULE)
+        return DEFAULT_SCHEDULE
+    if not isinstance(schedule, str) or not valid_cron(schedule):
+        log.warning("%s: field 'schedule': not a cron expression (%r); using %r", path, schedule, DEFAULT_SCHEDULE)
+        return DEFAULT_SCHEDULE
+    return schedule.strip()
+
+
+def cron_period_seconds(schedule: str) -> float | None:
+    """Shortest gap between two ticks of a cron schedule (None when it cannot be computed)."""
+    try:
+        from datetime import UTC, datetime
+
+        from croniter import croniter
+
+        it = croniter(schedule, datetime(2025, 1, 1, tzinfo=UTC))
+        ticks = [it.get_next(datetime) for _ in range(8)]
+        return min((b - a).total_seconds() for a, b in zip(ticks, ticks[1:], strict=False))
+    except Exception:
+        return None
+
+
+@dataclass(frozen=True)
+class WatchedFeed:
+    feed_id: str
+    url: str
+    poll_interval: int
+
+
+def read_watched_feeds(config_dir: Path | None = None, schedule: str | None = None) -> list[WatchedFeed]:
+    """Feeds the event trigger should watch, read from feeds.yaml without network or store access.
+
+    Env NEWSMON_WATCH_FEEDS picks them: "auto" (default) watches every enabled feed whose poll
+    interval is shorter than the cron period (for the others, cron is already as fast as the
+    publisher allows us to ask); "all"; "none"; or a comma-separated list of feed ids. Each
+    watcher polls at its feed's own interval (never below MIN_WATCH_INTERVAL): the feed's
+    interval is the politeness budget agreed for that publisher.
+    """
+    config_dir = config_dir or parse_time_config_dir()
+    choice = (os.environ.get("NEWSMON_WATCH_FEEDS") or "auto").strip()
+    if choice.lower() == "none":
+        return []
+    path = config_dir / "feeds.yaml"
+    try:
+        data = _read_yaml(path)
+    except FileNotFoundError:
+        return []
+    except Exception as exc:
+        log.warning("%s: unreadable (%s); no feed watchers", path, str(exc).splitlines()[0])
+        return []
+    if not isinstance(data, dict) or not isinstance(data.get("feeds"), list):
+        return []
+    defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
+    period = cron_period_seconds(schedule or read_schedule(config_dir)) or float("inf")
+    wanted = None if choice.lower() in ("auto", "all") else {s.strip() for s in choice.split(",") if s.strip()}
+    watched: list[WatchedFeed] = []
+    for raw in data["feeds"]:
+        if not isinstance(raw, dict):
+            continue
+        entry = {**defaults, **raw}
+        feed_id, url = entry.get("id"), entry.get("url")
+        if not isinstance(feed_id, str) or not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            continue  # the pipeline's config loader reports it with file/entry/field
+        if entry.get("enabled", True) is False:
+            continue
+        interval = entry.get("interval", DEFAULT_FEED_INTERVAL)
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+            interval = DEFAULT_FEED_INTERVAL
+        if wanted is not None and feed_id not in wanted:
+            continue
+        if choice.lower() == "auto" and interval >= period:
+            continue
+        watched.append(WatchedFeed(feed_id, url, max(MIN_WATCH_INTERVAL, int(interval))))
+    return watched
+
+
+# --- run time (inside tasks only) ------------------------------------------------------
+@dataclass(frozen=True)
+class RuntimeSettings:
+    config_dir: str
+    store_url: str | None  # None: the pipeline's own default (NEWSMON_STORE or var/ under the cwd)
+    allow_networks: str | None
+    digest_dir: str
+
+
+def setting(variable: str) -> str | None:
+    """One setting: Airflow Variable, else its env var, else None. Call inside a task only."""
+    value = None
+    try:
+        from airflow.sdk import Variable
+
+        value = Variable.get(variable, default=None)
+    except Exception as exc:  # no task context (CLI, plain tests) or API server unreachable
+        log.debug("Variable %s not read (%s); using env", variable, exc)
+    if value in (None, ""):
+        value = os.environ.get(VARIABLES[variable]) or None
+    return value
+
+
+def runtime_settings() -> RuntimeSettings:
+    config_dir = setting("newsmon_config_dir")
+    digest_dir = setting("newsmon_digest_dir")
+    return RuntimeSettings(
+        config_dir=str(_absolute(config_dir or "config")),
+        store_url=setting("newsmon_store_url"),
+        allow_networks=setting("newsmon_allow_networks"),
+        digest_dir=str(_absolute(digest_dir or "var/digests")),
+    )
+
+
+@contextmanager
+def pipeline_context() -> Iterator[Any]:
+    """Open pipelines.cycle's Context with the resolved settings, and always close it."""
+    settings = runtime_settings()
+    if settings.allow_networks is not None:
+        # NetworkPolicy.from_env() reads it; each Airflow task runs in its own process.
+        os.environ["NEWSMON_ALLOW_NETWORKS"] = settings.allow_networks
+    from pipelines.cycle import open_context
+
+    # base_dir: relative channel paths (jsonl) resolve against the repo, whatever the task's cwd.
+    ctx = open_context(settings.config_dir, settings.store_url, base_dir=str(REPO_ROOT))
+    try:
+        yield ctx
+    finally:
+        ctx.close()

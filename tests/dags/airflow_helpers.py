@@ -1,0 +1,111 @@
+"""Helpers for the Airflow end-to-end tests (kept out of conftest.py, which must run only once)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+# --- end-to-end: the sample coverage on a real local HTTP server ---------------------------
+COVERAGE = REPO / "tests" / "fixtures" / "coverage"
+CONTENT_TYPES = {".xml": "application/rss+xml; charset=utf-8", ".atom": "application/atom+xml; charset=utf-8",
+                 ".html": "text/html; charset=utf-8"}
+
+
+def coverage_routes(base: str) -> dict:
+    """Every feed and page of the coverage at /feeds/<f> and /pages/<f>, {{BASE}} filled in; all else 404."""
+    from tests.localserver import Route
+
+    routes = {}
+    for folder in ("feeds", "pages"):
+        for path in sorted((COVERAGE / folder).iterdir()):
+            if path.suffix in CONTENT_TYPES:
+                body = path.read_bytes().replace(b"{{BASE}}", base.encode())
+                routes[f"/{folder}/{path.name}"] = Route(body=body, content_type=CONTENT_TYPES[path.suffix])
+    return routes
+
+
+def write_config_dir(target: Path, base: str, alerts_jsonl: Path) -> Path:
+    """The project's topics and alert rules, feeds pointing at the local server, output under tmp."""
+    import yaml
+
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "config" / "topics.yaml", target / "topics.yaml")
+    alerts = yaml.safe_load((REPO / "config" / "alerts.yaml").read_text(encoding="utf-8"))
+    for channel in alerts.get("channels", []):
+        if channel.get("type") == "jsonl":
+            channel["path"] = str(alerts_jsonl)  # never the repo's var/
+    (target / "alerts.yaml").write_text(yaml.safe_dump(alerts, sort_keys=False), encoding="utf-8")
+    feeds = (COVERAGE / "demo-feeds.yaml").read_text(encoding="utf-8").replace("{{BASE}}", base)
+    (target / "feeds.yaml").write_text(feeds, encoding="utf-8")
+    settings = yaml.safe_load((REPO / "config" / "newsmon.yaml").read_text(encoding="utf-8")) or {}
+    settings.setdefault("fetch", {})["per_host_delay"] = 0.01  # one local host serves everything
+    settings["store"] = None
+    (target / "newsmon.yaml").write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+    return target
+
+
+def load_dag(dag_id: str):
+    """Parse dags/ like the DAG processor; retries off so a failing task fails the test now, not in minutes."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}, bag.import_errors
+    dag = bag.dags[dag_id]
+    for task in dag.tasks:
+        task.retries = 0
+    return dag
+
+
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    import json
+
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def asset_event_count(asset_name: str) -> int:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        return session.scalar(
+            select(func.count()).select_from(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == asset_name)
+        )
+
+
+def store_snapshot(store_url: str) -> dict:
+    from pipelines.store import open_store
+
+    store = open_store(store_url)
+    try:
+        articles, after = [], None
+        while batch := store.iter_articles(after_id=after):
+            articles.extend(batch)
+            after = batch[-1].id
+        return {
+            "article_ids": sorted(a.id for a in articles),
+            "articles": {a.id: a for a in articles},
+            "alerts": store.list_alerts(limit=10_000),
+            "pending_inbox": store.pending_items(limit=10_000),
+            "pending_deliveries": store.pending_deliveries(limit=10_000),
+        }
+    finally:
+        store.close()
+
+
+def run_dag(dag_id: str, **kwargs) -> dict:
+    """dag.test() once; the run's state and every task instance's state (mapped ones listed by index)."""
+    dag = load_dag(dag_id)
+    run = dag.test(**kwargs)
+    states: dict[str, list[str]] = {}
+    for ti in sorted(run.get_task_instances(), key=lambda t: (t.task_id, t.map_index)):
+        states.setdefault(ti.task_id, []).append(str(ti.state))
+    return {"state": str(run.state), "tasks": states, "run_id": run.run_id}
