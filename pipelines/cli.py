@@ -33,7 +33,10 @@ def _err(message: str) -> None:
 def _context(args: argparse.Namespace, **kwargs: Any):
     from pipelines.cycle import open_context
 
-    return open_context(args.config, args.store, **kwargs)
+    ctx = open_context(args.config, args.store, **kwargs)
+    if args.json:  # stdout carries only JSON; the console channel's alert lines go to stderr
+        ctx.notifier.stdout = sys.stderr
+    return ctx
 
 
 # --- run / watch -----------------------------------------------------------

@@ -1,0 +1,150 @@
+"""The `newsmon` command as a user runs it: real subprocesses, real local HTTP, real SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipelines.demo import write_demo_config
+from tests.test_end_to_end import coverage_server
+
+REPO = Path(__file__).resolve().parents[1]
+PAGE = REPO / "tests" / "fixtures" / "coverage" / "pages" / "fw-chaman-ceasefire.html"
+
+
+def newsmon(*args: str, env: dict | None = None, timeout: float = 120, stdin: str | None = None):
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
+                          cwd=REPO, env=full_env, timeout=timeout, input=stdin)
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory):
+    """A store filled by `newsmon run --once` over the sample coverage on a local server."""
+    work = tmp_path_factory.mktemp("cli")
+    with coverage_server() as server:
+        config = write_demo_config(REPO / "config", work / "config", server.base)
+        env = {"NEWSMON_ALLOW_NETWORKS": "127.0.0.0/8", "NEWSMON_STORE": f"sqlite:///{work / 'cli.db'}",
+               "NEWSMON_CONFIG": str(config)}
+        result = newsmon("run", "--once", "--json", env=env, timeout=300)
+    yield {"env": env, "run": result, "work": work, "config": config}
+
+
+def test_run_once_reports_json(filled):
+    result = filled["run"]
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["articles_stored"] >= 10 and report["feeds_polled"] == 4
+    # the malformed feed and the 404 page are reported as one line each, naming feed and URL
+    assert any("border-bulletin" in line for line in result.stderr.splitlines())
+    assert any("404" in line and "kabul-ledger" in line for line in result.stderr.splitlines())
+
+
+def test_search_json_has_highlighted_snippets(filled):
+    result = newsmon("search", "ceasefire", "--json", env=filled["env"])
+    assert result.returncode == 0, result.stderr
+    hits = json.loads(result.stdout)
+    assert hits and all("<mark>" in h["snippet"] for h in hits)
+    topic_only = json.loads(newsmon("search", "ceasefire", "--topic", "trade-connectivity", "--json",
+                                    env=filled["env"]).stdout)
+    assert all("trade-connectivity" in h["topics"] for h in topic_only)
+    assert len(topic_only) < len(hits)
+    future = json.loads(newsmon("search", "ceasefire", "--since", "2999-01-01", "--json", env=filled["env"]).stdout)
+    assert future == []
+
+
+def test_search_text_output(filled):
+    result = newsmon("search", '"Spin Boldak"', env=filled["env"])
+    assert result.returncode == 0
+    assert "Chaman" in result.stdout or "Spin Boldak" in result.stdout
+
+
+def test_alerts_and_feeds(filled):
+    alerts = json.loads(newsmon("alerts", "--json", env=filled["env"]).stdout)
+    assert alerts and {"rule_id", "story_id", "development", "copies"} <= set(alerts[0])
+    assert newsmon("alerts", "--since", "2999-01-01", "--json", env=filled["env"]).stdout.strip() == "[]"
+    feeds = json.loads(newsmon("feeds", "--json", env=filled["env"]).stdout)
+    by_id = {f["id"]: f for f in feeds}
+    assert by_id["frontier-wire"]["last_success"] and by_id["frontier-wire"]["items_total"] == 5
+    assert "parsed with problems" in (by_id["border-bulletin"]["last_error"] or "")
+
+
+def test_extract_file_json():
+    result = newsmon("extract", str(PAGE), "--url", "https://example.org/a", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) == {"url", "title", "author", "published", "language", "sitename", "text"}
+    assert "ceasefire" in data["text"].lower() and data["title"]
+
+
+def test_extract_missing_file_is_one_line_exit_1():
+    result = newsmon("extract", "/nonexistent/page.html", "--json")
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "/nonexistent/page.html" in result.stderr
+
+
+def test_tag_jsonl(tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join([
+        json.dumps({"id": "a", "title": "Pakistan and Afghanistan agree ceasefire in Doha",
+                    "text": "Pakistan and the Afghan Taliban agreed an immediate ceasefire on Sunday after talks "
+                            "in Doha mediated by Qatar and Turkiye, officials in Islamabad and Kabul said."}),
+        "not json",
+        json.dumps({"id": "b", "title": "Local bakery wins award", "text": "The bakery on Main Street won."}),
+    ]) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = newsmon("tag", "--jsonl", str(source), "--out", str(out))
+    assert result.returncode == 1  # one bad line: reported, the others still tagged
+    assert "line 2" in result.stderr
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in rows] == ["a", "b"]
+    assert "ceasefire" in {t["id"] for t in rows[0]["topics"]}
+    assert rows[0]["development"] and rows[0]["development"]["type"] == "ceasefire-agreed"
+    assert rows[0]["alert_worthy"] is True
+    assert rows[1]["topics"] == [] and rows[1]["alert_worthy"] is False
+    assert all({"id", "score", "evidence"} == set(t) for t in rows[0]["topics"])
+
+
+def test_usage_error_exits_2():
+    assert newsmon("search", "--limit", "many").returncode == 2
+    assert newsmon("no-such-command").returncode == 2
+
+
+def test_bad_store_url_is_one_line_exit_1():
+    result = newsmon("--store", "mysql://nowhere/db", "alerts")
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "mysql://nowhere/db" in result.stderr
+
+
+def test_watch_stops_cleanly_on_ctrl_c(tmp_path):
+    with coverage_server() as server:
+        config = write_demo_config(REPO / "config", tmp_path / "config", server.base)
+        env = {**os.environ, "NEWSMON_ALLOW_NETWORKS": "127.0.0.0/8",
+               "NEWSMON_STORE": f"sqlite:///{tmp_path / 'watch.db'}", "NEWSMON_CONFIG": str(config)}
+        proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "watch", "--interval", "1"], cwd=REPO,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        # wait until the first cycle has stored something, then interrupt mid-watch
+        while time.monotonic() < deadline and len(server.requests_for("/feeds/frontier-wire.xml")) < 2:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "stopping" in err
+    result = newsmon("search", "--json", env={"NEWSMON_STORE": env["NEWSMON_STORE"]})
+    stored = json.loads(result.stdout)
+    assert stored, "the cycle before Ctrl-C stored its articles"
+    from pipelines.store import open_store
+
+    store = open_store(env["NEWSMON_STORE"])
+    try:
+        assert store.pending_items() == [], "nothing left half-processed in the inbox"
+    finally:
+        store.close()
