@@ -1,0 +1,682 @@
+"""Topic tagger: taxonomy loading/validation and the one-automaton matcher.
+
+All terms of a taxonomy (topic terms, theatre anchors, entity and place names) go into a single
+Aho-Corasick automaton over folded text (see pipelines.textnorm), so an article is scanned once
+whatever the number of terms.  Mentions are then filtered (word boundaries, exact case), resolved
+(longest match wins within one topic / anchor list / entity), anchored in the Pakistan–Afghanistan
+theatre sentence by sentence, and scored.
+
+Relevance rule: the article as a whole is anchored in the theatre (theatre.article in topics.yaml)
+AND at least one *primary* topic is hit.  alert_worthy: relevant AND a development was detected
+(developments are themselves anchored, so a Gaza truce never raises one).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import ahocorasick
+import yaml
+
+from pipelines import developments as dev_mod
+from pipelines.errors import ConfigError
+from pipelines.models import TagResult, TopicHit
+from pipelines.textnorm import Folded, fold, fold_term, split_sentences
+
+ANCHORS = ("near", "bilateral", "article", "loose")
+RELEVANCE = ("primary", "secondary")
+LANGUAGES = ("urdu", "pashto", "dari")
+THEATRE_LISTS = ("strong", "weak", "foreign")
+
+# --- taxonomy model ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Term:
+    text: str  # as written in the config
+    folded: str
+    weight: float = 1.0
+    exact_case: bool = False
+    prefix: bool = False  # trailing "*": no right word boundary
+
+
+@dataclass
+class Topic:
+    id: str
+    name: str
+    description: str
+    anchor: str
+    relevance: str
+    terms: list[Term]
+    translations: dict[str, list[Term]]
+    min_score: float | None = None
+    weight: float = 1.0
+
+    def all_terms(self) -> list[Term]:
+        out = list(self.terms)
+        for terms in self.translations.values():
+            out.extend(terms)
+        return out
+
+
+@dataclass
+class Entity:
+    id: str
+    name: str
+    kind: str
+    group: str  # person | organisation
+    terms: list[Term]
+    role: str = ""
+
+
+@dataclass
+class Place:
+    id: str
+    name: str
+    kind: str
+    lat: float
+    lon: float
+    terms: list[Term]
+
+
+@dataclass
+class Theatre:
+    name: str
+    window: int
+    strong: list[Term]
+    weak: list[Term]
+    foreign: list[Term]
+    min_strong: int = 2
+    min_strong_with_weak: int = 1
+    min_weak: int = 3
+    title_weight: int = 3
+    foreign_ratio: float = 0.5
+
+
+@dataclass
+class Settings:
+    saturation: float = 3.0
+    min_score: float = 0.25
+    title_boost: float = 2.0
+    max_repeats: int = 3
+    max_evidence: int = 5
+
+
+@dataclass
+class Taxonomy:
+    path: str
+    settings: Settings
+    theatre: Theatre
+    topics: list[Topic]
+    people: list[Entity]
+    organisations: list[Entity]
+    places: list[Place]
+    developments: dev_mod.DevelopmentRules
+    automaton: Any = field(default=None, repr=False)
+    topic_anchor: list[str] = field(default_factory=list)  # anchor kind by topic index
+
+    def topic_ids(self) -> list[str]:
+        return [t.id for t in self.topics]
+
+    def development_types(self) -> list[str]:
+        return [t.id for t in self.developments.types]
+
+    def topic(self, topic_id: str) -> Topic:
+        for t in self.topics:
+            if t.id == topic_id:
+                return t
+        raise KeyError(topic_id)
+
+
+# --- loading and validation ----------------------------------------------------------------------
+
+_TOP_KEYS = {"version", "settings", "theatre", "topics", "entities", "developments"}
+_SETTINGS_KEYS = {"saturation", "min_score", "title_boost", "max_repeats", "max_evidence"}
+_THEATRE_KEYS = {"name", "window", "article", "strong", "weak", "foreign"}
+_ARTICLE_KEYS = {"min_strong", "min_strong_with_weak", "min_weak", "title_weight", "foreign_ratio"}
+_TOPIC_KEYS = {"id", "name", "description", "anchor", "relevance", "terms", "translations", "min_score", "weight"}
+_TERM_KEYS = {"term", "weight", "exact_case"}
+_PERSON_KEYS = {"id", "name", "role", "aliases"}
+_ORG_KEYS = {"id", "name", "kind", "role", "aliases"}
+_PLACE_KEYS = {"id", "name", "kind", "lat", "lon", "aliases"}
+
+
+class _Checker:
+    """Small helpers that raise ConfigError naming file, entry and field."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def fail(self, entry: str | None, field_name: str | None, message: str) -> ConfigError:
+        return ConfigError(self.path, entry, field_name, message)
+
+    def mapping(self, value: Any, entry: str | None, field_name: str | None) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(entry, field_name, f"expected a mapping, got {type(value).__name__}")
+        return value
+
+    def keys(self, value: dict, allowed: set[str], entry: str | None, required: Iterable[str] = (),
+             prefix: str = "") -> None:
+        for key in value:
+            if key not in allowed:
+                raise self.fail(entry, f"{prefix}{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        for key in required:
+            if key not in value or value[key] is None:
+                raise self.fail(entry, f"{prefix}{key}", "missing required field")
+
+    def string(self, value: Any, entry: str | None, field_name: str, allow_empty: bool = False) -> str:
+        if not isinstance(value, str) or (not allow_empty and not value.strip()):
+            raise self.fail(entry, field_name, f"expected a non-empty string, got {value!r}")
+        return value
+
+    def number(self, value: Any, entry: str | None, field_name: str, lo: float | None = None,
+               hi: float | None = None) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(entry, field_name, f"expected a number, got {value!r}")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise self.fail(entry, field_name, f"{value} is out of range [{lo}, {hi}]")
+        return float(value)
+
+    def integer(self, value: Any, entry: str | None, field_name: str, lo: int = 0) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+            raise self.fail(entry, field_name, f"expected an integer >= {lo}, got {value!r}")
+        return value
+
+    def boolean(self, value: Any, entry: str | None, field_name: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(entry, field_name, f"expected true or false, got {value!r}")
+        return value
+
+    def choice(self, value: Any, choices: tuple[str, ...], entry: str | None, field_name: str) -> str:
+        if value not in choices:
+            raise self.fail(entry, field_name, f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def ident(self, value: Any, entry: str | None, field_name: str = "id") -> str:
+        text = self.string(value, entry, field_name)
+        if not all(c.isascii() and (c.isalnum() or c in "-_") for c in text) or not text[0].isalnum():
+            raise self.fail(entry, field_name, f"ids are ascii letters, digits, '-' and '_': {text!r}")
+        return text
+
+    def term(self, value: Any, entry: str | None, field_name: str) -> Term:
+        weight, exact = 1.0, False
+        if isinstance(value, dict):
+            self.keys(value, _TERM_KEYS, entry, required=("term",), prefix=f"{field_name}.")
+            text = self.string(value["term"], entry, f"{field_name}.term")
+            if "weight" in value:
+                weight = self.number(value["weight"], entry, f"{field_name}.weight", 0.01, 10)
+            if "exact_case" in value:
+                exact = self.boolean(value["exact_case"], entry, f"{field_name}.exact_case")
+        elif isinstance(value, str):
+            text = value
+        else:
+            raise self.fail(entry, field_name, f"expected a term string or {{term: ...}}, got {value!r}")
+        prefix = text.rstrip().endswith("*")
+        body = text.rstrip()[:-1] if prefix else text
+        folded = fold_term(body)
+        if not folded or not any(c.isalnum() for c in folded):
+            raise self.fail(entry, field_name, f"term {text!r} has no letters")
+        if "*" in body:
+            raise self.fail(entry, field_name, f"'*' is allowed only at the end of a term: {text!r}")
+        if exact and prefix:
+            raise self.fail(entry, field_name, "a term cannot be both exact_case and a prefix ('*')")
+        return Term(text=body.strip(), folded=folded, weight=weight, exact_case=exact, prefix=prefix)
+
+    def term_list(self, value: Any, entry: str | None, field_name: str, allow_empty: bool = False) -> list[Term]:
+        if not isinstance(value, list) or (not value and not allow_empty):
+            raise self.fail(entry, field_name, "expected a non-empty list of terms")
+        return [self.term(v, entry, f"{field_name}[{i}]") for i, v in enumerate(value)]
+
+
+def load_taxonomy(data: Any, path: str) -> Taxonomy:
+    """Validate parsed topics.yaml and build the matcher; ConfigError names file, entry and field."""
+    ck = _Checker(path)
+    data = ck.mapping(data, None, None)
+    ck.keys(data, _TOP_KEYS, None, required=("theatre", "topics"))
+    if "version" in data and data["version"] != 1:
+        raise ck.fail(None, "version", f"unsupported version {data['version']!r} (expected 1)")
+
+    settings = Settings()
+    if data.get("settings") is not None:
+        raw = ck.mapping(data["settings"], "settings", None)
+        ck.keys(raw, _SETTINGS_KEYS, "settings")
+        for key in ("saturation", "title_boost"):
+            if key in raw:
+                setattr(settings, key, ck.number(raw[key], "settings", key, 0.01, 100))
+        if "min_score" in raw:
+            settings.min_score = ck.number(raw["min_score"], "settings", "min_score", 0, 1)
+        for key in ("max_repeats", "max_evidence"):
+            if key in raw:
+                setattr(settings, key, ck.integer(raw[key], "settings", key, lo=1))
+
+    theatre = _load_theatre(ck, data["theatre"])
+
+    raw_topics = data["topics"]
+    if not isinstance(raw_topics, list) or not raw_topics:
+        raise ck.fail(None, "topics", "expected a non-empty list of topics")
+    topics: list[Topic] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_topics):
+        label = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else f"topics[{i}]"
+        topic = _load_topic(ck, raw, label)
+        if topic.id in seen:
+            raise ck.fail(topic.id, "id", "duplicate topic id")
+        seen.add(topic.id)
+        topics.append(topic)
+
+    people: list[Entity] = []
+    organisations: list[Entity] = []
+    places: list[Place] = []
+    if data.get("entities") is not None:
+        people, organisations, places = _load_entities(ck, data["entities"])
+
+    rules = dev_mod.compile_developments(data.get("developments"), path, [t.id for t in topics])
+    taxonomy = Taxonomy(path, settings, theatre, topics, people, organisations, places, rules)
+    taxonomy.automaton = _build_automaton(taxonomy)
+    taxonomy.topic_anchor = [t.anchor for t in topics]
+    return taxonomy
+
+
+def load_taxonomy_file(path: str) -> Taxonomy:
+    """Read and validate a topics.yaml file."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except OSError as err:
+        raise ConfigError(path, None, None, f"cannot read: {err.strerror or err}") from err
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(path, None, None, f"invalid YAML{where}: {getattr(err, 'problem', err)}") from err
+    return load_taxonomy(data, path)
+
+
+def _load_theatre(ck: _Checker, raw: Any) -> Theatre:
+    raw = ck.mapping(raw, "theatre", None)
+    ck.keys(raw, _THEATRE_KEYS, "theatre", required=("name", "strong", "weak"))
+    theatre = Theatre(
+        name=ck.string(raw["name"], "theatre", "name"),
+        window=ck.integer(raw.get("window", 1), "theatre", "window"),
+        strong=ck.term_list(raw["strong"], "theatre", "strong"),
+        weak=ck.term_list(raw["weak"], "theatre", "weak"),
+        foreign=ck.term_list(raw.get("foreign") or [], "theatre", "foreign", allow_empty=True),
+    )
+    if raw.get("article") is not None:
+        art = ck.mapping(raw["article"], "theatre", "article")
+        ck.keys(art, _ARTICLE_KEYS, "theatre", prefix="article.")
+        for key in ("min_strong", "min_strong_with_weak", "min_weak", "title_weight"):
+            if key in art:
+                setattr(theatre, key, ck.integer(art[key], "theatre", f"article.{key}", lo=1))
+        if "foreign_ratio" in art:
+            theatre.foreign_ratio = ck.number(art["foreign_ratio"], "theatre", "article.foreign_ratio", 0, 100)
+    return theatre
+
+
+def _load_topic(ck: _Checker, raw: Any, label: str) -> Topic:
+    raw = ck.mapping(raw, label, None)
+    ck.keys(raw, _TOPIC_KEYS, label, required=("id", "name", "description", "terms"))
+    topic_id = ck.ident(raw["id"], label)
+    translations: dict[str, list[Term]] = {}
+    if raw.get("translations") is not None:
+        tr = ck.mapping(raw["translations"], topic_id, "translations")
+        for lang, terms in tr.items():
+            if lang not in LANGUAGES:
+                raise ck.fail(topic_id, f"translations.{lang}", f"unknown language (allowed: {', '.join(LANGUAGES)})")
+            translations[lang] = ck.term_list(terms, topic_id, f"translations.{lang}")
+    min_score = None
+    if raw.get("min_score") is not None:
+        min_score = ck.number(raw["min_score"], topic_id, "min_score", 0, 1)
+    return Topic(
+        id=topic_id,
+        name=ck.string(raw["name"], topic_id, "name"),
+        description=ck.string(raw["description"], topic_id, "description"),
+        anchor=ck.choice(raw.get("anchor", "near"), ANCHORS, topic_id, "anchor"),
+        relevance=ck.choice(raw.get("relevance", "primary"), RELEVANCE, topic_id, "relevance"),
+        terms=ck.term_list(raw["terms"], topic_id, "terms"),
+        translations=translations,
+        min_score=min_score,
+        weight=ck.number(raw.get("weight", 1.0), topic_id, "weight", 0.01, 10),
+    )
+
+
+def _load_entities(ck: _Checker, raw: Any) -> tuple[list[Entity], list[Entity], list[Place]]:
+    raw = ck.mapping(raw, "entities", None)
+    ck.keys(raw, {"people", "organisations", "places"}, "entities")
+    ids: set[str] = set()
+
+    def items(key: str) -> list[tuple[str, dict]]:
+        value = raw.get(key) or []
+        if not isinstance(value, list):
+            raise ck.fail("entities", key, "expected a list")
+        out = []
+        for i, item in enumerate(value):
+            label = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else f"{key}[{i}]"
+            item = ck.mapping(item, label, None)
+            out.append((label, item))
+        return out
+
+    def names(label: str, item: dict) -> list[Term]:
+        terms = [ck.term(item["name"], label, "name")]
+        if item.get("aliases") is not None:
+            terms += ck.term_list(item["aliases"], label, "aliases")
+        return terms
+
+    def claim(label: str, item: dict, section: str) -> str:
+        entity_id = ck.ident(item["id"], label)
+        if entity_id in ids:
+            raise ck.fail(entity_id, "id", f"duplicate entity id (in {section})")
+        ids.add(entity_id)
+        return entity_id
+
+    people, orgs, places = [], [], []
+    for label, item in items("people"):
+        ck.keys(item, _PERSON_KEYS, label, required=("id", "name"))
+        eid = claim(label, item, "people")
+        people.append(Entity(eid, ck.string(item["name"], eid, "name"), "person", "person", names(eid, item),
+                             role=ck.string(item.get("role", ""), eid, "role", allow_empty=True)))
+    for label, item in items("organisations"):
+        ck.keys(item, _ORG_KEYS, label, required=("id", "name", "kind"))
+        eid = claim(label, item, "organisations")
+        orgs.append(Entity(eid, ck.string(item["name"], eid, "name"), ck.ident(item["kind"], eid, "kind"),
+                           "organisation", names(eid, item),
+                           role=ck.string(item.get("role", ""), eid, "role", allow_empty=True)))
+    for label, item in items("places"):
+        ck.keys(item, _PLACE_KEYS, label, required=("id", "name", "lat", "lon"))
+        pid = claim(label, item, "places")
+        places.append(Place(pid, ck.string(item["name"], pid, "name"),
+                            ck.ident(item.get("kind", "place"), pid, "kind"),
+                            ck.number(item["lat"], pid, "lat", -90, 90), ck.number(item["lon"], pid, "lon", -180, 180),
+                            names(pid, item)))
+    return people, orgs, places
+
+
+# --- automaton -----------------------------------------------------------------------------------
+
+# Payload kinds.  A payload is (kind, ref, weight, exact_text_or_None, prefix, folded_term).
+TOPIC, ANCHOR, ENTITY, PLACE = 0, 1, 2, 3
+_STRONG, _WEAK, _FOREIGN = 0, 1, 2
+
+
+def _build_automaton(tx: Taxonomy) -> Any:
+    table: dict[str, dict[tuple, tuple]] = {}
+
+    def add(term: Term, kind: int, ref: Any) -> None:
+        payload = (kind, ref, term.weight, term.text if term.exact_case else None, term.prefix, term.folded)
+        bucket = table.setdefault(term.folded, {})
+        key = (kind, ref, payload[3], term.prefix)
+        old = bucket.get(key)
+        if old is None or old[2] < term.weight:  # duplicate spellings after folding: keep the heavier
+            bucket[key] = payload
+
+    for idx, topic in enumerate(tx.topics):
+        for term in topic.all_terms():
+            add(term, TOPIC, idx)
+    for which, terms in ((_STRONG, tx.theatre.strong), (_WEAK, tx.theatre.weak), (_FOREIGN, tx.theatre.foreign)):
+        for term in terms:
+            add(term, ANCHOR, which)
+    for idx, ent in enumerate(tx.people + tx.organisations):
+        for term in ent.terms:
+            add(term, ENTITY, idx)
+    for idx, place in enumerate(tx.places):
+        for term in place.terms:
+            add(term, PLACE, idx)
+
+    automaton = ahocorasick.Automaton()
+    for key, bucket in table.items():
+        automaton.add_word(key, (len(key), tuple(bucket.values())))
+    automaton.make_automaton()
+    return automaton
+
+
+# --- per-article analysis ------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Mention:
+    kind: int
+    ref: Any
+    weight: float
+    field: str  # title | text
+    fstart: int  # folded offsets; original ones are worked out only for reported evidence
+    fend: int
+    key: str  # the folded term that matched
+    unit: int = 0  # -1 = title, else sentence index in text
+
+
+@dataclass
+class Analysis:
+    """What one scan of an article found; shared by the tagger and development detection."""
+
+    title: str
+    text: str
+    ftitle: Folded
+    ftext: Folded
+    mentions: list[Mention]
+    sentences: list[tuple[int, int]]
+    strong: dict[int, int]  # unit -> count
+    weak: dict[int, int]
+    foreign: dict[int, int]
+    article_anchored: bool
+    strongly_anchored: bool  # anchored and with enough strong (Afghan-side / border) mentions
+    theatre_named: bool  # any strong or weak theatre term at all ("loose" topics)
+    foreign_total: int
+    window: int
+    unit_topics: dict[int, set[int]]  # unit -> indices of topics with a term mentioned in it
+
+    def unit_span(self, unit: int) -> tuple[str, int, int]:
+        if unit < 0:
+            return "title", 0, len(self.title)
+        s, e = self.sentences[unit]
+        return "text", s, e
+
+    def neighbours(self, unit: int) -> list[int]:
+        """Units within the window of `unit`; the title sits just before the first sentence."""
+        order = [-1] + list(range(len(self.sentences)))
+        pos = unit + 1
+        lo, hi = max(0, pos - self.window), min(len(order), pos + self.window + 1)
+        out = [order[i] for i in range(lo, hi) if i != pos]
+        if unit == -1 and self.window and len(self.sentences) > 1 and 1 not in out:
+            out.append(1)  # headlines are written to be read with the first two lead sentences
+        return out
+
+    def anchored_unit(self, unit: int) -> bool:
+        """Whether a mention in `unit` belongs to the theatre ("near" in topics.yaml)."""
+        strong, foreign, weak = self.strong.get(unit, 0), self.foreign.get(unit, 0), self.weak.get(unit, 0)
+        if strong:
+            return strong >= foreign
+        if foreign:
+            return False
+        if self.strongly_anchored and not self.foreign_total:
+            return True  # no other conflict named anywhere: the mention can only be about ours
+        near = self.neighbours(unit)
+        near_strong = sum(self.strong.get(u, 0) for u in near)
+        near_foreign = sum(self.foreign.get(u, 0) for u in near)
+        if near_strong and near_strong >= near_foreign:
+            return True
+        return bool(weak and self.strongly_anchored and not near_foreign)
+
+
+
+def _scan(folded: Folded, automaton: Any, field_name: str, out: list[Mention]) -> None:
+    text = folded.text
+    original = folded.original
+    n = len(text)
+    identity = folded.is_identity()
+    for end, (length, payloads) in automaton.iter(text):
+        start = end - length + 1
+        if start and (text[start - 1].isalnum() or text[start - 1] == "_"):
+            continue
+        stop = end + 1
+        right_ok = stop >= n or not (text[stop].isalnum() or text[stop] == "_")
+        for kind, ref, weight, exact, prefix, key in payloads:
+            if not right_ok and not prefix:
+                continue
+            if exact is not None:
+                ostart, oend = (start, stop) if identity else folded.span_to_original(start, stop)
+                if original[ostart:oend] != exact:
+                    continue
+            # Original offsets are worked out later, only for the mentions reported as evidence.
+            out.append(Mention(kind, ref, weight, field_name, start, stop, key))
+
+
+def _longest_first(mentions: list[Mention]) -> list[Mention]:
+    """Resolve overlaps within one group: leftmost, then longest, wins."""
+    mentions.sort(key=lambda m: (m.field != "title", m.fstart, -(m.fend - m.fstart)))
+    kept: list[Mention] = []
+    last_field, last_end = None, -1
+    for m in mentions:
+        if m.field == last_field and m.fstart < last_end:
+            continue
+        kept.append(m)
+        last_field, last_end = m.field, m.fend
+    return kept
+
+
+def analyse(title: str, text: str, taxonomy: Taxonomy) -> Analysis:
+    """Scan title and text once and work out anchoring; the expensive part of tagging."""
+    title = title or ""
+    text = text or ""
+    ftitle, ftext = fold(title), fold(text)
+    raw: list[Mention] = []
+    _scan(ftitle, taxonomy.automaton, "title", raw)
+    _scan(ftext, taxonomy.automaton, "text", raw)
+
+    groups: dict[int, list[Mention]] = {}
+    for m in raw:
+        groups.setdefault(-1 if m.kind == ANCHOR else m.kind * 100_000 + m.ref, []).append(m)
+    mentions: list[Mention] = []
+    for ms in groups.values():
+        mentions.extend(_longest_first(ms) if len(ms) > 1 else ms)
+
+    th = taxonomy.theatre
+    total = [0.0, 0.0, 0.0]
+    near_mentions = False
+    for m in mentions:
+        if m.kind == ANCHOR:
+            total[m.ref] += th.title_weight if m.field == "title" else 1
+        elif m.kind == TOPIC and taxonomy.topic_anchor[m.ref] == "near":
+            near_mentions = True
+    s, w, f = total
+    anchored = (s >= th.min_strong or (s >= th.min_strong_with_weak and w >= 1) or w >= th.min_weak) \
+        and (s + w / 2) >= th.foreign_ratio * f
+    strongly = anchored and s >= th.min_strong
+
+    # Sentences cost a pass over the text: split all of it only when anchoring needs every sentence,
+    # else just the lead that development detection reads.
+    if text and near_mentions and anchored and not (strongly and not f):
+        sentences = split_sentences(text)
+    elif text and anchored:
+        sentences = split_sentences(text, limit=taxonomy.developments.lead_sentences + th.window + 2)
+    else:
+        sentences = []
+    starts = [ftext.to_folded(start) for start, _ in sentences]
+    beyond = len(sentences)
+    last_end = ftext.to_folded(sentences[-1][1]) if sentences else 0
+    strong: dict[int, int] = {}
+    weak: dict[int, int] = {}
+    foreign: dict[int, int] = {}
+    counts = (strong, weak, foreign)
+    unit_topics: dict[int, set[int]] = {}
+    for m in mentions:
+        if m.kind == ENTITY or m.kind == PLACE:
+            continue  # reported per article; no sentence needed
+        if m.field == "title":
+            m.unit = -1
+        elif m.fstart >= last_end:
+            m.unit = beyond  # after the sentences we split (all of them, or the lead)
+        else:
+            m.unit = max(0, bisect.bisect_right(starts, m.fstart) - 1)
+        if m.kind == ANCHOR:
+            counts[m.ref][m.unit] = counts[m.ref].get(m.unit, 0) + 1
+        elif m.kind == TOPIC:
+            unit_topics.setdefault(m.unit, set()).add(m.ref)
+    return Analysis(title, text, ftitle, ftext, mentions, sentences, strong, weak, foreign, anchored,
+                    strongly, bool(s or w), int(f), th.window, unit_topics)
+
+
+# --- tagger --------------------------------------------------------------------------------------
+
+
+class Tagger:
+    """Tags articles against one taxonomy; build once, call tag() for every article (thread-safe)."""
+
+    def __init__(self, taxonomy: Taxonomy):
+        self.taxonomy = taxonomy
+        self._entities = taxonomy.people + taxonomy.organisations
+
+    def tag(self, title: str, text: str) -> TagResult:
+        tx = self.taxonomy
+        st = tx.settings
+        an = analyse(title, text, tx)
+
+        per_topic: dict[int, list[Mention]] = {}
+        first_entity: dict[int, tuple[bool, int]] = {}  # ref -> earliest (in text?, position)
+        first_place: dict[int, tuple[bool, int]] = {}
+        for m in an.mentions:
+            if m.kind == TOPIC:
+                per_topic.setdefault(m.ref, []).append(m)
+            elif m.kind in (ENTITY, PLACE):
+                firsts = first_entity if m.kind == ENTITY else first_place
+                where = (m.field != "title", m.fstart)
+                if m.ref not in firsts or where < firsts[m.ref]:
+                    firsts[m.ref] = where
+        entity_order = sorted(first_entity, key=first_entity.__getitem__)
+        place_order = sorted(first_place, key=first_place.__getitem__)
+
+        hits: list[TopicHit] = []
+        relevant_topic = False
+        near_cache: dict[int, bool] = {}
+        for idx, topic in enumerate(tx.topics):
+            ms = per_topic.get(idx)
+            if not ms:
+                continue
+            if topic.anchor == "article":
+                kept = ms if an.article_anchored else []
+            elif topic.anchor == "bilateral":
+                kept = ms if an.strongly_anchored else []
+            elif topic.anchor == "near":
+                kept = [m for m in ms if _cached(near_cache, m.unit, an.anchored_unit)] if an.article_anchored else []
+            else:
+                kept = ms if an.theatre_named else []
+            if not kept:
+                continue
+            kept.sort(key=lambda m: (m.field != "title", m.fstart))
+            repeats: dict[str, int] = {}
+            total = 0.0
+            for m in kept:
+                seen = repeats[m.key] = repeats.get(m.key, 0) + 1
+                if seen > st.max_repeats:
+                    continue
+                total += m.weight * (st.title_boost if m.field == "title" else 1.0)
+            score = round(1.0 - math.exp(-total * topic.weight / st.saturation), 3)
+            if score < (topic.min_score if topic.min_score is not None else st.min_score):
+                continue
+            evidence = []
+            for m in kept[: st.max_evidence]:
+                source, folded = (an.title, an.ftitle) if m.field == "title" else (an.text, an.ftext)
+                start, end = folded.span_to_original(m.fstart, m.fend)
+                evidence.append({"text": source[start:end], "start": start, "end": end, "field": m.field})
+            hits.append(TopicHit(id=topic.id, score=score, evidence=evidence))
+            if topic.relevance == "primary":
+                relevant_topic = True
+
+        hits.sort(key=lambda h: -h.score)
+        relevant = an.article_anchored and relevant_topic
+        development = dev_mod.detect_development(title, text, tx, analysis=an) if relevant else None
+        entities = [{"id": e.id, "name": e.name, "kind": e.kind}
+                    for e in (self._entities[i] for i in entity_order)]
+        places = [{"id": p.id, "name": p.name, "lat": p.lat, "lon": p.lon}
+                  for p in (tx.places[i] for i in place_order)]
+        return TagResult(topics=hits, entities=entities, places=places, development=development,
+                         relevant=relevant, alert_worthy=relevant and development is not None)
+
+
+def _cached(cache: dict[int, bool], unit: int, check: Any) -> bool:
+    found = cache.get(unit)
+    if found is None:
+        found = cache[unit] = check(unit)
+    return found

@@ -1,0 +1,323 @@
+"""Text folding and sentence splitting for the tagger.
+
+Terms and articles are compared in a *folded* form: case-folded, accents and
+Arabic-script diacritics stripped, Arabic/Persian letter variants unified,
+every dash and whitespace run turned into one space.  Matching happens on the
+folded string; `Folded` keeps the map back to the original string so evidence
+offsets always point into the text the caller gave us.
+
+Speed matters (thousands of articles a second), so the common case is done
+with C-level string methods and a single regex pass; only text that contains
+characters whose fold is not exactly one character (soft hyphens, tatweel,
+decomposed accents, ß, ligatures...) takes the per-character path.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import unicodedata
+from dataclasses import dataclass
+
+# Characters that separate words the same way a space does.
+_DASHES = "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"
+_EXTRA_SPACES = "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
+                "\u202f\u205f\u3000\u200c\u200d\u2028\u2029_/"
+_DROP = "\u00ad\u0640\u200b\u200e\u200f\u2060\ufeff"  # soft hyphen, tatweel, zero-width, bidi marks
+# Arabic-script letters written differently by Arabic, Urdu, Pashto and Dari keyboards.
+_LETTER_VARIANTS = {
+    "\u064a": "\u06cc",  # Arabic yeh -> Farsi yeh
+    "\u0649": "\u06cc",  # alef maksura -> Farsi yeh
+    "\u0643": "\u06a9",  # Arabic kaf -> keheh
+    "\u06c1": "\u0647",  # Urdu heh goal -> heh
+    "\u06d5": "\u0647",  # ae -> heh
+    "\u0629": "\u0647",  # teh marbuta -> heh
+    "\u06c3": "\u0647",  # teh marbuta goal -> heh
+    "\u2019": "'", "\u2018": "'", "\u201b": "'", "\u02bc": "'", "\u2032": "'",
+    "\u201c": '"', "\u201d": '"', "\u201e": '"',
+}
+
+
+def _fold_char(ch: str) -> str:
+    if ch in _DASHES or ch in _EXTRA_SPACES or ch.isspace():
+        return " "
+    if ch in _DROP:
+        return ""
+    decomposed = unicodedata.normalize("NFKD", ch)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return "".join(_LETTER_VARIANTS.get(c, c) for c in stripped)
+
+
+def _build_tables() -> tuple[dict[str, str], str, str]:
+    """One-to-one replacements (applied after str.lower) and the set of irregular characters."""
+    one_to_one: dict[str, str] = {}
+    irregular: list[str] = []
+    for cp in range(0x10000):
+        if 0xD800 <= cp < 0xE000:
+            continue
+        ch = chr(cp)
+        folded = _fold_char(ch)
+        if len(ch.lower()) != 1 or len(folded) != 1:
+            irregular.append(ch)
+        elif folded != ch.lower():
+            one_to_one[ch.lower()] = folded
+    # Anything outside the BMP (emoji, rare scripts) is left as is: it never occurs in our terms.
+    def char_class(chars: list[str]) -> str:
+        return "".join(re.escape(c) for c in chars)
+
+    return one_to_one, char_class(sorted(one_to_one)), char_class(irregular)
+
+
+_ONE_TO_ONE, _ONE_CLASS, _IRREGULAR_CLASS = _build_tables()
+_ONE_RE = re.compile(f"[{_ONE_CLASS}]")
+_IRREGULAR_RE = re.compile(f"[{_IRREGULAR_CLASS}]")
+# The commonest special characters, replaced by C-speed str.replace before the regex pass.
+_COMMON = (("\n", " "), ("\u2019", "'"), ("\u201c", '"'), ("\u201d", '"'), ("\u2014", " "), ("\u2013", " "))
+
+
+@dataclass(frozen=True)
+class Folded:
+    """A folded string plus the piecewise-linear map between folded and original offsets.
+
+    `breaks` holds (folded_pos, original_pos) pairs where the offset shift changes; between two
+    breaks the shift is constant.  Both directions are a bisect away.
+    """
+
+    text: str
+    original: str
+    _fold_pos: tuple[int, ...]
+    _orig_pos: tuple[int, ...]
+
+    def is_identity(self) -> bool:
+        """True when folding kept every offset (no collapsed spaces, no expansions)."""
+        return len(self._fold_pos) == 1 and len(self.text) == len(self.original)
+
+    def to_original(self, pos: int) -> int:
+        """Original offset of the folded character at `pos` (or of the end, for pos == len)."""
+        if pos >= len(self.text):
+            return len(self.original)
+        i = bisect.bisect_right(self._fold_pos, pos) - 1
+        return self._orig_pos[i] + (pos - self._fold_pos[i])
+
+    def span_to_original(self, start: int, end: int) -> tuple[int, int]:
+        """Original [start, end) covering the folded [start, end) (end exclusive, end > start)."""
+        return self.to_original(start), self.to_original(end - 1) + 1
+
+    def to_folded(self, pos: int) -> int:
+        """Folded offset of the first folded character at or after original offset `pos`."""
+        if pos >= len(self.original):
+            return len(self.text)
+        i = bisect.bisect_right(self._orig_pos, pos) - 1
+        if i < 0:
+            return self._fold_pos[0]  # dropped characters at the very start
+        candidate = self._fold_pos[i] + (pos - self._orig_pos[i])
+        next_fold = self._fold_pos[i + 1] if i + 1 < len(self._fold_pos) else len(self.text)
+        return min(candidate, next_fold)
+
+
+def fold(text: str) -> Folded:
+    """Fold `text` for matching; see the module docstring for what equals what."""
+    if not _IRREGULAR_RE.search(text):
+        # Every step keeps the length, so offsets hold until spaces are collapsed below.
+        one = text.lower()
+        for old, new in _COMMON:
+            if old in one:
+                one = one.replace(old, new)
+        one = _ONE_RE.sub(_one_to_one, one)
+        fold_pos, orig_pos = [0], [0]
+    else:
+        one, fold_pos, orig_pos = _fold_irregular(text)
+    if "  " not in one:
+        return Folded(one, text, tuple(fold_pos), tuple(orig_pos))
+    return _collapse_spaces(one, text, fold_pos, orig_pos)
+
+
+def _one_to_one(m: re.Match[str]) -> str:
+    return _ONE_TO_ONE[m.group()]
+
+
+def _fold_irregular(text: str) -> tuple[str, list[int], list[int]]:
+    """Fold text holding characters whose fold is not one character; regular runs stay fast."""
+    pieces: list[str] = []
+    fold_pos, orig_pos = [0], [0]
+    flen = 0
+    last = 0
+
+    def mark(fp: int, op: int) -> None:
+        if fold_pos[-1] == fp:
+            orig_pos[-1] = op
+        else:
+            fold_pos.append(fp)
+            orig_pos.append(op)
+
+    for m in _IRREGULAR_RE.finditer(text):
+        chunk = _ONE_RE.sub(_one_to_one, text[last:m.start()].lower())
+        pieces.append(chunk)
+        flen += len(chunk)
+        replacement = _fold_char(m.group())
+        for k in range(1, len(replacement)):
+            mark(flen + k, m.start())  # every char of an expansion maps back to the one original char
+        pieces.append(replacement)
+        flen += len(replacement)
+        mark(flen, m.end())
+        last = m.end()
+    pieces.append(_ONE_RE.sub(_one_to_one, text[last:].lower()))
+    return "".join(pieces), fold_pos, orig_pos
+
+
+def _collapse_spaces(one: str, text: str, fold_pos: list[int], orig_pos: list[int]) -> Folded:
+    """Turn each run of spaces into one, carrying the offset map along."""
+    if len(fold_pos) == 1 and orig_pos[0] == 0 and len(one) == len(text):
+        return _collapse_identity(one, text)
+
+    def orig_of(p: int) -> int:
+        i = bisect.bisect_right(fold_pos, p) - 1
+        return orig_pos[i] + (p - fold_pos[i])
+
+    runs: list[tuple[int, int]] = []  # dropped [s, e): all but the first space of each run
+    n = len(one)
+    i = one.find("  ")
+    while i >= 0:
+        j = i + 2
+        while j < n and one[j] == " ":
+            j += 1
+        runs.append((i + 1, j))
+        i = one.find("  ", j)
+    # Old breakpoints and one new breakpoint after each dropped run, in folded order.
+    points = sorted(set(fold_pos) | {e for _, e in runs if e < len(one)})
+    new_fold: list[int] = []
+    new_orig: list[int] = []
+    pieces: list[str] = []
+    removed = 0
+    ri = 0
+    last = 0
+    for s, e in runs:
+        pieces.append(one[last:s])
+        last = e
+    pieces.append(one[last:])
+    for p in points:
+        while ri < len(runs) and runs[ri][1] <= p:
+            removed += runs[ri][1] - runs[ri][0]
+            ri += 1
+        if ri < len(runs) and runs[ri][0] <= p < runs[ri][1]:
+            continue  # inside a dropped run
+        new_fold.append(p - removed)
+        new_orig.append(orig_of(p))
+    return Folded("".join(pieces), text, tuple(new_fold), tuple(new_orig))
+
+
+def _collapse_identity(one: str, text: str) -> Folded:
+    """_collapse_spaces for the common case where `one` is offset-for-offset the original."""
+    pieces: list[str] = []
+    fold_pos, orig_pos = [0], [0]
+    n = len(one)
+    removed = 0
+    last = 0
+    i = one.find("  ")
+    while i >= 0:
+        j = i + 2
+        while j < n and one[j] == " ":
+            j += 1
+        pieces.append(one[last:i + 1])
+        removed += j - i - 1
+        fold_pos.append(j - removed)
+        orig_pos.append(j)
+        last = j
+        i = one.find("  ", j)
+    pieces.append(one[last:])
+    return Folded("".join(pieces), text, tuple(fold_pos), tuple(orig_pos))
+
+
+def fold_term(term: str) -> str:
+    """Folded form of a configured term (stripped, single spaces)."""
+    return fold(term).text.strip()
+
+
+def fold_pattern(pattern: str) -> str:
+    """Fold only the non-ASCII letters of a regex, so escapes such as \\S or \\B keep their meaning."""
+    return "".join(ch if ch.isascii() else _fold_char(ch) for ch in pattern)
+
+
+# --- sentences -----------------------------------------------------------------------------------
+
+_CANDIDATE_RE = re.compile("[.!?\n\u06d4\u061f]")
+_PUNCT = ".!?\u06d4\u061f"
+_CLOSERS = "\"'\u201d\u2019)]"
+_TITLES = frozenset("mr mrs ms dr gen lt col maj capt sgt st prof gov sen rep brig no nos vs mt ft".split())
+_MONTHS = frozenset("jan feb mar apr jun jul aug sep sept oct nov dec".split())
+
+
+def split_sentences(text: str, limit: int | None = None) -> list[tuple[int, int]]:
+    """Sentence spans [start, end) of `text`, whitespace trimmed; newlines always end a sentence.
+
+    A sentence ends at . ! ? (Latin or Arabic script) followed by whitespace, quotes and brackets
+    included; abbreviations, initials and a lower-case continuation do not end one.  With `limit`,
+    stop after that many sentences (the lead is all development detection needs).
+    """
+    spans: list[tuple[int, int]] = []
+    n = len(text)
+    start = 0
+    while start < n and text[start].isspace():
+        start += 1
+    pos = start
+    while True:
+        m = _CANDIDATE_RE.search(text, pos)
+        if m is None:
+            break
+        i = m.start()
+        if text[i] == "\n":
+            end = nxt = i + 1
+        else:
+            j = i + 1
+            while j < n and text[j] in _PUNCT:
+                j += 1
+            while j < n and text[j] in _CLOSERS:
+                j += 1
+            if j < n and not text[j].isspace():
+                pos = j  # "3.5", "U.S.A": not an end
+                continue
+            k = j
+            while k < n and text[k].isspace():
+                k += 1
+            if text[i] == "." and "\n" not in text[j:k] and not _ends_sentence(text, i, k):
+                pos = k
+                continue
+            end, nxt = j, k
+        e = end
+        while e > start and text[e - 1].isspace():
+            e -= 1
+        if e > start:
+            spans.append((start, e))
+            if limit is not None and len(spans) >= limit:
+                return spans
+        start = nxt
+        while start < n and text[start].isspace():
+            start += 1
+        pos = start
+    e = n
+    while e > start and text[e - 1].isspace():
+        e -= 1
+    if e > start:
+        spans.append((start, e))
+    return spans
+
+
+def _ends_sentence(text: str, dot: int, after: int) -> bool:
+    """Whether the dot at `dot` ends a sentence: abbreviations, initials and lower-case follow-ons do not."""
+    following = text[after:after + 1]
+    if not following or following.islower():
+        return not following
+    space = text.rfind(" ", max(0, dot - 7), dot)
+    if space >= 0 and dot - space > 6 and "." not in text[space:dot]:
+        return True  # a long plain word before the dot: no abbreviation or initial
+    j = dot
+    while j > 0 and (text[j - 1].isalpha() or text[j - 1] == "."):
+        j -= 1
+    word = text[j:dot].lower()
+    if word in _TITLES:
+        return False
+    if word in _MONTHS and following.isdigit():
+        return False
+    if len(word) == 1 and word.isalpha() and following.isupper():
+        return False  # an initial: "J. Smith"
+    return True

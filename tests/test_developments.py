@@ -1,0 +1,219 @@
+"""Development detection, and relevance/development quality on labelled cases and the shared articles."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from pipelines.developments import detect_development
+from pipelines.tag import Tagger, load_taxonomy_file
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "config" / "topics.yaml"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "tagging"
+CASES = FIXTURES / "cases.jsonl"  # written with the rules (development set)
+HOLDOUT = FIXTURES / "holdout.jsonl"  # written after the rules were frozen, then kept as regression cases
+SHARED_ARTICLES = Path(os.environ.get("NEWSMON_SHARED", ROOT.parent / "shared")) / "data" / "articles"
+
+DEVELOPMENT_TYPES = [
+    "ceasefire-agreed", "ceasefire-extended", "ceasefire-violated", "ceasefire-collapsed", "talks-scheduled",
+    "talks-opened", "talks-stalled", "talks-broke-down", "talks-resumed", "agreement-reached",
+]
+
+
+@pytest.fixture(scope="module")
+def taxonomy():
+    return load_taxonomy_file(str(CONFIG))
+
+
+@pytest.fixture(scope="module")
+def tagger(taxonomy):
+    return Tagger(taxonomy)
+
+
+def _f1(pairs: list[tuple[bool, bool]]) -> float:
+    tp = sum(1 for gold, got in pairs if gold and got)
+    fp = sum(1 for gold, got in pairs if not gold and got)
+    fn = sum(1 for gold, got in pairs if gold and not got)
+    if not tp:
+        return 0.0
+    precision, recall = tp / (tp + fp), tp / (tp + fn)
+    return 2 * precision * recall / (precision + recall)
+
+
+# --- labelled cases ------------------------------------------------------------------------------
+
+
+def _cases(path: Path = CASES) -> list[dict]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def test_fixture_covers_every_development_type_and_hard_negatives():
+    cases = _cases()
+    assert len(cases) >= 60 and len({c["id"] for c in cases}) == len(cases)
+    assert not {c["id"] for c in cases} & {c["id"] for c in _cases(HOLDOUT)}
+    per_type = Counter(c["development"] for c in cases)
+    for dev_type in DEVELOPMENT_TYPES:
+        assert per_type[dev_type] >= 3, dev_type
+    assert per_type[None] >= 25  # holding, denials, conditionals, background, other theatres, ...
+    assert sum(1 for c in cases if not c["relevant"]) >= 15
+    for c in cases:
+        assert set(c) == {"id", "title", "text", "relevant", "development", "topics"}
+        assert c["development"] is None or c["relevant"], c["id"]
+
+
+@pytest.mark.parametrize("path", [CASES, HOLDOUT], ids=["cases", "holdout"])
+def test_labelled_cases_quality(tagger, path):
+    cases = _cases(path)
+    results = {c["id"]: tagger.tag(c["title"], c["text"]) for c in cases}
+    relevance_f1 = _f1([(c["relevant"], results[c["id"]].relevant) for c in cases])
+    dev_correct = [c["id"] for c in cases
+                   if (results[c["id"]].development.type if results[c["id"]].development else None) == c["development"]]
+    dev_accuracy = len(dev_correct) / len(cases)
+    expected_topics = sum(len(c["topics"]) for c in cases)
+    found_topics = sum(1 for c in cases for t in c["topics"] if t in results[c["id"]].topic_ids())
+    topic_recall = found_topics / expected_topics
+    wrong = [(c["id"], c["development"], results[c["id"]].development) for c in cases if c["id"] not in dev_correct]
+    print(f"\n{path.name}: {len(cases)} cases, relevance F1 {relevance_f1:.3f}, development accuracy {dev_accuracy:.3f}, "
+          f"topic recall {topic_recall:.3f}")
+    assert relevance_f1 >= 0.95
+    assert dev_accuracy >= 0.9, wrong
+    assert topic_recall >= 0.9
+    # An alert needs both: relevant and a development.
+    for c in cases:
+        r = results[c["id"]]
+        assert r.alert_worthy == (r.relevant and r.development is not None)
+
+
+def test_shared_articles_relevance(tagger):
+    on, off = SHARED_ARTICLES / "on_topic.jsonl", SHARED_ARTICLES / "off_topic.jsonl"
+    if not (on.exists() and off.exists()):
+        pytest.skip(f"shared labelled articles not found under {SHARED_ARTICLES}")
+    pairs = []
+    for path, gold in ((on, True), (off, False)):
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                record = json.loads(line)
+                pairs.append((gold, tagger.tag(record.get("title") or "", record.get("text") or "").relevant))
+    f1 = _f1(pairs)
+    print(f"\nshared articles: {len(pairs)} records, relevance F1 {f1:.3f}")
+    assert len(pairs) >= 20
+    assert f1 >= 0.9
+
+
+# --- detection rules -----------------------------------------------------------------------------
+
+LEAD = "Pakistan and Afghanistan have been at odds over militant sanctuaries since 2021."
+
+
+@pytest.mark.parametrize("sentence,expected", [
+    ("Pakistan and the Afghan Taliban agreed to a ceasefire on Sunday.", "ceasefire-agreed"),
+    ("A ceasefire between Kabul and Islamabad took effect at midnight.", "ceasefire-agreed"),
+    ("Kabul and Islamabad extended their truce by two weeks on Monday.", "ceasefire-extended"),
+    ("Afghan forces violated the ceasefire near Torkham on Friday, Pakistan said.", "ceasefire-violated"),
+    ("The ceasefire between Pakistan and Afghanistan collapsed on Saturday.", "ceasefire-collapsed"),
+    ("Pakistani and Afghan delegations will hold a new round of talks in Istanbul next week.", "talks-scheduled"),
+    ("Talks between Pakistan and the Afghan Taliban opened in Doha on Saturday.", "talks-opened"),
+    ("Pakistan-Afghanistan talks in Istanbul stalled on Sunday over the TTP.", "talks-stalled"),
+    ("Talks between Pakistan and the Afghan Taliban broke down in Istanbul on Friday.", "talks-broke-down"),
+    ("Talks between Pakistan and Afghanistan resumed in Istanbul on Thursday.", "talks-resumed"),
+    ("Pakistani and Afghan negotiators reached an agreement on a monitoring mechanism at the Doha talks.",
+     "agreement-reached"),
+])
+def test_each_development_type(taxonomy, sentence, expected):
+    text = f"{sentence} {LEAD}"
+    dev = detect_development("", text, taxonomy)
+    assert dev is not None and dev.type == expected
+    assert dev.evidence == sentence
+    assert (dev.start, dev.end) == (0, len(sentence))
+    assert text[dev.start:dev.end] == dev.evidence
+
+
+@pytest.mark.parametrize("sentence", [
+    "The ceasefire between Pakistan and Afghanistan remained intact on Tuesday.",
+    "Officials in Kabul and Islamabad say the temporary truce is largely being respected.",
+    "The Taliban denied that the talks with Pakistan had collapsed.",
+    "Pakistan rejected Afghan claims that it had violated the ceasefire.",
+    "The truce between Pakistan and Afghanistan could collapse if attacks continue.",
+    "Analysts fear the Pakistan-Afghanistan talks may fail without Qatari pressure.",
+    "The ceasefire agreed last month between Kabul and Islamabad has reduced shelling.",
+    "The temporary truce agreed with Kabul is being respected, Islamabad said.",
+    "Its fragile ceasefire extended by mediators, the Afghan border was quiet.",
+    "The UN urged Pakistan and Afghanistan to agree a lasting ceasefire.",
+    "Kabul and Islamabad have not agreed to extend the ceasefire.",
+    "Will the Pakistan-Afghanistan talks resume in Istanbul?",
+    "Fighting resumed on the Afghan border after the ceasefire collapsed in October 2025.",
+])
+def test_non_developments(taxonomy, sentence):
+    assert detect_development("", f"{sentence} {LEAD}", taxonomy) is None
+
+
+def test_title_evidence_has_no_text_offsets(taxonomy):
+    title = "Pakistan, Afghanistan agree to extend ceasefire"
+    dev = detect_development(title, "Officials in Kabul and Islamabad confirmed the decision on Monday.", taxonomy)
+    assert dev is not None and dev.type == "ceasefire-extended"
+    assert dev.evidence == title and dev.start is None and dev.end is None
+
+
+def test_title_is_preferred_over_the_lead(taxonomy):
+    dev = detect_development("Pak-Afghan talks collapse in Istanbul",
+                             "The ceasefire between Pakistan and Afghanistan was violated on Friday.", taxonomy)
+    assert dev is not None and dev.type == "talks-broke-down"
+
+
+def test_only_the_lead_can_announce(taxonomy):
+    filler = " ".join(f"Traders in Peshawar reported quiet markets on day {i}." for i in range(8))
+    late = " Talks between Pakistan and Afghanistan collapsed in Istanbul on Friday."
+    assert detect_development("Market report", filler + late, taxonomy) is None
+    assert detect_development("Market report", late.strip() + " " + filler, taxonomy) is not None
+
+
+def test_other_theatre_in_the_same_sentence_is_not_ours(taxonomy):
+    text = ("Talks between Pakistan and Afghanistan continued in Istanbul on Sunday. "
+            "Across the LoC, Indian troops breached the ceasefire near Leepa in Azad Kashmir, officials said.")
+    assert detect_development("", text, taxonomy) is None
+
+
+def test_non_theatre_articles_raise_nothing(taxonomy):
+    for title, text in [
+        ("Russia and Ukraine agree ceasefire", "Russia and Ukraine agreed a ceasefire in Istanbul on Monday."),
+        ("Gaza truce collapses", "The truce between Israel and Hamas collapsed as Pakistan called for calm."),
+    ]:
+        assert detect_development(title, text, taxonomy) is None
+
+
+def test_a_date_on_a_trailing_participle_does_not_make_news_old(taxonomy):
+    text = ("Shelling hit two villages in Bajaur on Monday, in what Islamabad called a violation of the truce "
+            "reached with Kabul late last month. " + LEAD)
+    dev = detect_development("", text, taxonomy)
+    assert dev is not None and dev.type == "ceasefire-violated"
+
+
+def test_urdu_past_perfect_is_background(taxonomy):
+    title = "افغان وفد استنبول پہنچ گیا"
+    text = ("پاکستان اور افغانستان نے پچھلے مہینے دوحہ میں جنگ بندی پر اتفاق کیا تھا، جس کے بعد سرحد پر امن رہا۔ "
+            "کابل اور اسلام آباد کے حکام ملاقات کی تیاری کر رہے ہیں۔")
+    assert detect_development(title, text, taxonomy) is None
+    started = "پاکستان اور افغانستان کے درمیان مذاکرات کا تیسرا دور آج استنبول میں شروع ہو گیا"
+    dev = detect_development(started, text, taxonomy)
+    assert dev is not None and dev.type == "talks-opened"
+
+
+def test_urdu_and_dari_developments(taxonomy):
+    urdu = detect_development("پاکستان اور افغانستان کے درمیان جنگ بندی پر اتفاق",
+                              "کابل اور اسلام آباد نے دوحہ میں بات چیت کے بعد اعلان کیا۔", taxonomy)
+    assert urdu is not None and urdu.type == "ceasefire-agreed"
+    dari = detect_development("تمدید آتش‌بس میان پاکستان و افغانستان",
+                              "کابل و اسلام آباد روز یکشنبه تصمیم گرفتند.", taxonomy)
+    assert dari is not None and dari.type == "ceasefire-extended"
+
+
+def test_tagger_and_standalone_agree(tagger, taxonomy):
+    for c in _cases()[:20]:
+        via_tagger = tagger.tag(c["title"], c["text"]).development
+        assert detect_development(c["title"], c["text"], taxonomy) == via_tagger
