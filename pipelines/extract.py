@@ -1,0 +1,252 @@
+"""Article text and metadata out of a fetched page, with the feed item as the safety net.
+
+Extraction runs trafilatura (2.3.x) in up to three passes over one parsed tree and
+keeps the pass that looks right (see EXTRACTION_OPTIONS for the rules and the
+benchmark figures that chose them). Anything that goes wrong with the page --
+binary bytes, a wrong charset, an empty or boilerplate-only page -- ends in the
+feed item's own text instead of an exception, so one bad page never stops a cycle.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import re
+from typing import Any
+
+from pipelines.models import ExtractedPage, FeedItem
+
+LOGGER = logging.getLogger(__name__)
+
+# Every tunable of extraction in one place. Chosen on the shared benchmark
+# (../shared/data/extraction, F1 over 4-token shingles, averaged per page):
+#   trafilatura defaults ............................ scrapinghub 0.953, wcxb 0.925
+#   + reader comments left out (extract() appends them) 0.957 / 0.938
+#   + precision pass when it cuts a clear block ......  0.973 / 0.938
+#   + recall pass when it finds clearly more .........  0.973 / 0.941
+# favor_precision alone (0.964 / 0.899), favor_recall alone (0.962 / 0.930), fast (0.964 / 0.915),
+# include_tables=False (0.948 / 0.929) all scored worse. deduplicate=True scored worse (0.934 on
+# scrapinghub) and keeps a process-wide cache, so a page's text would depend on what ran before it.
+EXTRACTION_OPTIONS: dict[str, Any] = {
+    # keyword arguments of every trafilatura.bare_extraction pass (fast/favor_* are set per pass)
+    "trafilatura": {
+        "include_comments": False,
+        "include_tables": True,
+        "include_images": False,
+        "include_links": False,
+        "deduplicate": False,
+    },
+    # second pass, favor_precision (fast: the external fallbacks add nothing here). Taken when it
+    # kept between 20% and 90% of the balanced text and at least min_chars: it then cut a block of
+    # boilerplate; a smaller trim mostly drops real headings and list items, a bigger one the article.
+    "precision_pass": True,
+    "precision_keep": (0.2, 0.9),
+    # third pass, favor_recall, only when the precision pass was not taken. Taken when it finds this
+    # many times the balanced text: the balanced pass then stopped early on a long article.
+    "recall_pass": True,
+    "recall_gain": 1.2,
+    # the feed's full content replaces the page text when it is this many times longer
+    "feed_richer_ratio": 1.5,
+    # bytes of HTML parsed at most; the rest of a huge page is dropped before parsing
+    "max_html_bytes": 5_000_000,
+    # above this many elements the main pass runs fast=True: trafilatura's justext fallback is
+    # quadratic in the number of blocks (10k elements ~ 4 s, 40k ~ 50 s); benchmark pages have <= 2.4k
+    "fast_above_elements": 5_000,
+    # above this many the full extractor is superlinear even in fast mode (5 MB of divs ~ 80 s):
+    # trafilatura's linear baseline (article/JSON-LD/<p> text) is used instead
+    "baseline_above_elements": 40_000,
+    # a page whose first 4 KB decode to more than this share of control/replacement chars is binary
+    "max_garbage_share": 0.1,
+}
+
+_META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]{1,40})""", re.I)
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LANG_TAG = re.compile(r"^([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]{1,8})*$")
+_NOT_A_LANGUAGE = {"und", "mul", "zxx", "mis"}  # ISO 639 codes for undetermined, several, none, other
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def extract_page(
+    html: bytes | str,
+    url: str,
+    item: FeedItem | None = None,
+    *,
+    min_chars: int = 250,
+    charset: str | None = None,
+) -> ExtractedPage | None:
+    """The page's article, or the feed item's text when the page has too little; None if neither has any."""
+    page = None
+    try:
+        page = _extract_from_html(html, url, min_chars, charset)
+    except Exception as exc:  # trafilatura/lxml on hostile input: the feed text still counts
+        LOGGER.warning("extraction failed for %s: %s: %s", url, type(exc).__name__, exc)
+    if item is not None and page is not None and not page.language:
+        page.language = _language_tag(item.language)
+
+    feed_source, feed_text = _feed_text(item)
+    page_len = len(page.text) if page is not None else 0
+    if page is not None and page_len >= min_chars:
+        if feed_text and len(feed_text) >= EXTRACTION_OPTIONS["feed_richer_ratio"] * page_len:
+            return _from_feed(url, item, feed_source, feed_text, page)
+        return page
+    if feed_text:
+        return _from_feed(url, item, feed_source, feed_text, page)
+    return page if page_len else None
+
+
+def _extract_from_html(html: bytes | str, url: str, min_chars: int, charset: str | None) -> ExtractedPage | None:
+    import trafilatura
+    from trafilatura.utils import load_html
+
+    markup = _decode(html, charset)
+    if markup is None:
+        return None
+    tree = load_html(markup)
+    if tree is None:
+        return None
+    options = EXTRACTION_OPTIONS
+    base = options["trafilatura"]
+    elements = sum(1 for _ in tree.iter())
+    if elements > options["baseline_above_elements"]:
+        return _baseline_page(tree, url)
+    huge = elements > options["fast_above_elements"]
+    # bare_extraction copies a tree it is given, so the three passes share one parse
+    main = trafilatura.bare_extraction(tree, url=url, with_metadata=True, fast=huge, **base)
+    if main is None:
+        return None
+    text = (main.text or "").strip()
+    chosen = False
+    if options["precision_pass"] and text:
+        precise = trafilatura.bare_extraction(tree, url=url, favor_precision=True, fast=True, **base)
+        precise_text = (precise.text or "").strip() if precise is not None else ""
+        low, high = options["precision_keep"]
+        if len(precise_text) >= min_chars and low * len(text) <= len(precise_text) <= high * len(text):
+            text, chosen = precise_text, True
+    if options["recall_pass"] and not chosen:
+        wide = trafilatura.bare_extraction(tree, url=url, favor_recall=True, fast=True, **base)
+        wide_text = (wide.text or "").strip() if wide is not None else ""
+        if len(wide_text) >= options["recall_gain"] * max(len(text), 1) and len(wide_text) >= min_chars:
+            text = wide_text
+    return ExtractedPage(
+        url=url,
+        text=text,
+        title=_clean(main.title),
+        author=_clean(main.author),
+        published=_clean(main.date),
+        language=_page_language(tree),
+        sitename=_clean(main.sitename),
+        source="page",
+    )
+
+
+def _baseline_page(tree: Any, url: str) -> ExtractedPage:
+    import trafilatura
+
+    LOGGER.info("page %s is huge: baseline extraction only", url)
+    metadata = trafilatura.extract_metadata(tree, url)
+    _, text, _ = trafilatura.baseline(tree)
+    return ExtractedPage(
+        url=url, text=(text or "").strip(), title=_clean(metadata.title), author=_clean(metadata.author),
+        published=_clean(metadata.date), language=_page_language(tree), sitename=_clean(metadata.sitename),
+        source="page",
+    )
+
+
+def _decode(html: bytes | str, charset: str | None) -> str | None:
+    """Text of the page: BOM, else the given (HTTP) charset, else <meta charset>, else UTF-8 with
+    replacement. A byte order mark is the strongest evidence there is, so it beats the header
+    (as in browsers, WHATWG Encoding)."""
+    cap = EXTRACTION_OPTIONS["max_html_bytes"]
+    if isinstance(html, str):
+        markup = html[:cap]
+    elif isinstance(html, bytes | bytearray):
+        raw = bytes(html[:cap])
+        encoding = next((name for bom, name in _BOMS if raw.startswith(bom)), None) or _codec(charset)
+        if encoding is None:
+            found = _META_CHARSET.search(raw[:4096])
+            encoding = _codec(found.group(1).decode("ascii")) if found else None
+        markup = raw.decode(encoding or "utf-8", errors="replace")
+    else:
+        return None
+    markup = markup.lstrip("\ufeff")
+    if not markup.strip() or _looks_binary(markup[:4096]):
+        return None
+    return _CONTROL_CHARS.sub("", markup)
+
+
+def _codec(name: str | None) -> str | None:
+    """A Python codec name for a declared charset, or None when Python does not know it."""
+    if not name:
+        return None
+    name = name.strip().strip("\"'").lower()
+    # browsers read latin-1 and ascii declarations as windows-1252 (WHATWG Encoding)
+    if name in {"iso-8859-1", "latin-1", "latin1", "us-ascii", "ascii"}:
+        name = "cp1252"
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def _looks_binary(head: str) -> bool:
+    if not head:
+        return False
+    bad = sum(1 for ch in head if ch == "\ufffd" or (ch < " " and ch not in "\t\n\r"))
+    return bad > EXTRACTION_OPTIONS["max_garbage_share"] * len(head)
+
+
+def _page_language(tree: Any) -> str | None:
+    """Declared language: <html lang>, og:locale, then Content-Language (no text-based detection here)."""
+    candidates: list[str] = []
+    root = tree.getroottree().getroot() if hasattr(tree, "getroottree") else tree
+    candidates.append(root.get("lang") or root.get("xml:lang") or "")
+    for meta in tree.iter("meta"):
+        key = (meta.get("property") or meta.get("name") or meta.get("http-equiv") or "").lower()
+        if key in {"og:locale", "content-language", "language", "dc.language"}:
+            candidates.append(meta.get("content") or "")
+    for value in candidates:
+        tag = _language_tag(value)
+        if tag:
+            return tag
+    return None
+
+
+def _language_tag(value: str | None) -> str | None:
+    """The primary subtag, lower-cased ('en-GB', 'en_US' -> 'en'), or None when it is not a language tag."""
+    if not value:
+        return None
+    first = value.split(",")[0].strip()
+    match = _LANG_TAG.match(first)
+    if not match or match.group(1).lower() in _NOT_A_LANGUAGE:
+        return None
+    return match.group(1).lower()
+
+
+def _feed_text(item: FeedItem | None) -> tuple[str, str]:
+    """The longer of the feed item's full content and summary, with its source label."""
+    if item is None:
+        return "feed-content", ""
+    content, summary = (item.content or "").strip(), (item.summary or "").strip()
+    if len(content) >= len(summary):
+        return "feed-content", content
+    return "feed-summary", summary
+
+
+def _from_feed(url: str, item: FeedItem | None, source: str, text: str, page: ExtractedPage | None) -> ExtractedPage:
+    """Feed text with the feed's metadata first: a failed page's title may be a captcha or error banner."""
+    item_language = _language_tag(item.language) if item else None
+    return ExtractedPage(
+        url=url,
+        text=text,
+        title=(item.title.strip() if item and item.title else None) or (page.title if page else None),
+        author=(item.author if item else None) or (page.author if page else None),
+        published=(item.published if item else None) or (page.published if page else None),
+        language=(page.language if page else None) or item_language,
+        sitename=page.sitename if page else None,
+        source=source,
+    )
+
+
+def _clean(value: str | None) -> str | None:
+    value = (value or "").strip()
+    return value or None
