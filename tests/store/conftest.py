@@ -1,13 +1,28 @@
 """Store fixtures: one `store` fixture parametrised over backends, so the contract tests run
 unchanged against each. To add a backend, add an opener to STORE_OPENERS (and its name to
-STORE_BACKENDS); the contract tests do not change."""
+STORE_BACKENDS); the contract tests do not change.
+
+The "elasticsearch" backend runs against a real cluster when NEWSMON_ES_URL is set
+(http(s)://[user:pass@]host:9200; every test gets its own index prefix, deleted afterwards), else
+against the osmem-server stand-in (an in-memory OpenSearch-compatible server from PyPI, started once
+per session on 127.0.0.1; every test gets a copy-on-write clone of a base that was set up once).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
+import os
+import re
+import secrets
+import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -17,18 +32,218 @@ from pipelines.store.base import Store
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "store"
 
+# The stand-in is OpenSearch: it refuses the client's Elasticsearch compatibility media types
+# (406), which serverless mode leaves out. Only tests pass this; the production client keeps them.
+STANDIN_CLIENT_KWARGS: dict[str, Any] = {"server_mode": "serverless", "max_retries": 0}
+REAL_CLUSTER_URL = os.environ.get("NEWSMON_ES_URL", "").strip()
 
-def _open_sqlite(tmp_path: Path) -> Store:
+
+def _open_sqlite(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     return open_store(f"sqlite:///{tmp_path / 'store' / 'newsmon.db'}")  # absolute: four slashes
 
 
-STORE_OPENERS: dict[str, Callable[[Path], Store]] = {"sqlite": _open_sqlite}
+@dataclass
+class EsTarget:
+    """Where one Elasticsearch-backed test runs: store URL, options and the raw client kwargs."""
+
+    url: str
+    standin: bool
+    options: dict[str, Any]
+    cleanup: Callable[[], None]
+
+    def open(self, **overrides: Any):
+        from pipelines.store.elasticsearch import open_store as open_es
+
+        return open_es(self.url, **{**self.options, **overrides})
+
+
+def store_url_for(http_url: str) -> str:
+    scheme, sep, rest = http_url.partition("://")
+    if not sep or scheme not in ("http", "https"):
+        raise pytest.UsageError(f"NEWSMON_ES_URL={http_url!r}: expected http(s)://host:port")
+    return f"elasticsearch+{scheme}://{rest}"
+
+
+@pytest.fixture(scope="session")
+def es_base(request: pytest.FixtureRequest):
+    """The session's stand-in server with the indices set up once on its base, or None for a real cluster.
+
+    Kept on the pytest config, so importing this module under a second name (tests that import
+    fixtures from it) still starts one server per session."""
+    if REAL_CLUSTER_URL:
+        return None
+    server = getattr(request.config, "_newsmon_osmem_server", None)
+    if server is not None:
+        return server
+    osmem = pytest.importorskip("osmem_server", reason="osmem-server (pyproject test extra) is not installed")
+    try:
+        server = osmem.OsmemServer.start(addr="127.0.0.1:0", japanese=False)
+    except osmem.OsmemError as err:
+        pytest.skip(f"osmem-server stand-in cannot start here: {err}")
+    request.config.add_cleanup(server.close)
+    from pipelines.store.elasticsearch import open_store as open_es
+
+    open_es(f"elasticsearch+{server.url}", ilm=False, **STANDIN_CLIENT_KWARGS).close()
+    request.config._newsmon_osmem_server = server
+    return server
+
+
+@pytest.fixture
+def es_target(es_base) -> Iterator[EsTarget]:
+    """A fresh, empty, set-up Elasticsearch namespace for one test."""
+    if es_base is None:
+        prefix = "nmtest-" + secrets.token_hex(4)
+        target = EsTarget(store_url_for(REAL_CLUSTER_URL), False, {"prefix": prefix}, lambda: None)
+
+        def cleanup() -> None:
+            store = target.open(setup=False)
+            try:
+                client = store.client.options(ignore_status=404)
+                client.indices.delete(index=f"{prefix}-*", expand_wildcards="all")
+                client.indices.delete_index_template(name=f"{prefix}-articles")
+                client.ilm.delete_lifecycle(name=f"{prefix}-articles")
+            finally:
+                store.close()
+
+        target.cleanup = cleanup
+    else:
+        clone = es_base.clone()
+        target = EsTarget(f"elasticsearch+{clone.url}", True, {"ilm": False, **STANDIN_CLIENT_KWARGS}, clone.close)
+    try:
+        yield target
+    finally:
+        target.cleanup()
+
+
+@dataclass
+class ProxiedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class EsProxy:
+    """A real HTTP proxy on 127.0.0.1 in front of the test cluster: logs every request (headers
+    included), lets a test answer some requests itself (injected 429/503s), and can turn the
+    Elasticsearch compatibility media types into plain JSON so the production client settings can
+    reach the stand-in. Tests only; the store never knows it is there."""
+
+    upstream: str  # http://host:port
+    plain_media_types: bool = True
+    intercept: Callable[[ProxiedRequest], tuple[int, Any] | None] | None = None
+    log: list[ProxiedRequest] = field(default_factory=list)
+    url: str = ""
+
+    def start(self) -> EsProxy:
+        proxy = self
+        target = urlsplit(self.upstream)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _handle(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                request = ProxiedRequest(self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
+                                         body)
+                proxy.log.append(request)
+                answer = proxy.intercept(request) if proxy.intercept else None
+                if answer is not None:
+                    status, payload = answer
+                    data = json.dumps(payload).encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("X-Elastic-Product", "Elasticsearch")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                headers = {}
+                for name in ("content-type", "accept", "authorization"):
+                    value = request.headers.get(name)
+                    if value and proxy.plain_media_types and name != "authorization":
+                        value = re.sub(r"application/vnd\.elasticsearch\+([\w-]+);\s*compatible-with=\d+",
+                                       r"application/\1", value)
+                    if value:
+                        headers[name] = value
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                try:
+                    conn.request(self.command, self.path, body=body or None, headers=headers)
+                    response = conn.getresponse()
+                    data = response.read()
+                    self.send_response(response.status)
+                    for name in ("Content-Type", "X-Elastic-Product", "Warning"):
+                        if response.getheader(name):
+                            self.send_header(name, response.getheader(name))
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(data)
+                finally:
+                    conn.close()
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+        class QuietServer(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                pass
+
+        self._httpd = QuietServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def requests(self, path_part: str = "", method: str | None = None) -> list[ProxiedRequest]:
+        return [r for r in self.log if path_part in r.path and (method is None or r.method == method)]
+
+
+@pytest.fixture
+def es_proxy(es_target: EsTarget) -> Iterator[EsProxy]:
+    """A logging proxy in front of this test's cluster (plain http upstreams only)."""
+    parts = urlsplit(es_target.url.removeprefix("elasticsearch+"))
+    if parts.scheme != "http":
+        pytest.skip("the logging proxy speaks plain http only; NEWSMON_ES_URL is https")
+    proxy = EsProxy(f"http://{parts.hostname}:{parts.port or 9200}").start()
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+def proxied_url(target: EsTarget, proxy: EsProxy) -> str:
+    """The target's store URL (user info, options) pointed at the proxy."""
+    parts = urlsplit(target.url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = urlsplit(proxy.url).netloc
+    netloc = f"{netloc[0]}@{host}" if len(netloc) == 2 else host
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _open_elasticsearch(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    return request.getfixturevalue("es_target").open()
+
+
+STORE_OPENERS: dict[str, Callable[[pytest.FixtureRequest, Path], Store]] = {
+    "sqlite": _open_sqlite,
+    "elasticsearch": _open_elasticsearch,
+}
 STORE_BACKENDS = list(STORE_OPENERS)
 
 
 @pytest.fixture(params=STORE_BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened = STORE_OPENERS[request.param](tmp_path)
+    opened = STORE_OPENERS[request.param](request, tmp_path)
     try:
         yield opened
     finally:
