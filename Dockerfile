@@ -5,7 +5,6 @@ FROM python:3.11-slim-bookworm
 
 # Postgres driver for Airflow's metadata database. Not in constraints.txt (the embedded setup uses
 # SQLite), so it is pinned here.
-ARG PSYCOPG2_VERSION=2.9.10
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -24,7 +23,7 @@ WORKDIR /opt/newsmon
 # Dependencies first (cached while only code changes), then the code.
 COPY pyproject.toml constraints.txt README.md ./
 COPY pipelines ./pipelines
-RUN pip install --constraint constraints.txt ".[airflow]" "psycopg2-binary==${PSYCOPG2_VERSION}"
+RUN pip install --constraint constraints.txt ".[airflow]" psycopg2-binary
 
 COPY config ./config
 COPY dags ./dags

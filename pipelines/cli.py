@@ -339,6 +339,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="serve the sample coverage on 127.0.0.1, run one cycle, print a summary")
     p.add_argument("--keep", action="store_true", help="keep the demo store (var/demo/) from earlier runs")
     p.set_defaults(func=cmd_demo)
+
+    from pipelines.reindex import add_reindex_parser
+
+    add_reindex_parser(sub, parents=[common])
     return parser
 
 
