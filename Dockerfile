@@ -3,9 +3,6 @@
 # working install). docker-compose.yml runs it as api-server, scheduler, dag-processor and triggerer.
 FROM python:3.11-slim-bookworm
 
-# Postgres driver for Airflow's metadata database. Not in constraints.txt (the embedded setup uses
-# SQLite), so it is pinned here.
-
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -23,6 +20,7 @@ WORKDIR /opt/newsmon
 # Dependencies first (cached while only code changes), then the code.
 COPY pyproject.toml constraints.txt README.md ./
 COPY pipelines ./pipelines
+# psycopg2: Postgres driver for the metadata database (pinned in constraints.txt like the rest)
 RUN pip install --constraint constraints.txt ".[airflow]" psycopg2-binary
 
 COPY config ./config
