@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PIP := PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 $(VPY) -m pip
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint run watch demo clean distclean
+.PHONY: help venv test lint run watch demo bench clean distclean
 
 help:
 	@echo "make venv       create/sync $(VENV) (pip install -c constraints.txt -e '.[airflow,test]')"
@@ -19,6 +19,7 @@ help:
 	@echo "make run        Airflow standalone with newsmon's DAGs (UI on :8080; Ctrl-C stops all)"
 	@echo "make watch      the light runner: newsmon watch over config/feeds.yaml, no Airflow"
 	@echo "make demo       the sample coverage through the real news_monitor DAG (dag.test(), no network)"
+	@echo "make bench      benchmarks vs targets, one table (BENCH=tagger,polling for a subset; ~35 min for all)"
 	@echo "make clean      remove caches and build files (keeps $(VENV) and var/)"
 	@echo "make distclean  clean + remove $(VENV)"
 
@@ -35,6 +36,7 @@ $(STAMP): pyproject.toml constraints.txt scripts/ensure-venv.sh
 
 test: venv
 	$(VENV)/bin/ruff check .
+	scripts/ensure-chromium.sh
 	$(VPY) -m pytest -q
 
 lint: venv
@@ -48,6 +50,13 @@ watch: venv
 
 demo: venv
 	$(VPY) scripts/airflow-demo.py
+
+# Benchmarks, not tests (docs/performance.md): missed targets are reported, never a failure.
+# BENCH=throughput,profile,tagger,peer,polling,memory,watch,airflow (or latency, quick) picks a subset;
+# BENCH_ARGS passes options (e.g. BENCH_ARGS="--memory-pages 2000"). The news-please peer gets its
+# own venv, var/bench-venv (created on first use from bench/constraints-newsplease.txt).
+bench: venv
+	$(VPY) -m bench $(if $(BENCH),--only '$(BENCH)') $(BENCH_ARGS)
 
 # Stored data (var/) is never removed by a make target.
 clean:

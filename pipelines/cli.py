@@ -343,6 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
     from pipelines.reindex import add_reindex_parser
 
     add_reindex_parser(sub, parents=[common])
+
+    from pipelines.web_cli import add_serve_parser
+
+    add_serve_parser(sub, parents=[common])
     return parser
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure Debian's chromium is installed for the dashboard's browser tests.
-# Installs it (apt-get, needs root or sudo) only when /usr/bin/chromium is missing;
-# never downloads a browser build of its own. Exit 0 when the browser is there afterwards.
+# Installs it (apt-get, needs root or sudo) only when /usr/bin/chromium is missing, with
+# fonts for Latin and Arabic-script text (Urdu, Pashto, Dari headlines in screenshots).
+# Never downloads a browser build of its own. Exit 0 when the browser is there afterwards.
 set -euo pipefail
 
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
@@ -27,7 +28,7 @@ fi
 echo "ensure-chromium: installing Debian's chromium (not found at $CHROMIUM)" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core fonts-noto-ui-core >/dev/null
 
 if [ ! -x "$CHROMIUM" ]; then
     echo "ensure-chromium: apt-get finished but $CHROMIUM is still missing" >&2

@@ -1,0 +1,365 @@
+"""The desk dashboard app: a JSON API under /api and pages that are thin shells over it.
+
+Works at the root (`newsmon serve`) and mounted under a prefix (Airflow's api-server
+mounts plugin apps with ``app.mount("/newsmon", app)``): every URL a page uses is built
+from the request's root_path, and no page or script hard-codes "/".
+
+Escaping: pages render article and feed text with textContent/createElement only; the
+store's search snippet (escaped text plus <mark>) is rebuilt node by node, never assigned
+as HTML. A Content-Security-Policy with script-src 'self' keeps any injected markup from
+running even if a bug let it into the DOM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from string import Template
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+
+from pipelines.errors import NewsmonError
+from pipelines.models import iso, utcnow
+from pipelines.store.base import StoreError
+from pipelines.web import queries
+from pipelines.web.schemas import (
+    AlertList,
+    AlertOut,
+    ArticleDetail,
+    FeedList,
+    Meta,
+    PlaceList,
+    SearchResult,
+    StoryDetail,
+    StoryList,
+    Timeline,
+    TopicVolume,
+)
+
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+SHELL = Template((HERE / "templates" / "shell.html").read_text(encoding="utf-8"))
+CONFIG_RETRY_SECONDS = 30.0
+FACETS_TTL_SECONDS = 15.0
+
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "connect-src 'self'",
+    "font-src 'self'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'self'",  # Airflow's UI shows the dashboard in a same-origin iframe
+])
+SECURITY_HEADERS = {
+    "content-security-policy": CONTENT_SECURITY_POLICY,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "SAMEORIGIN",
+}
+
+# (page id, path, navigation label); the story page is reached from the others.
+PAGES = (
+    ("alerts", "/", "Alerts"),
+    ("search", "/search", "Search"),
+    ("stories", "/stories", "Stories"),
+    ("timeline", "/timeline", "Timeline"),
+    ("topics", "/topics", "Topics"),
+    ("map", "/map", "Map"),
+    ("feeds", "/feeds", "Feeds"),
+)
+
+
+class SecurityHeadersMiddleware:
+    """Adds CSP and friends to every response; API responses are never cached (live polling)."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        is_api = scope.get("path", "").removeprefix(scope.get("root_path", "")).startswith("/api/")
+
+        async def send_with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers[name] = value
+                if is_api:
+                    headers["cache-control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class DashboardState:
+    """Store and config, opened on first use: Airflow mounts sub-apps without running their lifespan."""
+
+    def __init__(self, store_url: str | None, config_dir: str | None):
+        self.store_url = store_url
+        self.config_dir = config_dir
+        self._store: Any = None
+        self._config: Any = None
+        self._config_error: str | None = None
+        self._config_loaded_at = 0.0
+        self._lock = threading.Lock()
+        self.facets = queries.TTLCache(FACETS_TTL_SECONDS)
+
+    def config(self) -> tuple[Any, str | None]:
+        """(AppConfig or None, one-line error); a failed load is retried every CONFIG_RETRY_SECONDS."""
+        with self._lock:
+            fresh = time.monotonic() - self._config_loaded_at < CONFIG_RETRY_SECONDS
+            if self._config is not None or (self._config_error and fresh):
+                return self._config, self._config_error
+            from pipelines.config import load_config
+
+            try:
+                self._config, self._config_error = load_config(self.config_dir), None
+            except NewsmonError as exc:
+                self._config, self._config_error = None, (str(exc).splitlines() or [type(exc).__name__])[0]
+            except OSError as exc:
+                self._config, self._config_error = None, f"config: {exc}"
+            self._config_loaded_at = time.monotonic()
+            return self._config, self._config_error
+
+    def store(self) -> Any:
+        with self._lock:
+            if self._store is not None:
+                return self._store
+        from pipelines.store import default_store_url, open_store
+
+        url = self.store_url
+        if not url:
+            config, _error = self.config()
+            url = (config.settings.store if config else None) or default_store_url()
+        store = open_store(url)
+        with self._lock:
+            if self._store is None:
+                self._store = store
+                return store
+        store.close()  # another request won the race
+        return self._store
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    def place_kinds(self) -> dict[str, str]:
+        config, _ = self.config()
+        if config is None:
+            return {}
+        return {p.id: p.kind for p in config.taxonomy.places}
+
+    def topic_names(self) -> dict[str, str]:
+        config, _ = self.config()
+        if config is None:
+            return {}
+        return {t.id: t.name for t in config.taxonomy.topics}
+
+
+def _static_version() -> str:
+    digest = hashlib.sha256()
+    for file in sorted(STATIC_DIR.rglob("*")):
+        if file.is_file():
+            digest.update(file.name.encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _store_kind(url: str) -> str:
+    """The backend's name only: a URL may carry credentials."""
+    scheme, sep, _rest = url.partition("://")
+    return scheme.split("+")[0].lower() if sep else "sqlite"
+
+
+Text = Annotated[str | None, Query(max_length=500)]
+
+
+def create_app(store_url: str | None = None, config_dir: str | None = None, *,
+               dependencies: Sequence[Any] = ()) -> FastAPI:
+    """The dashboard over this store (default: config's store, else NEWSMON_STORE, else var/newsmon.db).
+
+    dependencies: FastAPI Depends(...) applied to every route, e.g. Airflow's
+    requires_authenticated() when the plugin mounts the app in the api-server."""
+    state = DashboardState(store_url, config_dir)
+    version = _static_version()
+    app = FastAPI(
+        title="newsmon desk dashboard",
+        version="1",
+        description="Alerts, search, stories, developments, topic volume, places and feed health "
+                    "of the newsmon store. All text fields are plain text; escape them when rendering.",
+        docs_url=None,  # Swagger UI and ReDoc load scripts from a CDN: blocked by our CSP and offline
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        dependencies=list(dependencies),
+    )
+    app.state.dashboard = state
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.exception_handler(StoreError)
+    async def store_unavailable(_request: Request, exc: StoreError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc).splitlines()[0]}, status_code=503)
+
+    @app.exception_handler(NewsmonError)
+    async def bad_request(_request: Request, exc: NewsmonError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc).splitlines()[0]}, status_code=400)
+
+    # --- API ----------------------------------------------------------------------------------
+
+    @app.get("/api/health", tags=["meta"])
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "articles": state.store().count_articles(), "server_time": iso(utcnow())}
+
+    @app.get("/api/meta", response_model=Meta, tags=["meta"])
+    def meta() -> dict[str, Any]:
+        """Choices for the filters: desks, topics, development types (from config), sources and languages
+        (seen in recent articles)."""
+        store = state.store()
+        config, config_error = state.config()
+        seen = state.facets.get("facets", lambda: queries.observed_facets(store))
+        if config is not None:
+            desks = [{"id": d.id, "name": d.description or None} for d in config.alerts.desks.values()]
+            topics = [{"id": t.id, "name": t.name} for t in config.taxonomy.topics]
+            dev_types = [{"id": t} for t in config.taxonomy.development_types()]
+        else:
+            desks, topics, dev_types = [], [], []
+        known = {d["id"] for d in desks}
+        desks += [{"id": d["id"], "count": d["count"]} for d in seen["desks"] if d["id"] not in known]
+        return {"desks": desks, "topics": topics, "sources": seen["sources"], "languages": seen["languages"],
+                "development_types": dev_types, "store": _store_kind(store.url),
+                "articles": store.count_articles(), "config_error": config_error}
+
+    @app.get("/api/alerts", response_model=AlertList, tags=["alerts"])
+    def alerts(
+        since: Annotated[str | None, Query(description="ISO time; alerts created at or after it")] = None,
+        desk: Text = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> dict[str, Any]:
+        """Newest first. Poll with since=<newest created seen> and drop ids already shown."""
+        now = iso(utcnow())
+        found = queries.list_alerts(state.store(), since=since, desk=desk or None, limit=limit)
+        return {"alerts": [queries.alert_out(a) for a in found], "server_time": now}
+
+    @app.get("/api/alerts/{alert_id}", response_model=AlertOut, tags=["alerts"])
+    def alert(alert_id: str) -> dict[str, Any]:
+        found = state.store().get_alert(alert_id)
+        if found is None:
+            raise HTTPException(404, f"no alert {alert_id}")
+        return queries.alert_out(found)
+
+    @app.get("/api/search", response_model=SearchResult, tags=["articles"])
+    def search(
+        q: Annotated[str | None, Query(max_length=500, description="words, \"phrases\", AND/OR/NOT, title:")] = None,
+        topic: Text = None, desk: Text = None, source: Text = None, language: Text = None,
+        since: Annotated[str | None, Query(description="ISO date/time, inclusive")] = None,
+        until: Annotated[str | None, Query(description="ISO date/time, exclusive")] = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
+    ) -> dict[str, Any]:
+        """Full-text search with filters; without q, the newest matching articles."""
+        hits = state.store().search(q or None, topic=topic or None, desk=desk or None, source=source or None,
+                                    language=language or None, since=since or None, until=until or None,
+                                    limit=limit, offset=offset)
+        return {"query": q, "offset": offset, "limit": limit, "hits": [queries.hit_out(h) for h in hits]}
+
+    @app.get("/api/articles/{article_id}", response_model=ArticleDetail, tags=["articles"])
+    def article(article_id: str) -> dict[str, Any]:
+        found = state.store().get_article(article_id)
+        if found is None:
+            raise HTTPException(404, f"no article {article_id}")
+        return queries.article_detail(found)
+
+    @app.get("/api/stories", response_model=StoryList, tags=["stories"])
+    def stories(desk: Text = None, topic: Text = None, since: Text = None, until: Text = None,
+                limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
+        """Stories of the newest matching articles, newest first."""
+        return queries.recent_stories(state.store(), desk=desk or None, topic=topic or None,
+                                      since=since or None, until=until or None, limit=limit)
+
+    @app.get("/api/stories/{story_id}", response_model=StoryDetail, tags=["stories"])
+    def story(story_id: str) -> dict[str, Any]:
+        """All stored copies of one story, first seen, sources."""
+        found = queries.story_detail(state.store(), story_id)
+        if found is None:
+            raise HTTPException(404, f"no story {story_id}")
+        return found
+
+    @app.get("/api/timeline", response_model=Timeline, tags=["developments"])
+    def timeline(desk: Text = None, since: Text = None, until: Text = None,
+                 family: Annotated[str | None, Query(pattern="^(ceasefire|talks)?$")] = None,
+                 limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
+        """Each ceasefire or talks development (once per story and type), newest first."""
+        return queries.timeline(state.store(), desk=desk or None, since=since or None, until=until or None,
+                                family=family or None, limit=limit)
+
+    @app.get("/api/topics/volume", response_model=TopicVolume, tags=["topics"])
+    def topic_volume(desk: Text = None, since: Text = None, until: Text = None,
+                     bucket: Annotated[str, Query(pattern="^(auto|hour|day)$")] = "auto") -> dict[str, Any]:
+        """Articles per topic per hour or day (auto: hours for up to three days of data)."""
+        return queries.topic_volume(state.store(), desk=desk or None, since=since or None, until=until or None,
+                                    bucket=bucket, topic_names=state.topic_names())
+
+    @app.get("/api/places", response_model=PlaceList, tags=["places"])
+    def places(desk: Text = None, topic: Text = None, since: Text = None, until: Text = None) -> dict[str, Any]:
+        """Places mentioned by matching articles, with coordinates, counts and recent articles."""
+        return queries.place_counts(state.store(), desk=desk or None, topic=topic or None,
+                                    since=since or None, until=until or None, place_kinds=state.place_kinds())
+
+    @app.get("/api/feeds", response_model=FeedList, tags=["feeds"])
+    def feeds(desk: Text = None) -> dict[str, Any]:
+        """Configured feeds with their polling state, worst first."""
+        config, config_error = state.config()
+        rows = queries.feed_health(state.store().list_feed_states(), config.feeds if config else None)
+        if desk:
+            rows = [r for r in rows if r["desk"] in (desk, None)]
+        return {"feeds": rows, "config_error": config_error}
+
+    # --- pages --------------------------------------------------------------------------------
+
+    def render(request: Request, page: str, title: str, story_id: str = "") -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        desk = request.query_params.get("desk", "")
+        keep = "?" + urlencode({"desk": desk}) if desk else ""
+        current = "stories" if page == "story" else page
+        active = ' class="active" aria-current="page"'
+        nav = "".join(
+            f'<a href="{html.escape(root + path + keep)}"{active if pid == current else ""}>{html.escape(label)}</a>'
+            for pid, path, label in PAGES
+        )
+        body = SHELL.substitute(
+            root=html.escape(root), version=version, page=html.escape(page), title=html.escape(title),
+            story=html.escape(story_id), nav=nav,
+        )
+        return HTMLResponse(body)
+
+    def page_route(page: str, path: str, label: str) -> None:
+        def handler(request: Request) -> HTMLResponse:
+            return render(request, page, label)
+
+        handler.__name__ = f"page_{page}"
+        app.add_api_route(path, handler, methods=["GET"], response_class=HTMLResponse, include_in_schema=False)
+
+    for page_id, page_path, page_label in PAGES:
+        page_route(page_id, page_path, page_label)
+
+    @app.get("/stories/{story_id}", response_class=HTMLResponse, include_in_schema=False)
+    def story_page(request: Request, story_id: str) -> HTMLResponse:
+        return render(request, "story", "Story", story_id)
+
+    return app
