@@ -4,9 +4,15 @@ poll_feeds -> pending_batches -> process_items (per batch) -> evaluate_alerts ->
 Only ids, counts and paths cross step boundaries, so Airflow's XCom never carries article bodies.
 
 Crash safety: polled items go to the store's durable inbox before a feed's
-ETag advances; an inbox item is finished only after its article is stored;
-ids are canonical-URL hashes and alert ids are (rule, story, development)
-hashes, so any step can be repeated without duplicating anything.
+ETag advances; an inbox item is finished only after its article is stored
+(and, in run_cycle, after its alerts are recorded and queued); ids are
+canonical-URL hashes and alert ids are (rule, story, development) hashes, so
+any step can be repeated without duplicating anything.
+
+Store failures (locked, disk full, cluster down) never lose work: whatever was
+not written stays where it was (feed state, inbox, outbox) and the next cycle
+repeats it. A Retry-After from a feed's server (429/503) is kept in the feed's
+state and the feed is not polled again before then (capped at MAX_RETRY_AFTER).
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from pipelines.store.base import StoreError
 
 FETCHER_ARGS = ("user_agent", "connect_timeout", "read_timeout", "total_timeout", "max_bytes",
                 "max_redirects", "per_host_concurrency", "per_host_delay")
+# A hostile or broken server must not silence a feed for a year with one header.
+MAX_RETRY_AFTER = timedelta(hours=24)
 
 
 @dataclass
@@ -65,19 +73,48 @@ def open_context(config_dir: str | None = None, store_url: str | None = None, *,
                    alert_engine=AlertEngine(config.alerts), notifier=Notifier(config.alerts, base_dir=base_dir))
 
 
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _deferred(state: FeedState | None, now: datetime) -> bool:
+    """The feed's server asked us (Retry-After) not to come back yet."""
+    until = _parse_time(state.retry_after) if state else None
+    return until is not None and until > now
+
+
 def _due(state: FeedState | None, interval: int, now: datetime) -> bool:
+    if _deferred(state, now):
+        return False
     if state is None or not state.last_polled:
         return True
-    try:
-        last = datetime.fromisoformat(state.last_polled.replace("Z", "+00:00"))
-    except ValueError:
+    last = _parse_time(state.last_polled)
+    if last is None:
         return True
     return now - last >= timedelta(seconds=interval)
 
 
+def _retry_until(seconds: float | None, now: datetime) -> str | None:
+    if seconds is None or seconds != seconds or seconds <= 0:  # absent, NaN, or "now"
+        return None
+    return iso(now + min(timedelta(seconds=seconds), MAX_RETRY_AFTER))
+
+
 def poll_feeds(ctx: Context, report: CycleReport, feed_ids: list[str] | None = None,
                due_only: bool = False) -> int:
-    """Poll feeds (conditional GET), spool new items durably, then advance feed state. Returns items spooled."""
+    """Poll feeds (conditional GET), spool new items durably, then advance feed state. Returns items spooled.
+
+    Feeds whose server asked for a pause (Retry-After) are skipped until then; with due_only they are
+    simply not due, otherwise each skip is one line in report.errors. On a store failure the feeds not
+    yet recorded are reported one line each and StoreError is raised: their state is not saved, so the
+    next cycle polls them again with the old validators and nothing is lost.
+    """
     from pipelines.feeds import poll_many
 
     now = utcnow()
@@ -86,41 +123,72 @@ def poll_feeds(ctx: Context, report: CycleReport, feed_ids: list[str] | None = N
     states = {f.id: store.get_feed_state(f.id) or FeedState(feed_id=f.id) for f in feeds}
     if due_only:
         feeds = [f for f in feeds if _due(states[f.id], f.interval, now)]
+    else:
+        for feed in feeds:
+            if _deferred(states[feed.id], now):
+                report.errors.append(f"feed {feed.id} ({feed.url}): not polled: its server asked not to "
+                                     f"before {states[feed.id].retry_after} (Retry-After)")
+        feeds = [f for f in feeds if not _deferred(states[f.id], now)]
     workers = int(ctx.config.settings.fetch.get("workers", 16))
     results = poll_many(feeds, states, ctx.fetcher, workers=workers)
     spooled_total = 0
+    failure: StoreError | None = None
     for result in results:
-        state = states[result.feed_id]
-        state.last_polled = iso(utcnow())
-        state.last_status = result.http_status
-        report.feeds_polled += 1
-        if result.status == "error":
+        if failure is not None:
+            report.errors.append(f"feed {result.feed_id}: poll result not recorded (store failed: see above); "
+                                 "it is polled again next cycle")
+            continue
+        try:
+            spooled_total += _record_poll(store, states[result.feed_id], result, report)
+        except StoreError as exc:
+            failure = exc
             report.feeds_failed += 1
-            state.error_count += 1
-            state.last_error = result.error
-            report.errors.append(result.error or f"feed {result.feed_id}: unknown error")
-            store.save_feed_state(state)
-            continue
-        if result.status == "not-modified":
-            report.feeds_not_modified += 1
-            state.not_modified_count += 1
-            state.last_success = state.last_polled
-            store.save_feed_state(state)
-            continue
-        report.items_seen += len(result.items)
-        # Durable first: the items are in the inbox before the ETag moves on.
-        spooled = store.spool_items(result.items)
-        spooled_total += spooled
-        report.items_new += spooled
-        state.items_total += spooled
-        state.etag = result.etag
-        state.last_modified = result.last_modified
-        state.last_success = state.last_polled
-        state.last_error = f"feed parsed with problems: {result.bozo}" if result.bozo else None
-        if result.bozo:
-            report.errors.append(f"feed {result.feed_id}: parsed with problems: {result.bozo}")
-        store.save_feed_state(state)
+            report.errors.append(f"feed {result.feed_id}: poll not recorded, feed state kept (its "
+                                 f"{len(result.items)} items are polled again next cycle): {exc}")
+    if failure is not None:
+        raise failure
     return spooled_total
+
+
+def _record_poll(store: Any, state: FeedState, result: Any, report: CycleReport) -> int:
+    """Persist one poll result: items into the inbox first, then the feed state. Returns items spooled."""
+    polled_at = utcnow()
+    state.last_polled = iso(polled_at)
+    state.last_status = result.http_status
+    state.retry_after = None
+    if result.status == "error":
+        state.error_count += 1
+        line = result.error or f"feed {result.feed_id}: unknown error"
+        state.retry_after = _retry_until(result.retry_after, polled_at)
+        if state.retry_after:
+            line += f"; not polled again before {state.retry_after}"
+        state.last_error = line
+        store.save_feed_state(state)
+        report.feeds_polled += 1
+        report.feeds_failed += 1
+        report.errors.append(line)
+        return 0
+    if result.status == "not-modified":
+        state.not_modified_count += 1
+        state.last_success = state.last_polled
+        store.save_feed_state(state)
+        report.feeds_polled += 1
+        report.feeds_not_modified += 1
+        return 0
+    # Durable first: the items are in the inbox before the ETag moves on.
+    spooled = store.spool_items(result.items)
+    state.items_total += spooled
+    state.etag = result.etag
+    state.last_modified = result.last_modified
+    state.last_success = state.last_polled
+    state.last_error = f"feed parsed with problems: {result.bozo}" if result.bozo else None
+    store.save_feed_state(state)
+    report.feeds_polled += 1
+    report.items_seen += len(result.items)
+    report.items_new += spooled
+    if result.bozo:
+        report.errors.append(f"feed {result.feed_id}: parsed with problems: {result.bozo}")
+    return spooled
 
 
 def pending_batches(ctx: Context, batch_size: int | None = None, max_batches: int = 64) -> list[list[str]]:
@@ -137,17 +205,22 @@ def _fetch_page(ctx: Context, item: FeedItem) -> tuple[bytes | None, str | None,
     try:
         response = ctx.fetcher.fetch(item.link, kind="page")
     except FetchError as exc:
-        return None, None, None, f"feed {item.feed_id}: page {exc}"
+        hop = f" (at {exc.url})" if exc.url != item.link else ""  # a redirect target failed
+        return None, None, None, f"feed {item.feed_id}: page {item.link}: {exc.reason}{hop}"
     except Exception as exc:  # a bug in one page must not end the batch
         return None, None, None, f"feed {item.feed_id}: page {item.link}: {type(exc).__name__}: {exc}"
     return response.body, response.charset, response.url, None
 
 
-def process_items(ctx: Context, keys: list[str], report: CycleReport) -> list[str]:
+def process_items(ctx: Context, keys: list[str], report: CycleReport, *, evaluate: bool = False) -> list[str]:
     """Fetch, extract, identify, tag and store these inbox items.
 
     Returns the ids of the articles these items resolved to (new, or stored by
     an earlier interrupted run), so alert evaluation can be repeated safely.
+    With evaluate=True each article's alerts are recorded and queued before its
+    inbox item is finished, so a crash between storing and alerting cannot lose
+    an alert (run_cycle does this; the DAG evaluates in its own task).
+    A StoreError propagates: the unfinished items stay in the inbox for the next cycle.
     """
     store = ctx.store
     items = store.get_items(keys)
@@ -156,13 +229,17 @@ def process_items(ctx: Context, keys: list[str], report: CycleReport) -> list[st
         pages = list(pool.map(lambda pair: _fetch_page(ctx, pair[1]), items))
     min_chars = int(ctx.config.settings.extract.get("min_chars", 250))
     article_ids: list[str] = []
+    evaluated: set[str] = set()
     for done, ((key, item), (body, charset, _final_url, error)) in enumerate(zip(items, pages, strict=True)):
         if ctx.stopping():
             break
         if ctx.progress:
             ctx.progress(done, len(items))
         try:
-            article_id = _process_one(ctx, key, item, body, charset, error, min_chars, report)
+            article_id = _process_one(ctx, item, body, charset, error, min_chars, report)
+            if evaluate and article_id and article_id not in evaluated:
+                _evaluate_one(ctx, article_id, report)
+                evaluated.add(article_id)
         except StoreError:
             raise  # the item stays in the inbox and is retried next cycle
         except Exception as exc:  # one poisoned item must not block the inbox for ever
@@ -171,22 +248,22 @@ def process_items(ctx: Context, keys: list[str], report: CycleReport) -> list[st
             report.drop("processing-error")
             store.finish_items([key])
             continue
+        store.finish_items([key])
         if article_id:
             article_ids.append(article_id)
     report.article_ids.extend(article_ids)
     return article_ids
 
 
-def _process_one(ctx: Context, key: str, item: FeedItem, body: bytes | None, charset: str | None,
+def _process_one(ctx: Context, item: FeedItem, body: bytes | None, charset: str | None,
                  error: str | None, min_chars: int, report: CycleReport) -> str | None:
-    """One inbox item to one stored article id (or None when dropped); finishes the inbox item."""
+    """One inbox item to one stored article id (or None when dropped). The caller finishes the item."""
     from pipelines.extract import extract_page
     from pipelines.identity import canonical_url, content_hash, doc_id, new_story_id, story_keys
 
     store = ctx.store
     if not item.link:
         report.drop("no-link")
-        store.finish_items([key])
         return None
     if error:
         report.errors.append(error)
@@ -195,12 +272,10 @@ def _process_one(ctx: Context, key: str, item: FeedItem, body: bytes | None, cha
     article_id = doc_id(canonical)
     if store.has_article(article_id):
         report.drop("already-stored")
-        store.finish_items([key])
         return article_id
     page = extract_page(body or b"", item.link, item, min_chars=min_chars, charset=charset)
     if page is None or not page.text.strip():
         report.drop("no-text")
-        store.finish_items([key])
         return None
     text_hash = content_hash(page.text)
     same_text = store.find_by_content_hash(text_hash)
@@ -211,7 +286,6 @@ def _process_one(ctx: Context, key: str, item: FeedItem, body: bytes | None, cha
         if original is not None:
             store.bump_story(original.story_id, article_id, source)
         report.drop("duplicate-content")
-        store.finish_items([key])
         return same_text
     title = page.title or item.title or ""
     tags = ctx.tagger.tag(title, page.text)
@@ -232,8 +306,19 @@ def _process_one(ctx: Context, key: str, item: FeedItem, body: bytes | None, cha
         report.articles_stored += 1
         for topic in article.topic_ids():
             report.topics[topic] = report.topics.get(topic, 0) + 1
-    store.finish_items([key])
+    else:
+        report.drop("already-stored")  # another worker stored it since has_article(): counted once, there
     return article_id
+
+
+def _evaluate_one(ctx: Context, article_id: str, report: CycleReport) -> list[str]:
+    article = ctx.store.get_article(article_id)
+    if article is None:
+        report.drop("alert-article-missing")
+        return []
+    fired = [alert.id for alert in ctx.alert_engine.evaluate(article, ctx.store)]
+    report.alerts_fired += len(fired)
+    return fired
 
 
 def _published(item_date: str | None, page_date: str | None) -> str | None:
@@ -255,13 +340,7 @@ def evaluate_alerts(ctx: Context, article_ids: list[str], report: CycleReport) -
     """Run alert rules over these articles; records alerts and queues deliveries. Returns new alert ids."""
     fired: list[str] = []
     for article_id in dict.fromkeys(article_ids):
-        article = ctx.store.get_article(article_id)
-        if article is None:
-            report.drop("alert-article-missing")
-            continue
-        for alert in ctx.alert_engine.evaluate(article, ctx.store):
-            fired.append(alert.id)
-    report.alerts_fired += len(fired)
+        fired.extend(_evaluate_one(ctx, article_id, report))
     return fired
 
 
@@ -274,19 +353,37 @@ def deliver_alerts(ctx: Context, report: CycleReport) -> int:
 
 
 def run_cycle(ctx: Context, feed_ids: list[str] | None = None, due_only: bool = False) -> CycleReport:
-    """All steps in a row (newsmon run --once / watch). Items left in the inbox by a crash are picked up too."""
+    """All steps in a row (newsmon run --once / watch). Items left in the inbox by a crash are picked up too.
+
+    Never raises for a bad feed, page or item, nor for a store failure: each becomes a line in
+    report.errors. After a store failure the cycle stops processing and leaves deliveries queued
+    (sending while the store cannot record "delivered" would only send them twice).
+    """
     report = CycleReport()
+    store_failed = False
     try:
         poll_feeds(ctx, report, feed_ids, due_only=due_only)
+    except StoreError as exc:
+        store_failed = True
+        if not any(str(exc) in line for line in report.errors):  # poll_feeds names the feeds it could not record
+            report.errors.append(f"{exc}; feeds not recorded are polled again next cycle")
     except NewsmonError as exc:
         report.errors.append(str(exc))
-    article_ids: list[str] = []
-    for batch in pending_batches(ctx):
-        if ctx.stopping():
-            break
-        article_ids.extend(process_items(ctx, batch, report))
-    evaluate_alerts(ctx, article_ids, report)
-    deliver_alerts(ctx, report)
+    try:
+        for batch in pending_batches(ctx):
+            if ctx.stopping():
+                break
+            process_items(ctx, batch, report, evaluate=True)
+    except StoreError as exc:
+        store_failed = True
+        report.errors.append(f"{exc}; unfinished items stay in the inbox for the next cycle")
+    if store_failed:
+        report.errors.append("alert deliveries left queued for the next cycle: the store failed in this one")
+        return report
+    try:
+        deliver_alerts(ctx, report)
+    except StoreError as exc:
+        report.errors.append(f"{exc}; undelivered alerts stay queued for the next cycle")
     return report
 
 

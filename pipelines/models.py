@@ -48,6 +48,7 @@ class FeedState:
     items_total: int = 0
     not_modified_count: int = 0
     error_count: int = 0
+    retry_after: str | None = None  # ISO UTC: the server asked (429/503 Retry-After) not to poll before then
 
 
 @dataclass
@@ -92,6 +93,7 @@ class Development:
     evidence: str  # the sentence that announces it
     start: int | None = None
     end: int | None = None
+    field: str = "text"  # where start/end point: "title" or "text"
 
 
 @dataclass

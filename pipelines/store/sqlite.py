@@ -33,7 +33,7 @@ from pipelines.errors import NewsmonError
 from pipelines.models import Alert, Article, FeedItem, FeedState, SearchHit, iso, utcnow
 from pipelines.store.base import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # bm25 column weights: a term in the headline says far more about an article than one in the body.
 TITLE_WEIGHT = 10.0
@@ -180,7 +180,10 @@ _SCHEMA_V1: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries(seq) WHERE delivered IS NULL",
 )
 
-_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _SCHEMA_V1}
+# v2: FeedState.retry_after (a feed's Retry-After, honoured by the cycle).
+_SCHEMA_V2: tuple[str, ...] = ("ALTER TABLE feed_states ADD COLUMN retry_after TEXT",)
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 
 _ARTICLE_COLUMNS = (
     "id", "url", "original_url", "feed_id", "desk", "source", "title", "text", "content_hash",
