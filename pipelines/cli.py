@@ -344,6 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_reindex_parser(sub, parents=[common])
 
+    from pipelines.eval_cli import add_eval_parser
+
+    add_eval_parser(sub, parents=[common])
+
     from pipelines.web_cli import add_serve_parser
 
     add_serve_parser(sub, parents=[common])

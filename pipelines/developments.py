@@ -5,8 +5,10 @@ restates old facts lives further down).  A sentence qualifies when it is anchore
 names the subject of a development type (a term of one of the type's `requires` topics), and one of
 the type's patterns (topics.yaml `developments`) matches in it and survives the filters:
 a denial, a negation, a hypothetical/conditional, a request ("urged a ceasefire"), a future tense
-(except for talks-scheduled), a subordinate background clause ("after the talks broke down") or a
-background time marker ("agreed last month") in the same clause rejects the match.
+(except for talks-scheduled and patterns marked future_ok), a subordinate background clause ("after
+the talks broke down") or a background time marker ("agreed last month") in the same clause rejects
+the match.  A title of a background genre (the `genre` filter: "Timeline:", "Explainer:", "Analysis:")
+announces nothing at all.
 """
 
 from __future__ import annotations
@@ -22,16 +24,16 @@ from pipelines.textnorm import fold_pattern, fold_term
 if TYPE_CHECKING:
     from pipelines.tag import Analysis, Taxonomy
 
-FILTERS = ("denial", "negation", "hypothetical", "request", "future", "subordinate", "background")
+FILTERS = ("denial", "negation", "hypothetical", "request", "future", "subordinate", "background", "genre")
 _DEV_KEYS = {"lead_sentences", "macros", "filters", "types"}
 _TYPE_KEYS = {"id", "requires", "future_ok", "patterns"}
-_PATTERN_KEYS = {"re", "negation_ok", "bare_participle"}
+_PATTERN_KEYS = {"re", "negation_ok", "bare_participle", "future_ok"}
 # A determiner and up to two modifiers right before a match: "the (temporary) truce agreed ..." is a noun phrase.
 _DETERMINER_TAIL = re.compile(r"\b(?:the|this|that|these|those|its|their|a|an)\s+(?:[\w']+\s+){0,2}$")
 _MACRO_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _CLAUSE_DELIMS = re.compile(r"[,;:()\"\[\]\u060c\u061b]")  # Latin and Arabic-script commas, semicolons
 _RELATIVE = re.compile(r"\b(?:which|that|who|whose|agreed|reached|signed|brokered|announced|declared|mediated|"
-                       r"struck|sealed|extended|hosted|held)\b")
+                       r"struck|sealed|extended|hosted|held|since|after|following|amid|before|until|despite)\b")
 _MAX_SENTENCE = 1000  # characters of a lead "sentence" the patterns look at (runaway text without stops)
 
 
@@ -44,6 +46,7 @@ class DevelopmentType:
     regex: re.Pattern[str]  # all patterns as one alternation of named groups p0, p1, ...
     negation_ok: tuple[bool, ...]
     bare_participle: tuple[bool, ...]
+    pattern_future_ok: tuple[bool, ...] = ()  # per pattern: "the truce will take effect at midnight" is news
 
 
 @dataclass
@@ -115,9 +118,10 @@ def compile_developments(raw: Any, path: str, topic_ids: list[str]) -> Developme
         parts: list[str] = []
         negation_ok: list[bool] = []
         bare: list[bool] = []
+        future: list[bool] = []
         for j, pat in enumerate(patterns):
             where = f"patterns[{j}]"
-            flags = {"negation_ok": False, "bare_participle": False}
+            flags = {"negation_ok": False, "bare_participle": False, "future_ok": False}
             if isinstance(pat, dict):
                 for key in pat:
                     if key not in _PATTERN_KEYS:
@@ -135,10 +139,11 @@ def compile_developments(raw: Any, path: str, topic_ids: list[str]) -> Developme
             parts.append(f"(?P<p{j}>(?<!\\w)(?:{compiled.pattern}))")
             negation_ok.append(flags["negation_ok"])
             bare.append(flags["bare_participle"])
+            future.append(flags["future_ok"])
         regex = re.compile("|".join(parts), re.IGNORECASE)
         requires_idx = frozenset(topic_ids.index(r) for r in requires)
         rules.types.append(DevelopmentType(type_id, frozenset(requires), requires_idx, future_ok, regex,
-                                           tuple(negation_ok), tuple(bare)))
+                                           tuple(negation_ok), tuple(bare), tuple(future)))
     if all(t.requires_idx for t in rules.types):
         rules.subject_topics = frozenset().union(*(t.requires_idx for t in rules.types))
     return rules
@@ -204,13 +209,16 @@ def detect_development(title: str, text: str, taxonomy: Taxonomy,
     if not rules.types:
         return None
     an = analysis
+    genre = rules.filters.get("genre")
+    if genre is not None and genre.search(an.ftitle.text):
+        return None  # a timeline, explainer or analysis restates facts; it announces nothing
     units = [-1] + list(range(min(rules.lead_sentences, len(an.sentences))))
     subjects = rules.subject_topics
     for unit in units:
         mentioned = an.unit_topics.get(unit)
         if subjects and not (mentioned and subjects & mentioned):
             continue  # names no ceasefire, talks... at all
-        _field, start, end = an.unit_span(unit)
+        field_name, start, end = an.unit_span(unit)
         if end <= start or not an.anchored_unit(unit):
             continue
         folded = an.ftitle if unit < 0 else an.ftext
@@ -224,14 +232,18 @@ def detect_development(title: str, text: str, taxonomy: Taxonomy,
                 continue  # the sentence must name its subject (a ceasefire, the talks...)
             for m in dtype.regex.finditer(sentence):
                 which = int(m.lastgroup[1:]) if m.lastgroup else 0
-                if _rejected(sentence, m, rules.filters, dtype.future_ok, dtype.negation_ok[which]):
+                future_ok = dtype.future_ok or (dtype.pattern_future_ok and dtype.pattern_future_ok[which])
+                if _rejected(sentence, m, rules.filters, future_ok, dtype.negation_ok[which]):
                     continue
                 if dtype.bare_participle[which] and _DETERMINER_TAIL.search(sentence, 0, m.start()):
                     continue  # "the truce agreed in Doha": a noun phrase, not news
                 source = an.title if unit < 0 else an.text
-                if unit < 0:
-                    return Development(type=dtype.id, evidence=source[start:end].strip(), start=None, end=None)
-                return Development(type=dtype.id, evidence=source[start:end], start=start, end=end)
+                while start < end and source[start].isspace():  # evidence is the stripped sentence
+                    start += 1
+                while end > start and source[end - 1].isspace():
+                    end -= 1
+                return Development(type=dtype.id, evidence=source[start:end], start=start, end=end,
+                                   field=field_name)
     return None
 
 
@@ -244,8 +256,9 @@ def _rejected(sentence: str, m: re.Match[str], filters: dict[str, re.Pattern[str
     clause_end = after.start() if after else len(sentence)
     prefix = sentence[clause_start:m.start()]
     matched = m.group()
-    # What follows the match counts only up to a relative clause or participle phrase: in "a violation
-    # of the ceasefire agreed earlier this month" the date belongs to "agreed", not to the violation.
+    # What follows the match counts only up to a relative clause, participle phrase or subordinate
+    # phrase: in "a violation of the ceasefire agreed earlier this month" the date belongs to "agreed",
+    # and in "talks began ... since clashes last week" to the clashes, not to the match.
     suffix = sentence[m.end():clause_end]
     cut = _RELATIVE.search(suffix)
     clause = prefix + matched + (suffix[:cut.start()] if cut else suffix)
