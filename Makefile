@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PIP := PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 $(VPY) -m pip
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint run watch demo bench clean distclean
+.PHONY: help venv test lint run watch demo bench eval clean distclean
 
 help:
 	@echo "make venv       create/sync $(VENV) (pip install -c constraints.txt -e '.[airflow,test]')"
@@ -20,6 +20,7 @@ help:
 	@echo "make watch      the light runner: newsmon watch over config/feeds.yaml, no Airflow"
 	@echo "make demo       the sample coverage through the real news_monitor DAG (dag.test(), no network)"
 	@echo "make bench      benchmarks vs targets, one table (BENCH=tagger,polling for a subset; ~35 min for all)"
+	@echo "make eval       accuracy figures of docs/accuracy.md (extraction, tagging, stories); fails on a missed target"
 	@echo "make clean      remove caches and build files (keeps $(VENV) and var/)"
 	@echo "make distclean  clean + remove $(VENV)"
 
@@ -57,6 +58,10 @@ demo: venv
 # own venv, var/bench-venv (created on first use from bench/constraints-newsplease.txt).
 bench: venv
 	$(VPY) -m bench $(if $(BENCH),--only '$(BENCH)') $(BENCH_ARGS)
+
+# Accuracy (docs/accuracy.md): every figure in one run; exit 1 names each missed target.
+eval: venv
+	$(VENV)/bin/newsmon eval all
 
 # Stored data (var/) is never removed by a make target.
 clean:

@@ -376,12 +376,38 @@ def poll_feed(feed: FeedConfig, state: FeedState | None, fetcher: Fetcher) -> Po
                       last_modified=response.last_modified, http_status=response.status, bozo=parsed.bozo)
 
 
+def _by_host_round_robin(feeds: list[FeedConfig]) -> list[int]:
+    """Indexes of `feeds`, one feed per host in turn (host A, B, C, A, B, C, ...).
+
+    A worker waiting out one host's politeness delay holds its thread; listed in file order, an
+    outlet's sections sit next to each other and every worker ends up waiting on the same few
+    hosts (1,000 feeds on 250 hosts: 43 s a round instead of 2 s; see docs/performance.md).
+    """
+    queues: dict[str, list[int]] = {}
+    for index, feed in enumerate(feeds):
+        try:
+            host = (urlsplit(feed.url).hostname or "").lower()
+        except ValueError:
+            host = ""
+        queues.setdefault(host, []).append(index)
+    order: list[int] = []
+    lanes = list(queues.values())
+    for depth in range(max(map(len, lanes))):
+        order.extend(lane[depth] for lane in lanes if depth < len(lane))
+    return order
+
+
 def poll_many(feeds: list[FeedConfig], states: dict[str, FeedState], fetcher: Fetcher,
               workers: int = 16) -> list[PollResult]:
     """Poll feeds concurrently (the fetcher keeps each host polite); results in the order of `feeds`."""
     feeds = list(feeds)
     if not feeds:
         return []
+    order = _by_host_round_robin(feeds)
+    results: list[PollResult | None] = [None] * len(feeds)
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(feeds))),
                             thread_name_prefix="newsmon-poll") as pool:
-        return list(pool.map(lambda f: poll_feed(f, states.get(f.id), fetcher), feeds))
+        polled = pool.map(lambda i: poll_feed(feeds[i], states.get(feeds[i].id), fetcher), order)
+        for index, result in zip(order, polled, strict=True):
+            results[index] = result
+    return [r for r in results if r is not None]
