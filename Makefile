@@ -44,7 +44,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 
 run: venv
-	AIRFLOW_BIN=$(abspath $(VENV))/bin/airflow scripts/airflow-standalone.sh
+	PATH="$(abspath $(VENV))/bin:$$PATH" AIRFLOW_BIN=$(abspath $(VENV))/bin/airflow scripts/airflow-standalone.sh
 
 watch: venv
 	$(VENV)/bin/newsmon watch
