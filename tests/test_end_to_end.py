@@ -16,20 +16,17 @@ from pipelines.cycle import open_context, run_cycle
 from pipelines.demo import COVERAGE_DIR, write_demo_config
 from pipelines.identity import canonical_url, doc_id
 from pipelines.netguard import NetworkPolicy
-from tests.localserver import LocalServer, Route
+from tests.dags.airflow_helpers import coverage_routes
+from tests.localserver import LocalServer
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFEST = json.loads((COVERAGE_DIR / "manifest.json").read_text(encoding="utf-8"))
-CONTENT_TYPES = {".xml": "application/rss+xml; charset=utf-8", ".atom": "application/atom+xml; charset=utf-8",
-                 ".html": "text/html; charset=utf-8"}
 
 
 def coverage_server() -> LocalServer:
+    """The sample coverage on a real local server (routes shared with the Airflow tests)."""
     server = LocalServer()
-    for folder in ("feeds", "pages"):
-        for file in (COVERAGE_DIR / folder).iterdir():
-            body = file.read_bytes().replace(b"{{BASE}}", server.base.encode())
-            server.routes[f"/{folder}/{file.name}"] = Route(body=body, content_type=CONTENT_TYPES[file.suffix])
+    server.routes.update(coverage_routes(server.base))
     return server
 
 
