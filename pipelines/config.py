@@ -6,6 +6,7 @@ editor fixing a typo at 6 a.m. is told exactly where it is.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -19,8 +20,11 @@ from pipelines.errors import ConfigError
 from pipelines.models import FeedConfig
 
 DEFAULT_CONFIG_DIR = "config"
-FEED_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-LANG_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+# \Z, not $: "$" also matches before a final newline, and "dawn\n" is not an id
+FEED_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}\Z")
+LANG_RE = re.compile(r"[a-z]{2,3}(-[A-Za-z]{2,4})?\Z")
+_URL_UNSAFE = re.compile(r"[\s\x00-\x1f\x7f]")
+NONE = type(None)
 
 FEED_FIELDS: dict[str, type | tuple[type, ...]] = {
     "id": str, "url": str, "desk": str, "language": str, "interval": int, "enabled": bool,
@@ -31,7 +35,7 @@ FETCH_FIELDS: dict[str, type | tuple[type, ...]] = {
     "per_host_concurrency": int, "per_host_delay": (int, float), "workers": int,
 }
 SETTINGS_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "schedule": str, "fetch": dict, "extract": dict, "batch_size": int, "store": (str, type(None)),
+    "schedule": str, "fetch": (dict, NONE), "extract": (dict, NONE), "batch_size": int, "store": (str, NONE),
 }
 EXTRACT_FIELDS: dict[str, type | tuple[type, ...]] = {"min_chars": int}
 
@@ -80,7 +84,11 @@ def load_yaml(path: str | Path) -> Any:
 
 def check_fields(path: str, entry: str | None, data: Any, fields: dict[str, Any],
                  required: tuple[str, ...] = ()) -> None:
-    """Reject unknown keys, missing required keys and wrong types, one field at a time."""
+    """Reject unknown keys, missing required keys and wrong types, one field at a time.
+
+    A null is only accepted where the field's type allows None: elsewhere it would reach a
+    comparison or a str method later and fail without naming the field.
+    """
     if not isinstance(data, dict):
         raise ConfigError(path, entry, None, f"expected a mapping, got {type(data).__name__}")
     for key in data:
@@ -95,8 +103,20 @@ def check_fields(path: str, entry: str | None, data: Any, fields: dict[str, Any]
         # bool is an int in Python; a 'true' interval is a mistake, not a number
         if isinstance(value, bool) and expected in (int, (int, float)):
             raise ConfigError(path, entry, key, f"expected {_type_name(expected)}, got bool")
+        if value is None and not _allows_none(expected):
+            raise ConfigError(path, entry, key, f"no value (expected {_type_name(expected)}; "
+                                                "remove the key to use the default)")
         if value is not None and not isinstance(value, expected):
             raise ConfigError(path, entry, key, f"expected {_type_name(expected)}, got {type(value).__name__}")
+
+
+def _allows_none(expected: Any) -> bool:
+    return isinstance(expected, tuple) and NONE in expected
+
+
+def _without_nulls(data: Any) -> Any:
+    """A feed entry's (or the defaults') null means "not set": the default applies."""
+    return {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
 
 
 def _type_name(expected: Any) -> str:
@@ -106,7 +126,13 @@ def _type_name(expected: Any) -> str:
 
 
 def check_http_url(path: str, entry: str | None, field_name: str, url: str) -> None:
-    parts = urlsplit(url)
+    if _URL_UNSAFE.search(url):
+        raise ConfigError(path, entry, field_name, f"URL contains whitespace or control characters: {url!r}")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number in 0-65535
+    except ValueError as err:  # "http://[": unbalanced brackets, a bad port...
+        raise ConfigError(path, entry, field_name, f"malformed URL {url!r} ({err})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(path, entry, field_name, f"not an http(s) URL: {url!r}")
 
@@ -114,15 +140,15 @@ def check_http_url(path: str, entry: str | None, field_name: str, url: str) -> N
 def validate_feeds(data: Any, path: str, desks: set[str] | None = None) -> list[FeedConfig]:
     if not isinstance(data, dict):
         raise ConfigError(path, None, None, "expected a mapping with a 'feeds:' list")
-    check_fields(path, None, data, {"feeds": list, "defaults": dict}, required=("feeds",))
-    defaults = data.get("defaults") or {}
+    check_fields(path, None, data, {"feeds": list, "defaults": (dict, NONE)}, required=("feeds",))
+    defaults = _without_nulls(data.get("defaults") or {})
     check_fields(path, "defaults", defaults, {k: v for k, v in FEED_FIELDS.items() if k not in ("id", "url")})
     feeds: list[FeedConfig] = []
     seen_ids: set[str] = set()
     seen_urls: dict[str, str] = {}
     for index, raw in enumerate(data["feeds"]):
         entry = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else f"#{index + 1}"
-        merged = {**defaults, **{k: v for k, v in raw.items() if v is not None}} if isinstance(raw, dict) else raw
+        merged = {**defaults, **_without_nulls(raw)} if isinstance(raw, dict) else raw
         check_fields(path, entry, merged, FEED_FIELDS, required=("id", "url", "desk"))
         feed_id = merged["id"]
         if not FEED_ID_RE.match(feed_id):
@@ -155,8 +181,8 @@ def validate_settings(data: Any, path: str) -> Settings:
     fetch = data.get("fetch") or {}
     check_fields(path, "fetch", fetch, FETCH_FIELDS)
     for key, value in fetch.items():
-        if key != "user_agent" and value <= 0:
-            raise ConfigError(path, "fetch", key, "must be positive")
+        if key != "user_agent" and not (value > 0 and math.isfinite(value)):  # `not >`: NaN fails too
+            raise ConfigError(path, "fetch", key, "must be a positive finite number")
     extract = data.get("extract") or {}
     check_fields(path, "extract", extract, EXTRACT_FIELDS)
     batch_size = data.get("batch_size", 25)

@@ -4,6 +4,8 @@ Feeds are third-party XML, often broken, sometimes hostile. A broken feed still
 gives its items (feedparser's loose parser); a hostile one gets its DOCTYPE
 defused before parsing (feedparser 6.0.14 keeps long literal entities, and a
 100 KB entity referenced thousands of times hangs it: quadratic blowup).
+Where feedparser itself raises (on one entry's odd markup), the feed is parsed
+again entry by entry, so only the entries it cannot read are lost, each counted.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ from pipelines.models import FeedConfig, FeedItem, FeedState, iso, utcnow
 FUTURE_TOLERANCE = timedelta(days=1)
 MAX_ENTITY_LITERAL = 8  # longest literal entity value expanded; a 3-byte reference grows < 3x
 MAX_MESSAGE = 300
+UNPARSEABLE_ENTRY = "unparseable-entry"  # feedparser raised on this entry; the feed's others are kept
+EMPTY_ENTRY = "empty-entry"  # no id, link, title or summary: nothing to identify or show
+PARSE_DROP_REASONS = (UNPARSEABLE_ENTRY, EMPTY_ENTRY)
+# The wire type of a .xml.gz file describes the wrapper the fetcher already took off, not the XML.
+_WRAPPER_TYPES = frozenset({"application/gzip", "application/x-gzip", "application/octet-stream"})
 
 
 @dataclass
@@ -35,6 +42,7 @@ class ParsedFeed:
     items: list[FeedItem]
     bozo: str | None  # one-line description of the XML problem, or None
     version: str = ""  # feedparser's guess (rss20, atom10, rss10...); "" when not a feed at all
+    dropped: dict[str, int] = field(default_factory=dict)  # entries lost while parsing, by reason
 
 
 @dataclass
@@ -48,6 +56,7 @@ class PollResult:
     error: str | None = None  # one line naming the feed id and URL
     bozo: str | None = None
     retry_after: float | None = None
+    dropped: dict[str, int] = field(default_factory=dict)  # entries lost while parsing, by reason
 
 
 # -- DOCTYPE defusing --------------------------------------------------------------------------------
@@ -189,6 +198,48 @@ def _to_ascii_compatible(body: bytes, headers: dict[str, str]) -> tuple[bytes, d
     return body, headers
 
 
+_NUMERIC_CHARREF = re.compile(rb"&#(?:[xX]([0-9A-Fa-f]+)|([0-9]+));")
+_BAD_DECLARED_ENCODING = re.compile(rb"""^((?:\xef\xbb\xbf)?\s*<\?xml[^>]*?)\s+encoding\s*=\s*["']([^"']*)["']""")
+_ENCODING_NAME = re.compile(rb"[A-Za-z][A-Za-z0-9._:-]{0,39}\Z")
+
+
+def _is_xml_char(code: int) -> bool:
+    return code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD \
+        or 0x10000 <= code <= 0x10FFFF
+
+
+def sanitise_references(data: bytes) -> tuple[bytes, list[str]]:
+    """Replace character references to non-characters by &#xFFFD;, and drop a declared encoding that is
+    no encoding name; returns the new bytes and one note per kind of repair.
+
+    feedparser 6.0.14 raises on `&#xD800;` (a lone surrogate cannot be encoded), `&#x110000;` and
+    `&#99999999999;`, and on an XML declaration whose encoding holds non-ASCII bytes or NUL: each
+    would cost the whole document for one bad character. The replacement is what an HTML parser does.
+    """
+    notes: list[str] = []
+    bad_refs: list[bytes] = []
+
+    def replace(match: re.Match[bytes]) -> bytes:
+        digits = match.group(1) or match.group(2)
+        code = int(digits, 16 if match.group(1) else 10) if len(digits) <= 32 else -1  # zero-padded is fine
+        if _is_xml_char(code):
+            return match.group(0)
+        bad_refs.append(match.group(0))
+        return b"&#xFFFD;"
+
+    if b"&#" in data:
+        data = _NUMERIC_CHARREF.sub(replace, data)
+    if bad_refs:
+        first = bad_refs[0][:20].decode("ascii", "replace")
+        notes.append(f"{len(bad_refs)} character reference(s) to a non-character (first {first}) "
+                     "replaced by U+FFFD")
+    declared = _BAD_DECLARED_ENCODING.match(data)
+    if declared and not _ENCODING_NAME.match(declared.group(2)):
+        data = declared.group(1) + data[declared.end():]
+        notes.append(f"XML declaration names no encoding ({declared.group(2)[:20]!r}); ignored")
+    return data, notes
+
+
 # -- HTML to text ---------------------------------------------------------------------------------
 
 _BLOCK_TAGS = frozenset({
@@ -294,26 +345,84 @@ def _bozo_text(result: dict) -> str | None:
     return _one_line(f"{type(exc).__name__}: {exc}")
 
 
+_ENTRY_START = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s/>]")
+_ENTRY_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>")
+
+
+def _feedparser(body: bytes, response_headers: dict[str, str]) -> dict:
+    # feedparser must get a stream: given bytes or a str it may treat them as a URL or a file path.
+    return feedparser.parse(io.BytesIO(body), response_headers=response_headers)
+
+
+def _split_entries(body: bytes) -> tuple[bytes, list[bytes], bytes]:
+    """(head, entries, tail) at <item>/<entry> boundaries: each entry can then be parsed as head+entry+tail."""
+    starts = [m.start() for m in _ENTRY_START.finditer(body)]
+    if not starts:
+        return body, [], b""
+    ends = list(_ENTRY_END.finditer(body, starts[-1]))
+    stop = ends[-1].end() if ends else len(body)  # no end tag: a truncated document
+    bounds = [*starts, stop]
+    return body[:starts[0]], [body[a:b] for a, b in zip(bounds, bounds[1:], strict=False)], body[stop:]
+
+
+def _parse_entry_by_entry(body: bytes, response_headers: dict[str, str],
+                          failure: Exception) -> tuple[dict, list[dict], int, str]:
+    """Fallback when feedparser raises on the whole document: the feed's head and tail around each
+    entry in turn, so one entry feedparser cannot read costs that entry only.
+
+    Returns (feed result, entries, entries lost, what went wrong); raises the original failure when
+    even the feed without its entries cannot be parsed.
+    """
+    head, chunks, tail = _split_entries(body)
+    try:
+        result = _feedparser(head + tail, response_headers)
+    except Exception:  # noqa: BLE001 - the problem is outside the entries: the feed is lost, as before
+        raise failure from None
+    entries: list[dict] = []
+    lost, first_problem = 0, ""
+    for chunk in chunks:
+        try:
+            entries.extend(_feedparser(head + chunk + tail, response_headers).get("entries", []))
+        except Exception as err:  # noqa: BLE001 - hostile markup in one entry; count it, keep the rest
+            lost += 1
+            first_problem = first_problem or f"{type(err).__name__}: {err}"
+    if not chunks:
+        raise failure
+    return result, entries, lost, first_problem
+
+
 def parse_feed(body: bytes, feed: FeedConfig, base_url: str | None = None,
                headers: dict | None = None) -> ParsedFeed:
-    """Items of one feed document. Never resolves external entities; a malformed feed still yields items."""
+    """Items of one feed document. Never resolves external entities; a malformed feed still yields items,
+    and an entry the parser chokes on is dropped (counted in `dropped`) without losing the others."""
     now = utcnow()
     base = base_url or feed.url
     # Only what bears on decoding: feedparser must not act on content-encoding or length (already undone).
     response_headers = {str(k).lower(): str(v) for k, v in (headers or {}).items()
                         if str(k).lower() in ("content-type", "content-language")}
+    media_type = response_headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type in _WRAPPER_TYPES:
+        del response_headers["content-type"]
     body, response_headers = _to_ascii_compatible(body or b"", response_headers)
-    body = defuse_doctype(body)
+    body, notes = sanitise_references(defuse_doctype(body))
     # No content-location: feedparser would resolve guids (ids) against it and make item ids depend on
     # the URL we happened to fetch; links are resolved below instead. xml:base in the feed still applies.
     response_headers.setdefault("content-type", "application/xml")  # unlabeled: sniff the XML declaration
-    # feedparser must get a stream: given bytes or a str it may treat them as a URL or a file path.
-    result = feedparser.parse(io.BytesIO(body), response_headers=response_headers)
+    dropped: dict[str, int] = {}
+    try:
+        result = _feedparser(body, response_headers)
+        entries = result.get("entries", [])
+    except Exception as failure:  # noqa: BLE001 - feedparser bug on hostile input: retry entry by entry
+        result, entries, lost, problem = _parse_entry_by_entry(body, response_headers, failure)
+        if lost:
+            dropped[UNPARSEABLE_ENTRY] = lost
+            notes.append(f"{lost} of {lost + len(entries)} entries dropped, unreadable by the parser "
+                         f"(first: {problem})")
     feed_meta = result.get("feed", {})
     language = (feed_meta.get("language") or "").strip() or feed.language
     items: list[FeedItem] = []
     seen: set[str] = set()
-    for entry in result.get("entries", []):
+    for entry in entries:
         title = html_to_text(entry.get("title"))
         link = _safe_link(entry.get("link"), base)
         published = _iso_date(entry, now)
@@ -328,16 +437,19 @@ def parse_feed(body: bytes, feed: FeedConfig, base_url: str | None = None,
             basis = f"{title}\n{published or ''}\n{'' if title else summary[:500]}"
             item_id = "sha256:" + hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]
         else:
-            continue  # nothing to identify or show
-        if item_id in seen:
+            dropped[EMPTY_ENTRY] = dropped.get(EMPTY_ENTRY, 0) + 1  # nothing to identify or show
             continue
+        if item_id in seen:
+            continue  # the same item twice in one document: one item, nothing lost
         seen.add(item_id)
         author = html_to_text(entry.get("author")) or None
         items.append(FeedItem(feed_id=feed.id, item_id=item_id, link=link, title=title,
                               summary=summary, content=content, published=published,
                               author=author, language=language))
-    return ParsedFeed(title=html_to_text(feed_meta.get("title")), items=items, bozo=_bozo_text(result),
-                      version=result.get("version") or "")
+    problems = [p for p in (_bozo_text(result), *notes) if p]
+    return ParsedFeed(title=html_to_text(feed_meta.get("title")), items=items,
+                      bozo=_one_line("; ".join(problems)) if problems else None,
+                      version=result.get("version") or "", dropped=dropped)
 
 
 # -- polling --------------------------------------------------------------------------------------
@@ -351,8 +463,9 @@ def poll_feed(feed: FeedConfig, state: FeedState | None, fetcher: Fetcher) -> Po
         response = fetcher.fetch(feed.url, etag=etag, last_modified=last_modified, kind="feed")
     except FetchError as err:
         hop = f" at {err.url}" if err.url != feed.url else ""  # the failing redirect target, if any
+        reason = err.reason.removeprefix(f"{err.kind}:").lstrip()  # not "refused: refused: ..."
         return PollResult(feed_id=feed.id, status="error", etag=etag, last_modified=last_modified,
-                          http_status=err.status, error=_one_line(f"{where}: {err.kind}{hop}: {err.reason}"),
+                          http_status=err.status, error=_one_line(f"{where}: {err.kind}{hop}: {reason}"),
                           retry_after=err.retry_after)
     except Exception as err:  # noqa: BLE001 - one bad feed must never stop the cycle
         return PollResult(feed_id=feed.id, status="error", etag=etag, last_modified=last_modified,
@@ -373,7 +486,8 @@ def poll_feed(feed: FeedConfig, state: FeedState | None, fetcher: Fetcher) -> Po
                           http_status=response.status, bozo=parsed.bozo,
                           error=_one_line(f"{where}: not a feed: {problem}"))
     return PollResult(feed_id=feed.id, status="ok", items=parsed.items, etag=response.etag,
-                      last_modified=response.last_modified, http_status=response.status, bozo=parsed.bozo)
+                      last_modified=response.last_modified, http_status=response.status, bozo=parsed.bozo,
+                      dropped=parsed.dropped)
 
 
 def _by_host_round_robin(feeds: list[FeedConfig]) -> list[int]:

@@ -121,3 +121,96 @@ def test_validate_config_command_ok(tmp_path):
                              "validate-config", "--json"], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
     assert '"ok": true' in result.stdout
+
+
+# -- values that used to escape as TypeError / AttributeError / ValueError (issue 7) ----------------------
+
+def settings_error(data) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        validate_settings(data, "newsmon.yaml")
+    assert "\n" not in str(info.value) and str(info.value).startswith("newsmon.yaml")
+    return info.value
+
+
+@pytest.mark.parametrize(("data", "entry", "field", "says"), [
+    ({"batch_size": None}, None, "batch_size", "no value"),
+    ({"schedule": None}, None, "schedule", "no value"),
+    ({"fetch": {"connect_timeout": None}}, "fetch", "connect_timeout", "no value"),
+    ({"fetch": {"user_agent": None}}, "fetch", "user_agent", "no value"),
+    ({"extract": {"min_chars": None}}, "extract", "min_chars", "no value"),
+    ({"fetch": []}, None, "fetch", "expected dict, got list"),
+    ({"fetch": "fast"}, None, "fetch", "expected dict, got str"),
+    ({"extract": [1]}, None, "extract", "expected dict, got list"),
+    ({"batch_size": "10"}, None, "batch_size", "expected int, got str"),
+    ({"batch_size": True}, None, "batch_size", "got bool"),
+    ({"schedule": 5}, None, "schedule", "expected str, got int"),
+    ({"fetch": {"workers": "4"}}, "fetch", "workers", "expected int, got str"),
+    ({"fetch": {"max_bytes": True}}, "fetch", "max_bytes", "got bool"),
+    ({"fetch": {"read_timeout": float("nan")}}, "fetch", "read_timeout", "positive finite"),
+    ({"fetch": {"per_host_delay": float("inf")}}, "fetch", "per_host_delay", "positive finite"),
+    ({"extract": {"min_chars": "250"}}, "extract", "min_chars", "expected int, got str"),
+    ({"store": 3}, None, "store", "expected str, got int"),
+])
+def test_bad_settings_values_name_entry_and_field(data, entry, field, says):
+    error = settings_error(data)
+    assert (error.file, error.entry, error.field) == ("newsmon.yaml", entry, field)
+    assert says in error.message
+
+
+def test_null_sections_and_store_still_mean_defaults():
+    settings = validate_settings({"fetch": None, "extract": None, "store": None}, "newsmon.yaml")
+    assert settings.fetch == {} and settings.extract == {"min_chars": 250} and settings.store is None
+
+
+def feed_error_of(document, desks=None) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        validate_feeds(document, "feeds.yaml", desks)
+    assert "\n" not in str(info.value) and str(info.value).startswith("feeds.yaml")
+    return info.value
+
+
+@pytest.mark.parametrize("url", ["http://[", "http://[::1/x", "http://]x/", "https://example.org:99999/",
+                                 "https://example.org:port/"])
+def test_url_that_urlsplit_rejects_names_feed_and_url(url):
+    error = feed_error_of({"feeds": [{**GOOD_FEED, "url": url}]})
+    assert (error.entry, error.field) == ("dawn", "url")
+    assert "malformed URL" in error.message
+
+
+@pytest.mark.parametrize("url", ["https://example.org/a b", "https://example.org/x\n", "https://exa\tmple.org/"])
+def test_url_with_whitespace_or_control_characters_is_refused(url):
+    error = feed_error_of({"feeds": [{**GOOD_FEED, "url": url}]})
+    assert error.field == "url" and "whitespace or control" in error.message
+
+
+@pytest.mark.parametrize(("field", "value"), [("id", "dawn\n"), ("language", "en\n"), ("language", "en-GB\n")])
+def test_trailing_newline_is_not_hidden_by_dollar(field, value):
+    error = feed_error_of({"feeds": [{**GOOD_FEED, field: value}]})
+    assert error.field == field
+
+
+@pytest.mark.parametrize(("document", "entry", "field"), [
+    ({"feeds": [GOOD_FEED], "defaults": []}, None, "defaults"),
+    ({"feeds": [GOOD_FEED], "defaults": {"interval": "5m"}}, "defaults", "interval"),
+    ({"feeds": [GOOD_FEED], "defaults": {"enabled": 1}}, "defaults", "enabled"),
+    ({"feeds": [GOOD_FEED], "defaults": {"interval": False}}, "defaults", "interval"),
+    ({"feeds": {"dawn": GOOD_FEED}}, None, "feeds"),
+    ({"feeds": None}, None, "feeds"),
+    ({"feeds": [["dawn"]]}, "#1", None),
+    ({"feeds": [{**GOOD_FEED, "url": ["https://example.org/"]}]}, "dawn", "url"),
+    ({"feeds": [{**GOOD_FEED, "language": 7}]}, "dawn", "language"),
+    ({"feeds": [{**GOOD_FEED, "desk": None}]}, "dawn", "desk"),
+])
+def test_wrong_shapes_in_feeds_name_entry_and_field(document, entry, field):
+    error = feed_error_of(document)
+    assert (error.entry, error.field) == (entry, field)
+
+
+def test_null_defaults_mean_built_in_defaults():
+    [loaded] = validate_feeds({"defaults": {"interval": None, "language": None}, "feeds": [GOOD_FEED]},
+                              "feeds.yaml")
+    assert (loaded.interval, loaded.language) == (300, "en")
+    [bare] = validate_feeds({"defaults": {"interval": None}, "feeds": [{k: v for k, v in GOOD_FEED.items()
+                                                                       if k not in ("interval", "language")}]},
+                            "feeds.yaml")
+    assert (bare.interval, bare.language) == (300, "en")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -386,3 +387,126 @@ def test_hostile_prologs_never_crash_and_never_keep_declarations(prolog, tail):
 def test_arbitrary_bytes_never_crash_the_parser(body):
     parsed = parse_feed(body, feed())
     assert isinstance(parsed.items, list)
+
+
+# -- one bad entry, one bad character: only that is lost (issue 7) ---------------------------------------
+
+def test_character_references_to_non_characters_are_replaced():
+    # feedparser 6.0.14 raised UnicodeEncodeError / ValueError / OverflowError on these and lost the feed
+    parsed = parse_feed(fixture("bad_char_refs.xml"), feed(), base_url=BASE)
+    titles = [i.title for i in parsed.items]
+    assert titles[:2] == ["Lone surrogate \ufffd in a title", "Beyond Unicode \ufffd in a title"]
+    assert "\ufffd is no character" in parsed.items[2].summary
+    assert titles[3] == "NUL \ufffd and a fine é and é"
+    assert parsed.dropped == {}
+    assert parsed.bozo and "4 character reference(s) to a non-character (first &#xD800;)" in parsed.bozo
+
+
+@pytest.mark.parametrize("ref", ["&#xD800;", "&#xdfff;", "&#55296;", "&#x110000;", "&#1114112;", "&#xFFFE;",
+                                 "&#99999999999;", "&#x" + "F" * 40 + ";", "&#" + "9" * 5000 + ";"])
+def test_any_non_character_reference_costs_nothing(ref):
+    body = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item><title>a {ref} b</title>'
+            f'<link>https://r.example/1</link></item><item><title>c</title><link>https://r.example/2</link>'
+            f"</item></channel></rss>").encode()
+    parsed = parse_feed(body, feed())
+    assert [i.title for i in parsed.items] == ["a \ufffd b", "c"]
+
+
+def test_an_entry_the_parser_raises_on_costs_only_that_entry():
+    parsed = parse_feed(fixture("unreadable_entry.xml"), feed(), base_url=BASE)
+    assert [i.title for i in parsed.items] == ["First item", "Second item with a player", "Fourth item"]
+    assert parsed.title == "Media Wire" and parsed.version == "rss20"
+    assert parsed.dropped == {"unparseable-entry": 1}
+    assert parsed.bozo and "1 of 4 entries dropped" in parsed.bozo and "KeyError: 'media_player'" in parsed.bozo
+    assert "\n" not in parsed.bozo
+
+
+ATOM_WITH_BAD_ENTRY = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xmlns:media="http://search.yahoo.com/mrss/">
+  <title>Atom Media</title><id>tag:a.example,2025:feed</id>
+  <entry><title>one</title><id>tag:a.example,2025:1</id><link href="https://a.example/1"/></entry>
+  <entry><title>two</title><id>tag:a.example,2025:2</id></media:player></entry>
+  <entry><title>three</title><id>tag:a.example,2025:3</id><link href="https://a.example/3"/></entry>
+</feed>"""
+RDF_WITH_BAD_ENTRY = b"""<?xml version="1.0"?>
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/"
+         xmlns:media="http://search.yahoo.com/mrss/">
+  <channel rdf:about="https://r.example/"><title>RDF Media</title><link>https://r.example/</link>
+    <items><rdf:Seq><rdf:li resource="https://r.example/1"/></rdf:Seq></items></channel>
+  <item rdf:about="https://r.example/1"><title>one</title><link>https://r.example/1</link></item>
+  <item rdf:about="https://r.example/2"><title>two</title><link>https://r.example/2</link></media:player></item>
+  <item rdf:about="https://r.example/3"><title>three</title><link>https://r.example/3</link></item>
+</rdf:RDF>"""
+
+
+@pytest.mark.parametrize("body", [ATOM_WITH_BAD_ENTRY, RDF_WITH_BAD_ENTRY], ids=["atom", "rss1"])
+def test_entry_by_entry_fallback_in_atom_and_rss1(body):
+    parsed = parse_feed(body, feed())
+    assert [i.title for i in parsed.items] == ["one", "three"]
+    assert parsed.dropped == {"unparseable-entry": 1}
+    assert parsed.title in ("Atom Media", "RDF Media")
+
+
+HOSTILE_ENTRY_MARKUP = st.sampled_from(["</media:player>", "&#xD800;", "&#x110000;", "&#99999999999;",
+                                        "<media:group></media:player></media:group>", "&#0;"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(clean=st.integers(1, 6), bad_at=st.integers(0, 6), markup=HOSTILE_ENTRY_MARKUP)
+def test_one_hostile_entry_never_costs_the_others(clean, bad_at, markup):
+    items = [f"<item><title>clean {n}</title><link>https://h.example/{n}</link></item>" for n in range(clean)]
+    items.insert(min(bad_at, clean), f"<item><title>bad</title><link>https://h.example/bad</link>{markup}</item>")
+    body = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/">'
+            f"<channel><title>h</title>{''.join(items)}</channel></rss>").encode()
+    parsed = parse_feed(body, feed())
+    titles = [i.title for i in parsed.items]
+    assert [t for t in titles if t.startswith("clean")] == [f"clean {n}" for n in range(clean)]
+    assert len(parsed.items) + sum(parsed.dropped.values()) == clean + 1  # every entry kept or counted
+
+
+def test_a_problem_outside_the_entries_still_fails_the_feed_in_one_line(server, fetcher):
+    body = fixture("unreadable_entry.xml").replace(b"<title>Media Wire</title>",
+                                                   b"<title>Media Wire</title></media:player>")
+    with pytest.raises(KeyError):
+        parse_feed(body, feed())
+    server.routes["/poll/bad-head.xml"] = Route(body=body, content_type="application/rss+xml")
+    result = poll_feed(feed("head", server.url("/poll/bad-head.xml")), None, fetcher)
+    assert result.status == "error" and "parse failed: KeyError" in result.error and "\n" not in result.error
+
+
+@pytest.mark.parametrize("name", ["bad_declared_encoding.xml", "nul_declared_encoding.xml"])
+def test_a_corrupt_declared_encoding_is_ignored(name):
+    parsed = parse_feed(fixture(name), feed(), base_url=BASE)
+    assert [i.title for i in parsed.items] == ["Café reopens"]
+    assert parsed.bozo and "XML declaration names no encoding" in parsed.bozo
+
+
+def test_entries_with_nothing_to_identify_are_counted():
+    body = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item></item>'
+            b"<item><description> </description></item><item><title>kept</title></item></channel></rss>")
+    parsed = parse_feed(body, feed())
+    assert [i.title for i in parsed.items] == ["kept"]
+    assert parsed.dropped == {"empty-entry": 2}
+
+
+def test_poll_reports_the_dropped_entries(server, fetcher):
+    server.routes["/poll/unreadable.xml"] = Route(body=fixture("unreadable_entry.xml"), content_type="text/xml")
+    result = poll_feed(feed("media", server.url("/poll/unreadable.xml")), None, fetcher)
+    assert result.status == "ok" and len(result.items) == 3
+    assert result.dropped == {"unparseable-entry": 1}
+    assert "1 of 4 entries dropped" in result.bozo
+
+
+@pytest.mark.parametrize("wrapper", ["application/gzip", "application/x-gzip", "application/octet-stream"])
+def test_a_gzip_file_type_is_not_blamed_on_the_xml(server, fetcher, wrapper):
+    # The fetcher unpacks a .xml.gz served without Content-Encoding; its wire type says nothing about the XML.
+    assert parse_feed(fixture("rss2.xml"), feed(), headers={"Content-Type": wrapper}).bozo is None
+    server.routes["/poll/rss2.xml.gz"] = Route(body=gzip.compress(fixture("rss2.xml")), content_type=wrapper)
+    result = poll_feed(feed("gz", server.url("/poll/rss2.xml.gz")), None, fetcher)
+    assert (result.status, len(result.items), result.bozo) == ("ok", 6, None)
+
+
+def test_poll_refused_reason_is_not_prefixed_twice(fetcher):
+    result = poll_feed(feed("local", "file:///etc/passwd"), None, fetcher)
+    assert result.error.startswith("feed local (file:///etc/passwd): refused: ")
+    assert "refused: refused" not in result.error and result.error.count("refused") == 1

@@ -202,6 +202,15 @@ def _check_items_stored(count: int, prefix: str = "b"):
     return check
 
 
+def _check_parsed_cleanly(count: int):
+    """The items are stored and the feed's health shows no problem (a .gz wrapper is not the XML's fault)."""
+    def check(ctx, outcome: Outcome, server) -> None:
+        _check_items_stored(count)(ctx, outcome, server)
+        assert outcome.bad_state.last_error is None, outcome.bad_state.last_error
+        assert not any("parsed with problems" in line for line in outcome.bad_lines), outcome.bad_lines
+    return check
+
+
 def _billion_laughs(server, tmp):
     doctype = ('<!DOCTYPE rss [<!ENTITY lol "lol">'
                + "".join(f'<!ENTITY lol{n} "{("&lol" + (str(n - 1) if n > 1 else "") + ";") * 10}">'
@@ -356,6 +365,29 @@ def _check_bad_pages(ctx, outcome: Outcome, server) -> None:
                                     .split(f"page {server.base}{p}: ", 1)[1] for p in paths}
 
 
+def _surrogate_charref(server, tmp):
+    items = _items(server.base, 3)
+    items[1] = items[1].replace("</title>", " &#xD800;</title>")
+    return _feed_route(rss(items))
+
+
+def _unreadable_entry(server, tmp):
+    """A stray </media:player> makes feedparser 6.0.14 raise KeyError for the whole document."""
+    items = _items(server.base, 4)
+    items[2] = items[2].replace("</title>", "</title></media:player>")
+    return _feed_route(rss(items).replace(b"<rss ", b'<rss xmlns:media="http://search.yahoo.com/mrss/" ', 1))
+
+
+def _check_entry_dropped(ctx, outcome: Outcome, server) -> None:
+    urls = [f"{server.base}/nowhere/b{n}" for n in (0, 1, 3)]
+    stored = [i for i in stored_ids_for(ctx.store, urls) if ctx.store.has_article(i)]
+    assert len(stored) == 3, f"{len(stored)} of the 3 readable items stored"
+    [lost] = stored_ids_for(ctx.store, [f"{server.base}/nowhere/b2"])
+    assert not ctx.store.has_article(lost)
+    assert outcome.bad_state.last_error and "1 of 4 entries dropped" in outcome.bad_state.last_error
+    outcome.extra["items_stored"] = len(stored)
+
+
 CASES: list[Case] = [
     Case("http-404", "feed URL answers 404", _status(404), "error", "HTTP 404", covered_by="test_http::test_error_statuses"),
     Case("http-410", "feed URL answers 410 Gone", _status(410), "error", "HTTP 410"),
@@ -403,10 +435,11 @@ CASES: list[Case] = [
     Case("utf16-bom", "UTF-16 with a byte-order mark",
          _encoding_route('<?xml version="1.0" encoding="utf-16"?>', "utf-16", "application/xml"), "parsed", "",
          _check_encoded_title, covered_by="test_http::test_utf16_feed_with_nul_bytes_is_not_mistaken_for_binary"),
-    Case("gzip-encoded", "valid feed with Content-Encoding: gzip", _gzip_encoded, "parsed", "", _check_items_stored(2),
+    Case("gzip-encoded", "valid feed with Content-Encoding: gzip", _gzip_encoded, "parsed", "", _check_parsed_cleanly(2),
          covered_by="test_http::test_compressed_bodies_are_decoded"),
     Case("gzip-file", "valid feed served as a .gz file (application/gzip)", _gzip_file, "parsed", "",
-         _check_items_stored(2), covered_by="test_http::test_gzipped_feed_file_without_content_encoding_is_unpacked"),
+         _check_parsed_cleanly(2), covered_by="test_http::test_gzipped_feed_file_without_content_encoding_is_unpacked, "
+         "test_feeds::test_a_gzip_file_type_is_not_blamed_on_the_xml"),
     Case("billion-laughs", "nested entities expanding to 10^9 'lol's", _billion_laughs, "parsed", "", _check_bounded,
          covered_by="test_feeds::test_billion_laughs_stays_bounded"),
     Case("external-entities", "SYSTEM entities pointing at a local file and at 127.0.0.2 (general and parameter)",
@@ -420,21 +453,12 @@ CASES: list[Case] = [
     Case("hostile-pages", "valid feed whose pages are PDF, PNG-as-HTML, JPEG, octet-stream, slow-drip, gzip bomb, "
          "3 MB chunked, redirect loop, 500 and a refused port", _bad_pages, "parsed", "", _check_bad_pages,
          config=SHORT_DEADLINE),
-]
-
-
-def _surrogate_charref(server, tmp):
-    items = _items(server.base, 3)
-    items[1] = items[1].replace("</title>", " &amp;#xD800;</title>").replace("&amp;#xD800;", "&#xD800;")
-    return _feed_route(rss(items))
-
-
-# Inputs that currently lose more than they should; pinned by strict xfail tests (reported to the
-# owner of pipelines/feeds.py): one bad character reference makes feedparser raise, and the whole
-# feed is reported as "parse failed" instead of losing only that item.
-KNOWN_BUGS: list[Case] = [
-    Case("surrogate-char-ref", "one item's title holds &#xD800; (a lone surrogate)", _surrogate_charref, "parsed", "",
-         _check_items_stored(3)),
+    Case("surrogate-char-ref", "one item's title holds &#xD800; (a lone surrogate)", _surrogate_charref, "parsed",
+         "replaced by U+FFFD", _check_items_stored(3),
+         covered_by="test_feeds::test_character_references_to_non_characters_are_replaced"),
+    Case("unreadable-entry", "one item holds a stray </media:player> the parser raises on", _unreadable_entry,
+         "parsed", "1 of 4 entries dropped", _check_entry_dropped,
+         covered_by="test_feeds::test_an_entry_the_parser_raises_on_costs_only_that_entry"),
 ]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reliability.bad_inputs import CASES, KNOWN_BUGS, run_case
+from tests.reliability.bad_inputs import CASES, run_case
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
@@ -17,10 +17,3 @@ def test_bad_input_meets_a_whole_cycle(case, tmp_path):
     assert outcome.good_new_stored == 2
     if case.expect == "error":
         assert outcome.bad_state.last_error and case.fragment in outcome.bad_state.last_error
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="feeds.py: feedparser raises on &#xD800; and the whole feed is lost (reported)")
-@pytest.mark.parametrize("case", KNOWN_BUGS, ids=lambda c: c.name)
-def test_known_bug_one_bad_character_reference_loses_the_whole_feed(case, tmp_path):
-    run_case(case, tmp_path)

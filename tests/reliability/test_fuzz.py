@@ -17,4 +17,5 @@ def test_mutated_feeds_never_crash_a_cycle(tmp_path):
     assert result.feeds_ok > MUTATIONS // 4, "almost nothing parsed: the mutations are not exercising the parser"
     assert result.items_new > 0 and result.stored > 0
     assert len(result.kinds) >= 6
-    assert result.parse_failures < MUTATIONS // 10
+    # Only a mutant whose feed head (outside every entry) the parser raises on may be lost whole.
+    assert result.parse_failures <= MUTATIONS // 100

@@ -6,10 +6,9 @@ an idempotence property over URL-ish pieces; these add arbitrary text, structure
 hosts, ports and user-info, and tracking parameters).
 
 validate_feeds / validate_settings must, for any YAML-shaped data, either return a config or
-raise ConfigError whose message is one line naming the file. Known violations (reported to the
-owner of pipelines/config.py, not fixed here) are pinned by strict xfail tests at the bottom, so
-they turn into failures the day they are fixed and the marker can go; the main property tolerates
-exactly those input classes and nothing else.
+raise ConfigError whose message is one line naming the file: never TypeError, AttributeError or
+ValueError. The inputs that used to break that promise (null values, a URL urlsplit rejects, an id
+with a trailing newline) have their own regression tests at the bottom.
 """
 
 from __future__ import annotations
@@ -139,25 +138,6 @@ def settings_documents(draw):
     return draw(st.one_of(st.just(doc), _yaml_like))
 
 
-def _known_settings_bug(data) -> bool:
-    """Reported: a null fetch value, batch_size or schedule raises TypeError/AttributeError."""
-    if not isinstance(data, dict):
-        return False
-    fetch = data.get("fetch")
-    return ("batch_size" in data and data["batch_size"] is None) or \
-        ("schedule" in data and data["schedule"] is None) or \
-        (isinstance(fetch, dict) and any(v is None for k, v in fetch.items() if k != "user_agent"))
-
-
-def _known_feeds_bug(data) -> bool:
-    """Reported: a feed URL urlsplit() rejects ("http://[") raises ValueError instead of ConfigError."""
-    feeds = data.get("feeds") if isinstance(data, dict) else None
-    defaults = data.get("defaults") if isinstance(data, dict) else None
-    urls = [f.get("url") for f in feeds or [] if isinstance(f, dict)] if isinstance(feeds, list) else []
-    urls.append(defaults.get("url") if isinstance(defaults, dict) else None)
-    return any(isinstance(u, str) and ("[" in u or "]" in u) for u in urls)
-
-
 def _one_line_config_error(err: ConfigError, path: str) -> None:
     message = str(err)
     assert message.startswith(path) and "\n" not in message and "\r" not in message, repr(message)
@@ -171,14 +151,13 @@ def test_feeds_validation_loads_or_raises_a_one_line_config_error(data):
     except ConfigError as err:
         _one_line_config_error(err, "feeds.yaml")
         return
-    except ValueError:
-        if _known_feeds_bug(data):
-            return
-        raise
     for feed in feeds:
-        assert urlsplit(feed.url).scheme in ("http", "https") and feed.interval >= 1
-        assert feed.desk in {"security", "regional"}
-        assert re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}\n?", feed.id)  # "\n?": the known bug below
+        parts = urlsplit(feed.url)
+        assert parts.scheme in ("http", "https") and parts.hostname and not re.search(r"\s", feed.url)
+        assert isinstance(feed.interval, int) and not isinstance(feed.interval, bool) and feed.interval >= 1
+        assert feed.desk in {"security", "regional"} and isinstance(feed.enabled, bool)
+        assert re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", feed.id)
+        assert re.fullmatch(r"[a-z]{2,3}(-[A-Za-z]{2,4})?", feed.language)
 
 
 @PROPERTY
@@ -189,33 +168,40 @@ def test_settings_validation_loads_or_raises_a_one_line_config_error(data):
     except ConfigError as err:
         _one_line_config_error(err, "newsmon.yaml")
         return
-    except (TypeError, AttributeError):
-        if _known_settings_bug(data):
-            return
-        raise
+    assert isinstance(loaded.batch_size, int) and not isinstance(loaded.batch_size, bool)
     assert loaded.batch_size >= 1
-    assert all(v > 0 for k, v in loaded.fetch.items() if k != "user_agent")
+    assert isinstance(loaded.schedule, str) and isinstance(loaded.extract["min_chars"], int)
+    assert all(0 < v < float("inf") for k, v in loaded.fetch.items() if k != "user_agent")
+    assert isinstance(loaded.fetch.get("user_agent", ""), str)
 
 
-# Known violations, reported to the owner of pipelines/config.py. strict=True: when one is fixed,
-# its test passes, the run fails, and the marker must be removed.
+# Inputs that used to escape as TypeError/AttributeError/ValueError (fixed in pipelines/config.py).
 
-@pytest.mark.xfail(strict=True, raises=(TypeError, AttributeError),
-                   reason="config.py: null values reach comparisons/str methods (reported)")
-@pytest.mark.parametrize("data", [{"fetch": {"connect_timeout": None}}, {"batch_size": None}, {"schedule": None}])
-def test_known_bug_null_settings_values_raise_other_exceptions(data):
-    with pytest.raises(ConfigError):
+@pytest.mark.parametrize(("data", "entry", "field"), [
+    ({"fetch": {"connect_timeout": None}}, "fetch", "connect_timeout"),
+    ({"fetch": {"user_agent": None}}, "fetch", "user_agent"),
+    ({"fetch": {"read_timeout": float("nan")}}, "fetch", "read_timeout"),
+    ({"batch_size": None}, None, "batch_size"),
+    ({"schedule": None}, None, "schedule"),
+    ({"extract": {"min_chars": None}}, "extract", "min_chars"),
+])
+def test_null_settings_values_are_config_errors(data, entry, field):
+    with pytest.raises(ConfigError) as info:
         validate_settings(data, "newsmon.yaml")
+    assert (info.value.file, info.value.entry, info.value.field) == ("newsmon.yaml", entry, field)
+    _one_line_config_error(info.value, "newsmon.yaml")
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="config.py: check_http_url lets urlsplit's ValueError out (reported)")
-def test_known_bug_unparseable_feed_url_raises_value_error():
-    with pytest.raises(ConfigError):
-        validate_feeds({"feeds": [{"id": "a", "url": "http://[", "desk": "security"}]}, "feeds.yaml", {"security"})
+@pytest.mark.parametrize("url", ["http://[", "http://]x/", "http://a.example:99999/", "http://a.example:x/"])
+def test_unparseable_feed_url_is_a_config_error(url):
+    with pytest.raises(ConfigError) as info:
+        validate_feeds({"feeds": [{"id": "a", "url": url, "desk": "security"}]}, "feeds.yaml", {"security"})
+    assert (info.value.entry, info.value.field) == ("a", "url")
 
 
-@pytest.mark.xfail(strict=True, reason="config.py: FEED_ID_RE ends in $, which also matches before a final newline (reported)")
-def test_known_bug_feed_id_with_a_trailing_newline_is_accepted():
-    with pytest.raises(ConfigError):
-        validate_feeds({"feeds": [{"id": "dawn\n", "url": "https://dawn.example/feed", "desk": "security"}]},
-                       "feeds.yaml", {"security"})
+@pytest.mark.parametrize(("field", "value"), [("id", "dawn\n"), ("language", "en\n")])
+def test_trailing_newline_is_not_accepted(field, value):
+    feed = {"id": "dawn", "url": "https://dawn.example/feed", "desk": "security", field: value}
+    with pytest.raises(ConfigError) as info:
+        validate_feeds({"feeds": [feed]}, "feeds.yaml", {"security"})
+    assert info.value.field == field
