@@ -6,7 +6,13 @@ changes (FeedWatchTrigger on an AssetWatcher). Only ids, counts and paths go thr
 
 A retried or overlapping task is harmless: feed state advances only after items are
 spooled, articles and alerts have deterministic ids, and deliveries go through an
-idempotent outbox, so a repeat stores nothing twice and re-sends nothing.
+idempotent outbox whose rows are claimed before sending, so a repeat stores nothing
+twice and re-sends nothing.
+
+Alerts are evaluated in process_batch, as each article is stored and before its inbox
+item is finished (as `newsmon run` does), so a batch killed between storing and alerting
+leaves the item in the inbox and its retry evaluates it. evaluate_alerts then only adds
+the batches up and emits the articles asset; it evaluates nothing again.
 """
 
 from __future__ import annotations
@@ -144,36 +150,47 @@ def news_monitor():
         return batches
 
     @task(max_active_tis_per_dag=MAX_PARALLEL_BATCHES)
-    def process_batch(keys: list[str]) -> list[str]:
+    def process_batch(keys: list[str]) -> dict[str, Any]:
         from pipelines import cycle
         from pipelines.models import CycleReport
 
         report = CycleReport()
         with pipeline_context() as ctx:
-            article_ids = cycle.process_items(ctx, keys, report)
-        log.info("batch of %d items: %d new articles; %s", len(keys), len(article_ids), report_counts(report))
-        return article_ids
+            article_ids = cycle.process_items(ctx, keys, report, evaluate=True)
+        log.info("batch of %d items: %d articles, %d alerts fired; %s", len(keys), len(article_ids),
+                 report.alerts_fired, report_counts(report))
+        return {"article_ids": article_ids, "alerts_fired": report.alerts_fired}
 
     @task(outlets=[ARTICLES], trigger_rule=TriggerRule.NONE_FAILED)
-    def evaluate_alerts(article_ids_per_batch: Any) -> dict[str, Any]:
+    def evaluate_alerts(batch_results: Any) -> dict[str, Any]:
+        # The batches evaluated their articles already; this adds them up and emits the asset.
         # Skipping (not succeeding) when nothing is new is what keeps the asset quiet: no event, no digest run.
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from pipelines import cycle
-        from pipelines.models import CycleReport
-
-        article_ids = sorted({i for batch in (article_ids_per_batch or []) for i in (batch or [])})
+        article_ids: set[str] = set()
+        alerts_fired = 0
+        unevaluated: set[str] = set()
+        for batch in batch_results or []:
+            if isinstance(batch, dict):
+                article_ids.update(batch.get("article_ids") or [])
+                alerts_fired += int(batch.get("alerts_fired") or 0)
+            else:  # a bare id list: a batch run by the previous DAG version, which did not evaluate
+                unevaluated.update(batch or [])
+        article_ids |= unevaluated
         if not article_ids:
             raise AirflowSkipException("no new articles in this run")
-        report = CycleReport()
-        with pipeline_context() as ctx:
-            alert_ids = cycle.evaluate_alerts(ctx, article_ids, report)
+        if unevaluated:
+            from pipelines import cycle
+            from pipelines.models import CycleReport
+
+            with pipeline_context() as ctx:
+                alerts_fired += len(cycle.evaluate_alerts(ctx, sorted(unevaluated), CycleReport()))
         get_current_context()["outlet_events"][ARTICLES].extra = {
             "articles": len(article_ids),
-            "alerts": len(alert_ids),
+            "alerts": alerts_fired,
         }
-        log.info("%d new articles, %d new alerts", len(article_ids), len(alert_ids))
-        return {"articles": len(article_ids), "alert_ids": alert_ids}
+        log.info("%d new articles, %d new alerts", len(article_ids), alerts_fired)
+        return {"articles": len(article_ids), "alerts_fired": alerts_fired, "evaluated_here": len(unevaluated)}
 
     @task(trigger_rule=TriggerRule.NONE_FAILED)
     def deliver_alerts() -> int:

@@ -1,13 +1,15 @@
 """One monitoring cycle, split into steps the CLI runs in a row and the DAG runs as tasks.
 
-poll_feeds -> pending_batches -> process_items (per batch) -> evaluate_alerts -> deliver_alerts.
+poll_feeds -> pending_batches -> process_items (per batch, evaluating alerts) -> deliver_alerts.
 Only ids, counts and paths cross step boundaries, so Airflow's XCom never carries article bodies.
 
 Crash safety: polled items go to the store's durable inbox before a feed's
-ETag advances; an inbox item is finished only after its article is stored
-(and, in run_cycle, after its alerts are recorded and queued); ids are
-canonical-URL hashes and alert ids are (rule, story, development) hashes, so
-any step can be repeated without duplicating anything.
+ETag advances; an inbox item is finished only after its article is stored and
+its alerts are recorded and queued (process_items(evaluate=True), as run_cycle
+and the DAG's process_batch call it); ids are canonical-URL hashes and alert ids
+are (rule, story, development) hashes, so any step can be repeated without
+duplicating anything. Deliveries are claimed before they are sent (notify.py),
+so two overlapping cycles never send one alert twice.
 
 Store failures (locked, disk full, cluster down) never lose work: whatever was
 not written stays where it was (feed state, inbox, outbox) and the next cycle
@@ -54,9 +56,12 @@ class Context:
         return bool(self.stop and self.stop.is_set())
 
 
-def open_context(config_dir: str | None = None, store_url: str | None = None, *,
+def open_context(config_dir: str | None = None, store_url: str | None = None, *, store: Any = None,
                  policy: Any = None, base_dir: str = ".") -> Context:
-    """Load and validate config (NEWSMON_CONFIG / ./config) and open the store (NEWSMON_STORE / var/)."""
+    """Load and validate config (NEWSMON_CONFIG / ./config) and open the store (NEWSMON_STORE / var/).
+
+    store: a store opened by the caller (the Airflow plugin builds one from a connection); the
+    Context owns it from here and closes it, also when the config fails to load."""
     from pipelines.alerts import AlertEngine
     from pipelines.config import load_config
     from pipelines.http import Fetcher
@@ -64,11 +69,16 @@ def open_context(config_dir: str | None = None, store_url: str | None = None, *,
     from pipelines.store import default_store_url, open_store
     from pipelines.tag import Tagger
 
-    config = load_config(config_dir)
-    url = store_url or config.settings.store or default_store_url()
-    fetch_args = {k: v for k, v in config.settings.fetch.items() if k in FETCHER_ARGS}
-    fetcher = Fetcher(policy=policy, **fetch_args)
-    store = open_store(url)
+    try:
+        config = load_config(config_dir)
+        fetch_args = {k: v for k, v in config.settings.fetch.items() if k in FETCHER_ARGS}
+        fetcher = Fetcher(policy=policy, **fetch_args)
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
+    if store is None:
+        store = open_store(store_url or config.settings.store or default_store_url())
     return Context(config=config, store=store, fetcher=fetcher, tagger=Tagger(config.taxonomy),
                    alert_engine=AlertEngine(config.alerts), notifier=Notifier(config.alerts, base_dir=base_dir))
 
@@ -219,7 +229,7 @@ def process_items(ctx: Context, keys: list[str], report: CycleReport, *, evaluat
     an earlier interrupted run), so alert evaluation can be repeated safely.
     With evaluate=True each article's alerts are recorded and queued before its
     inbox item is finished, so a crash between storing and alerting cannot lose
-    an alert (run_cycle does this; the DAG evaluates in its own task).
+    an alert (run_cycle and the DAG's process_batch do this).
     A StoreError propagates: the unfinished items stay in the inbox for the next cycle.
     """
     store = ctx.store

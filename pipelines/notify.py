@@ -4,6 +4,9 @@ Delivery is at-least-once: the alert is recorded and queued first (alerts.py), s
 here, and marked delivered only after the channel accepted it. A crash between the
 two repeats the send, so every channel carries the alert id for the receiver to
 drop duplicates (webhook Idempotency-Key header, Message-ID, the JSON line's id).
+Two runs at once (an Airflow retry overlapping a scheduled run) do not both send: a
+row is claimed in the store before it is sent, and a claim lasts a lease of a few
+channel timeouts, or until its process is seen dead on the same machine.
 
 Webhook URLs are NOT passed through the fetch layer's SSRF guard (netguard): they
 are written by the operator in alerts.yaml or the environment, not taken from feeds,
@@ -34,7 +37,7 @@ from urllib.parse import urlsplit
 from pipelines.alerts import AlertConfig, ChannelConfig
 from pipelines.errors import NewsmonError
 from pipelines.models import Alert
-from pipelines.store.base import Store
+from pipelines.store.base import Store, delivery_claimer
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,11 @@ log = logging.getLogger(__name__)
 _MAIL_POLICY = email.policy.SMTP.clone(max_line_length=998)
 
 MAX_ATTEMPTS = 20
+# How long a claimed outbox row stays ours: several times the channel's timeout (one send can wait on
+# connect, TLS and the answer), at least a minute. A crashed sender's rows wait this long before another
+# machine sends them; on the same machine they are taken over as soon as the process is gone.
+CLAIM_LEASE_FACTOR = 4
+MIN_CLAIM_LEASE = 60.0
 SIGNATURE_HEADER = "X-Newsmon-Signature"
 TIMESTAMP_HEADER = "X-Newsmon-Timestamp"
 USER_AGENT = "newsmon-notify/0.1"
@@ -138,14 +146,20 @@ class Notifier:
         last failure is recorded as given up and the row is no longer tried. Rows with
         fewer attempts go first, so one stuck alert cannot hold up newer ones. Once a
         channel's target is unreachable in a call, its remaining rows wait for the next
-        call instead of each waiting out the same timeout."""
+        call instead of each waiting out the same timeout.
+
+        Each row is claimed (store.claim_delivery) just before it is sent, so a cycle
+        overlapping this one skips it instead of sending it a second time."""
         delivered, errors = 0, []
         down: dict[str, int] = {}
+        claimer = delivery_claimer()
         rows = sorted(self._live_rows(store, limit), key=lambda row: row[2])
         for alert_id, channel_id, attempts in rows:
             if channel_id in down:
                 down[channel_id] += 1
                 continue
+            if not store.claim_delivery(alert_id, channel_id, claimer, self.claim_lease(channel_id)):
+                continue  # delivered meanwhile, or being sent by an overlapping run
             alert = store.get_alert(alert_id)
             try:
                 if alert is None:
@@ -166,6 +180,12 @@ class Notifier:
             if deferred:
                 errors.append(f"channel {channel_id!r}: {deferred} more deliveries deferred to the next run")
         return delivered, errors
+
+    def claim_lease(self, channel_id: str) -> float:
+        """Seconds an outbox row of this channel stays claimed by one send."""
+        channel = self.config.channels.get(channel_id)
+        timeout = channel.timeout if channel is not None else 0.0
+        return max(MIN_CLAIM_LEASE, CLAIM_LEASE_FACTOR * timeout)
 
     def _live_rows(self, store: Store, limit: int) -> list[tuple[str, str, int]]:
         """Up to `limit` pending rows still worth trying.

@@ -9,6 +9,12 @@ import Airflow. Two kinds of reads, kept apart on purpose:
 * run time (inside tasks): Variables `newsmon_config_dir`, `newsmon_store_url`,
   `newsmon_allow_networks`, `newsmon_digest_dir`, each falling back to env
   NEWSMON_CONFIG / NEWSMON_STORE / NEWSMON_ALLOW_NETWORKS / NEWSMON_DIGEST_DIR.
+
+The store, first match wins: Variable `newsmon_store_url`, env NEWSMON_STORE, `store:` in
+newsmon.yaml, the Airflow connection `elasticsearch_default` (if defined), the embedded SQLite
+file. A store setting of just `elasticsearch` asks for the connection and fails if it is missing.
+An explicit setting always beats the connection, so an `elasticsearch_default` kept for other
+DAGs never moves newsmon's data by surprise when newsmon is configured.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ ARTICLES_ASSET_NAME = "newsmon_articles"
 ARTICLES_ASSET_URI = "newsmon://articles"
 DEFAULT_FEED_INTERVAL = 300
 MIN_WATCH_INTERVAL = 15  # seconds; below this a watcher is a load test on the publisher
+
+ES_CONNECTION_ID = "elasticsearch_default"
 
 # Variable name -> env var name
 VARIABLES = {
@@ -190,6 +198,62 @@ def runtime_settings() -> RuntimeSettings:
     )
 
 
+def es_connection(conn_id: str = ES_CONNECTION_ID) -> Any | None:
+    """The Airflow connection, or None when it is not defined (or Airflow is not there).
+
+    airflow.sdk's Connection.get works in a task (through the supervisor), in the api-server
+    (metadata DB) and elsewhere (AIRFLOW_CONN_* env vars and configured secrets backends)."""
+    try:
+        from airflow.sdk import Connection
+        from airflow.sdk.exceptions import AirflowNotFoundException
+    except ImportError:
+        return None
+    try:
+        return Connection.get(conn_id)
+    except AirflowNotFoundException:
+        return None
+
+
+def connection_store(conn: Any) -> Any:
+    """An Elasticsearch store from an Airflow connection's host, port, schema, login, password and extra."""
+    from pipelines.store.elasticsearch import from_connection_fields
+
+    return from_connection_fields(conn.host, conn.port, conn.schema, conn.login, conn.password,
+                                  conn.extra_dejson)
+
+
+def _config_store(config_dir: str) -> str | None:
+    """`store:` of newsmon.yaml (read only to rank it above the connection; the loader validates it)."""
+    try:
+        data = _read_yaml(Path(config_dir) / "newsmon.yaml")
+    except Exception:  # missing or broken: open_context's loader reports it with file and field
+        return None
+    store = data.get("store") if isinstance(data, dict) else None
+    return store.strip() if isinstance(store, str) and store.strip() else None
+
+
+def open_pipeline_store(settings: RuntimeSettings) -> Any | None:
+    """The store from the Airflow connection when the settings ask for it or name none; None means
+    open_context opens the configured URL (or the SQLite default)."""
+    from pipelines.errors import NewsmonError
+    from pipelines.store import AIRFLOW_CONNECTION_STORE
+
+    wanted = (settings.store_url or "").strip()
+    asked = wanted.lower() == AIRFLOW_CONNECTION_STORE
+    if wanted and not asked:
+        return None  # an explicit URL beats the connection
+    if not asked and _config_store(settings.config_dir):
+        return None
+    conn = es_connection()
+    if conn is None:
+        if asked:
+            raise NewsmonError(f"store setting {wanted!r}: Airflow connection {ES_CONNECTION_ID} is not defined "
+                               "(add it, or give newsmon_store_url / NEWSMON_STORE a full store URL)")
+        return None
+    log.info("store: Airflow connection %s", ES_CONNECTION_ID)
+    return connection_store(conn)
+
+
 @contextmanager
 def pipeline_context() -> Iterator[Any]:
     """Open pipelines.cycle's Context with the resolved settings, and always close it."""
@@ -199,8 +263,10 @@ def pipeline_context() -> Iterator[Any]:
         os.environ["NEWSMON_ALLOW_NETWORKS"] = settings.allow_networks
     from pipelines.cycle import open_context
 
+    store = open_pipeline_store(settings)
     # base_dir: relative channel paths (jsonl) resolve against the repo, whatever the task's cwd.
-    ctx = open_context(settings.config_dir, settings.store_url, base_dir=str(REPO_ROOT))
+    ctx = open_context(settings.config_dir, None if store else settings.store_url, store=store,
+                       base_dir=str(REPO_ROOT))
     try:
         yield ctx
     finally:

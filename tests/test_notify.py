@@ -61,13 +61,21 @@ class FakeStore:
         rows = [(a, c, r["attempts"]) for (a, c), r in self.outbox.items() if not r["delivered"]]
         return rows[:limit]
 
+    def claim_delivery(self, alert_id: str, channel: str, claimer: str, lease: float) -> bool:
+        row = self.outbox.get((alert_id, channel))
+        if row is None or row["delivered"] or row.get("claimed_by") not in (None, claimer):
+            return False
+        row["claimed_by"] = claimer
+        return True
+
     def mark_delivered(self, alert_id: str, channel: str) -> None:
-        self.outbox[(alert_id, channel)]["delivered"] = True
+        self.outbox[(alert_id, channel)].update(delivered=True, claimed_by=None)
 
     def mark_delivery_failed(self, alert_id: str, channel: str, error: str) -> None:
         row = self.outbox[(alert_id, channel)]
         row["attempts"] += 1
         row["errors"].append(error)
+        row["claimed_by"] = None
 
 
 @pytest.fixture(params=["fake", "sqlite"])
@@ -300,6 +308,66 @@ def test_receiver_down_stays_pending_then_delivered_when_back(tmp_path, store):
     assert store.pending_deliveries() == []
     assert sorted(r.headers["Idempotency-Key"] for r in received) == sorted(a.id for a in fired)
     assert all(verify_signature(SECRET.encode(), r.body, r.headers[SIGNATURE_HEADER]) for r in received)
+
+
+def test_two_overlapping_drains_send_each_alert_once(http, tmp_path):
+    """Issue 7: two runs draining one outbox at once (an Airflow retry next to a scheduled run)
+    make exactly one POST per alert, because each row is claimed before it is sent."""
+    from pipelines.store.sqlite import SQLiteStore
+
+    http.routes["/overlap"] = Route(delay=0.02)  # a slow receiver keeps both drains busy together
+    cfg = config(hook(http.url("/overlap")))
+    alert_ids = [f"{n:032x}" for n in range(12)]
+    with SQLiteStore(str(tmp_path / "store.db")) as store:
+        for alert_id in alert_ids:
+            store.record_alert(make_alert(id=alert_id))
+            store.enqueue_delivery(alert_id, "hook")
+        start = threading.Barrier(2)
+        results: list[tuple[int, list[str]]] = []
+
+        def drain() -> None:
+            start.wait()
+            results.append(Notifier(cfg, env={}).deliver_pending(store))
+
+        threads = [threading.Thread(target=drain) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert store.pending_deliveries() == []
+    keys = [r.headers["Idempotency-Key"] for r in http.requests_for("/overlap")]
+    assert sorted(keys) == alert_ids  # every alert once: no repeat, none lost
+    assert sum(delivered for delivered, _ in results) == len(alert_ids)
+    assert [errors for _, errors in results] == [[], []]
+
+
+def test_row_claimed_by_a_live_run_elsewhere_waits_for_its_lease(http, tmp_path):
+    from pipelines.store.sqlite import SQLiteStore
+
+    http.routes["/held"] = Route()
+    cfg = config(hook(http.url("/held")))
+    alert = make_alert()
+    with SQLiteStore(str(tmp_path / "store.db")) as store:
+        store.record_alert(alert)
+        store.enqueue_delivery(alert.id, "hook")
+        assert store.claim_delivery(alert.id, "hook", "worker-7.example.net/pid:[1]|4242|abc", 600)
+        assert Notifier(cfg, env={}).deliver_pending(store) == (0, [])
+        assert http.requests_for("/held") == []
+        assert store.pending_deliveries() == [(alert.id, "hook", 0)]  # still queued, not lost
+        # Its lease runs out (a crashed worker on another machine): the next run sends it.
+        assert store.claim_delivery(alert.id, "hook", "worker-7.example.net/pid:[1]|4242|abc", 0)
+        assert Notifier(cfg, env={}).deliver_pending(store) == (1, [])
+    assert len(http.requests_for("/held")) == 1
+
+
+def test_claim_lease_covers_several_channel_timeouts():
+    cfg = config(hook("http://127.0.0.1:9/a", timeout=5), {"id": "mail", "type": "email", "to": ["d@example.org"],
+                                                           "from": "n@example.org", "smtp_host": "127.0.0.1",
+                                                           "timeout": 120})
+    notifier = Notifier(cfg, env={})
+    assert notifier.claim_lease("hook") == 60.0  # at least a minute
+    assert notifier.claim_lease("mail") == 480.0  # four timeouts: connect, TLS, login, send
+    assert notifier.claim_lease("removed-channel") == 60.0
 
 
 def test_delivery_gives_up_after_max_attempts(http):

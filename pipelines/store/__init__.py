@@ -5,6 +5,7 @@
     sqlite:///:memory:                private in-memory database (tests, one-off runs)
     var/newsmon.db                    a bare path means SQLite
     elasticsearch+http(s)://host:9200 the Elasticsearch backend (pipelines.store.elasticsearch)
+    elasticsearch                     under Airflow only: the elasticsearch_default connection
 
 A SQLite URL may carry ?busy_timeout=<seconds>.
 """
@@ -19,8 +20,10 @@ from pipelines.errors import NewsmonError
 from pipelines.store.base import Store, StoreError
 
 DEFAULT_STORE_URL = "sqlite:///var/newsmon.db"
+# As a store setting under Airflow: "use the elasticsearch_default connection" (plugins/newsmon_settings.py).
+AIRFLOW_CONNECTION_STORE = "elasticsearch"
 
-__all__ = ["DEFAULT_STORE_URL", "Store", "StoreError", "default_store_url", "open_store"]
+__all__ = ["AIRFLOW_CONNECTION_STORE", "DEFAULT_STORE_URL", "Store", "StoreError", "default_store_url", "open_store"]
 
 
 def default_store_url() -> str:
@@ -52,6 +55,9 @@ def open_store(url: str | None = None) -> Store:
     url = (url or default_store_url()).strip()
     scheme, sep, rest = url.partition("://")
     if not sep:
+        if url.lower() == AIRFLOW_CONNECTION_STORE:  # not a file called "elasticsearch" in the cwd
+            raise NewsmonError(f"store {url!r} means the Airflow connection elasticsearch_default, which only "
+                               "Airflow tasks read; elsewhere give elasticsearch+http(s)://host:9200")
         return _open_sqlite(url, url)  # a bare path
     scheme = scheme.lower()
     if scheme == "sqlite":

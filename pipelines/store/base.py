@@ -6,6 +6,9 @@ which backend is behind them, and one test suite runs against all of them.
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from typing import Protocol, runtime_checkable
 
 from pipelines.errors import NewsmonError
@@ -14,6 +17,50 @@ from pipelines.models import Alert, Article, FeedItem, FeedState, SearchHit
 
 class StoreError(NewsmonError, RuntimeError):
     """A backend failure the caller may retry (locked DB, disk full, cluster down)."""
+
+
+# --- delivery claims: who is sending an outbox row right now ---------------------------------------
+
+
+def _this_machine() -> str:
+    """Host name plus PID namespace: two containers may share a host name but never a PID namespace."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")  # 'pid:[4026531836]'
+    except OSError:
+        namespace = ""
+    return f"{socket.gethostname()}/{namespace}"
+
+
+def delivery_claimer() -> str:
+    """A fresh claimer id for one delivery run: 'machine/pid-namespace|pid|token'."""
+    return f"{_this_machine()}|{os.getpid()}|{secrets.token_hex(6)}"
+
+
+def claimer_is_gone(claimer: str | None) -> bool:
+    """True only when the claimer's process is known to be dead (same machine and PID namespace,
+    no such process or a zombie), so a crashed run's claim need not wait out its lease.
+
+    Unknown (another machine, no /proc, a malformed id) means alive: waiting is safe, stealing
+    a live claim would send twice."""
+    machine, pid_text = "", ""
+    if claimer and claimer.count("|") >= 2:
+        machine, pid_text, _token = claimer.rsplit("|", 2)
+    if not pid_text.isdigit() or machine != _this_machine() or machine.endswith("/"):
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False  # this process is alive by definition (another thread's run)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists, owned by someone else
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rpartition(")")[2].split()[:1] == ["Z"]  # killed, not yet reaped
+    except OSError:
+        return False
 
 
 @runtime_checkable
@@ -105,10 +152,21 @@ class Store(Protocol):
         """Idempotent: one outbox row per (alert, channel)."""
 
     def pending_deliveries(self, limit: int = 100) -> list[tuple[str, str, int]]:
-        """[(alert_id, channel, attempts)] not yet delivered."""
+        """[(alert_id, channel, attempts)] not yet delivered (claimed or not)."""
 
-    def mark_delivered(self, alert_id: str, channel: str) -> None: ...
+    def claim_delivery(self, alert_id: str, channel: str, claimer: str, lease: float) -> bool:
+        """Atomically take one undelivered row for `lease` seconds before sending it.
 
-    def mark_delivery_failed(self, alert_id: str, channel: str, error: str) -> None: ...
+        False when the row is delivered or unknown, or another claimer holds a live lease (one
+        not expired, by a process not known to be dead: claimer_is_gone). The same claimer may
+        renew. mark_delivered and mark_delivery_failed release the claim. Two overlapping
+        cycles therefore never send one row at the same time; a crashed sender's row is sent
+        again once its lease ends (at least once)."""
+
+    def mark_delivered(self, alert_id: str, channel: str) -> None:
+        """Record the row delivered (and release any claim)."""
+
+    def mark_delivery_failed(self, alert_id: str, channel: str, error: str) -> None:
+        """attempts+1, keep the error, release any claim so the next run retries at once."""
 
     def close(self) -> None: ...

@@ -44,7 +44,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pipelines.errors import ConfigError, NewsmonError
 from pipelines.models import Alert, Article, FeedItem, FeedState, SearchHit, iso, utcnow
-from pipelines.store.base import StoreError
+from pipelines.store.base import StoreError, claimer_is_gone
 from pipelines.store.sqlite import _lex, fts_fallback_query, inbox_key, normalise_time
 
 DEFAULT_PREFIX = "newsmon"
@@ -1355,6 +1355,30 @@ class ElasticsearchStore:
         return [(h["_source"]["alert_id"], h["_source"]["channel"], int(h["_source"].get("attempts") or 0))
                 for h in hits]
 
+    def claim_delivery(self, alert_id: str, channel: str, claimer: str, lease: float) -> bool:
+        """Read the row, then write the claim only if nobody changed it since (if_seq_no /
+        if_primary_term): of two racing cycles one write wins, the other re-reads and sees the claim.
+        claimed_until is Unix seconds from the claimer's clock (leases are minutes, so small
+        clock skew between workers only shortens or stretches a lease a little)."""
+        now = time.time()
+        won = False
+
+        def change(doc: dict) -> dict | None:
+            nonlocal won
+            won = False
+            if doc.get("delivered"):
+                return None
+            holder, until = doc.get("claimed_by"), float(doc.get("claimed_until") or 0.0)
+            if holder and holder != claimer and until > now and not claimer_is_gone(holder):
+                return None
+            doc["claimed_by"] = claimer
+            doc["claimed_until"] = now + max(0.0, float(lease))
+            won = True
+            return doc
+
+        self._cas(f"claim delivery {alert_id}/{channel}", self._state["outbox"], _hash_id(alert_id, channel), change)
+        return won
+
     def mark_delivered(self, alert_id: str, channel: str) -> None:
         now = _now()
 
@@ -1363,6 +1387,7 @@ class ElasticsearchStore:
                 return None
             doc["delivered"] = now
             doc["last_attempt"] = now
+            doc["claimed_by"] = doc["claimed_until"] = None
             return doc
 
         self._cas(f"mark delivered {alert_id}/{channel}", self._state["outbox"], _hash_id(alert_id, channel), change)
@@ -1377,6 +1402,7 @@ class ElasticsearchStore:
             doc["attempts"] = int(doc.get("attempts") or 0) + 1
             doc["last_error"] = message
             doc["last_attempt"] = now
+            doc["claimed_by"] = doc["claimed_until"] = None
             return doc
 
         self._cas(f"mark delivery failed {alert_id}/{channel}", self._state["outbox"],
@@ -1386,7 +1412,8 @@ class ElasticsearchStore:
         """Every outbox row of one alert (for the CLI and the dashboard; not in the protocol)."""
         hits = self._scan("delivery status", self._state["outbox"], query={"term": {"alert_id": alert_id}},
                           sort=[{"seq": "asc"}, {"channel": "asc"}])
-        keys = ("alert_id", "channel", "attempts", "last_error", "queued", "last_attempt", "delivered")
+        keys = ("alert_id", "channel", "attempts", "last_error", "queued", "last_attempt", "delivered",
+                "claimed_by", "claimed_until")
         return [{k: h["_source"].get(k) for k in keys} for h in hits]
 
     # --- export / import of the state tables (newsmon reindex) ------------------------------------

@@ -23,6 +23,7 @@ import re
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, fields
@@ -31,9 +32,9 @@ from typing import Any
 
 from pipelines.errors import NewsmonError
 from pipelines.models import Alert, Article, FeedItem, FeedState, SearchHit, iso, utcnow
-from pipelines.store.base import StoreError
+from pipelines.store.base import StoreError, claimer_is_gone
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # bm25 column weights: a term in the headline says far more about an article than one in the body.
 TITLE_WEIGHT = 10.0
@@ -183,7 +184,14 @@ _SCHEMA_V1: tuple[str, ...] = (
 # v2: FeedState.retry_after (a feed's Retry-After, honoured by the cycle).
 _SCHEMA_V2: tuple[str, ...] = ("ALTER TABLE feed_states ADD COLUMN retry_after TEXT",)
 
-_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+# v3: the outbox claim (claim_delivery): who is sending a row and until when (Unix seconds), so two
+# overlapping cycles never send one alert twice. NULL = unclaimed; existing rows start unclaimed.
+_SCHEMA_V3: tuple[str, ...] = (
+    "ALTER TABLE deliveries ADD COLUMN claimed_by TEXT",
+    "ALTER TABLE deliveries ADD COLUMN claimed_until REAL",
+)
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 
 _ARTICLE_COLUMNS = (
     "id", "url", "original_url", "feed_id", "desk", "source", "title", "text", "content_hash",
@@ -1023,11 +1031,33 @@ class SQLiteStore:
             ).fetchall()
         return [(r["alert_id"], r["channel"], r["attempts"]) for r in rows]
 
+    def claim_delivery(self, alert_id: str, channel: str, claimer: str, lease: float) -> bool:
+        """The row is read and claimed under one write lock (BEGIN IMMEDIATE), so of two racing
+        cycles exactly one wins. Not a FULL-sync commit: a claim lost in a power cut belongs to a
+        process that died with it, which is what an expired claim means anyway."""
+        now = time.time()
+        with self._write(f"claim delivery {alert_id}/{channel}") as conn:
+            row = conn.execute(
+                "SELECT claimed_by, claimed_until FROM deliveries "
+                "WHERE alert_id = ? AND channel = ? AND delivered IS NULL",
+                (alert_id, channel),
+            ).fetchone()
+            if row is None:
+                return False
+            holder, until = row["claimed_by"], row["claimed_until"]
+            if holder and holder != claimer and (until or 0.0) > now and not claimer_is_gone(holder):
+                return False
+            conn.execute(
+                "UPDATE deliveries SET claimed_by = ?, claimed_until = ? WHERE alert_id = ? AND channel = ?",
+                (claimer, now + max(0.0, float(lease)), alert_id, channel),
+            )
+        return True
+
     def mark_delivered(self, alert_id: str, channel: str) -> None:
         now = iso(utcnow())
         with self._write(f"mark delivered {alert_id}/{channel}", durable=True) as conn:
             conn.execute(
-                "UPDATE deliveries SET delivered = ?, last_attempt = ? "
+                "UPDATE deliveries SET delivered = ?, last_attempt = ?, claimed_by = NULL, claimed_until = NULL "
                 "WHERE alert_id = ? AND channel = ? AND delivered IS NULL",
                 (now, now, alert_id, channel),
             )
@@ -1036,8 +1066,8 @@ class SQLiteStore:
         message = " ".join(str(error).split())[:1000]
         with self._write(f"mark delivery failed {alert_id}/{channel}", durable=True) as conn:
             conn.execute(
-                "UPDATE deliveries SET attempts = attempts + 1, last_error = ?, last_attempt = ? "
-                "WHERE alert_id = ? AND channel = ? AND delivered IS NULL",
+                "UPDATE deliveries SET attempts = attempts + 1, last_error = ?, last_attempt = ?, "
+                "claimed_by = NULL, claimed_until = NULL WHERE alert_id = ? AND channel = ? AND delivered IS NULL",
                 (message, iso(utcnow()), alert_id, channel),
             )
 
@@ -1045,8 +1075,8 @@ class SQLiteStore:
         """Every outbox row of one alert (for the CLI and the dashboard; not in the protocol)."""
         with self._read("delivery status") as conn:
             rows = conn.execute(
-                "SELECT alert_id, channel, attempts, last_error, queued, last_attempt, delivered "
-                "FROM deliveries WHERE alert_id = ? ORDER BY seq",
+                "SELECT alert_id, channel, attempts, last_error, queued, last_attempt, delivered, "
+                "claimed_by, claimed_until FROM deliveries WHERE alert_id = ? ORDER BY seq",
                 (alert_id,),
             ).fetchall()
         return [dict(r) for r in rows]

@@ -59,8 +59,6 @@ def load_dag(dag_id: str):
     return dag
 
 
-
-
 def read_jsonl(path: Path) -> list[dict]:
     import json
 
@@ -101,11 +99,26 @@ def store_snapshot(store_url: str) -> dict:
         store.close()
 
 
+def return_values(dag_id: str, run_id: str) -> dict[str, list]:
+    """Every task's return value (XCom "return_value") of one run, mapped ones in map-index order."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    values: dict[str, list] = {}
+    with create_session() as session:
+        rows = session.scalars(XComModel.get_many(run_id=run_id, dag_ids=dag_id, key="return_value")).all()
+        for row in sorted(rows, key=lambda r: (r.task_id, r.map_index)):
+            values.setdefault(row.task_id, []).append(XComModel.deserialize_value(row))
+    return values
+
+
 def run_dag(dag_id: str, **kwargs) -> dict:
-    """dag.test() once; the run's state and every task instance's state (mapped ones listed by index)."""
+    """dag.test() once; the run's state, every task instance's state (mapped ones listed by index)
+    and every task's return value."""
     dag = load_dag(dag_id)
     run = dag.test(**kwargs)
     states: dict[str, list[str]] = {}
     for ti in sorted(run.get_task_instances(), key=lambda t: (t.task_id, t.map_index)):
         states.setdefault(ti.task_id, []).append(str(ti.state))
-    return {"state": str(run.state), "tasks": states, "run_id": run.run_id}
+    return {"state": str(run.state), "tasks": states, "run_id": run.run_id,
+            "returned": return_values(dag_id, run.run_id)}

@@ -36,6 +36,8 @@ def test_dag_stores_what_the_cli_cycle_stores(monitor_runs, newsmon_site, tmp_pa
     first = monitor_runs[0]
     assert first["article_ids"] == reference["article_ids"]
     assert sorted(a.id for a in first["alerts"]) == sorted(a.id for a in reference["alerts"])
+    # Each article evaluated once, as in the CLI: a second evaluation would count an extra copy.
+    assert {a.id: a.copies for a in first["alerts"]} == {a.id: a.copies for a in reference["alerts"]}
 
 
 def test_each_alert_fired_and_delivered_once(monitor_runs, newsmon_site):
@@ -49,6 +51,18 @@ def test_each_alert_fired_and_delivered_once(monitor_runs, newsmon_site):
     assert delivered and set(delivered) <= set(alert_ids)
     assert all(count == 1 for count in delivered.values()), delivered
     assert set(jsonl_alerts) >= set(delivered)
+
+
+def test_batches_evaluate_alerts_as_they_store(monitor_runs):
+    """Issue 7: each process_batch evaluates its articles before finishing their inbox items, so no
+    crash between storing and alerting can lose an alert; evaluate_alerts only adds the batches up."""
+    first = monitor_runs[0]
+    batches = first["returned"]["process_batch"]
+    assert batches and all(set(batch) == {"article_ids", "alerts_fired"} for batch in batches)
+    assert sorted({i for batch in batches for i in batch["article_ids"]}) == first["article_ids"]
+    assert sum(batch["alerts_fired"] for batch in batches) == len(first["alerts"])
+    assert first["returned"]["evaluate_alerts"] == [
+        {"articles": len(first["article_ids"]), "alerts_fired": len(first["alerts"]), "evaluated_here": 0}]
 
 
 def test_new_articles_emit_the_asset_once(monitor_runs):

@@ -159,6 +159,29 @@ def test_newer_schema_is_refused(db_path):
         SQLiteStore(db_path)
 
 
+def test_v2_store_migrates_to_v3_keeping_its_outbox(db_path):
+    """A store written by the previous release (schema v2) opens, gains the claim columns, and its
+    queued deliveries are still pending and claimable."""
+    from pipelines.store.sqlite import _MIGRATIONS
+
+    db_path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db_path)
+    for version in (1, 2):
+        for statement in _MIGRATIONS[version]:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute("INSERT INTO deliveries (alert_id, channel, attempts, queued) VALUES ('a1', 'email', 3, 'x')")
+    conn.commit()
+    conn.close()
+    with SQLiteStore(db_path) as store:
+        assert store.schema_version() == SCHEMA_VERSION == 3
+        assert store.pending_deliveries() == [("a1", "email", 3)]
+        assert store.claim_delivery("a1", "email", "run-1", 600) is True
+        assert store.claim_delivery("a1", "email", "run-2", 600) is False
+        (row,) = store.delivery_status("a1")
+        assert row["claimed_by"] == "run-1" and row["claimed_until"] > 0
+
+
 def test_closed_store_refuses_work(db_path):
     store = SQLiteStore(db_path)
     store.close()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import threading
 from collections import Counter
 from dataclasses import replace
 
@@ -10,7 +13,7 @@ import pytest
 
 from pipelines.errors import NewsmonError
 from pipelines.models import Alert, FeedItem, FeedState, SearchHit, TopicHit
-from pipelines.store.base import Store
+from pipelines.store.base import Store, delivery_claimer
 
 
 def keys_of(hits: list[SearchHit], articles) -> list[str]:
@@ -378,6 +381,80 @@ def test_outbox_lifecycle(store):
     assert store.pending_deliveries(limit=0) == []
     store.mark_delivered("alert-1", "webhook")
     assert store.pending_deliveries() == []
+
+
+def dead_claimer_on_this_machine() -> str:
+    """A claimer id of a process of this machine that has exited and been reaped."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    machine = delivery_claimer().rsplit("|", 2)[0]
+    return f"{machine}|{proc.pid}|0badc0de"
+
+
+def test_delivery_claim_lifecycle(store):
+    """Issue 7: a claim keeps an overlapping run off a row until it is delivered, failed or expired."""
+    store.enqueue_delivery("alert-1", "webhook")
+    first, second = delivery_claimer(), delivery_claimer()
+    assert first != second
+    assert store.claim_delivery("alert-1", "webhook", first, 600) is True
+    assert store.claim_delivery("alert-1", "webhook", second, 600) is False  # held by a live run
+    assert store.claim_delivery("alert-1", "webhook", first, 600) is True  # the holder may renew
+    assert store.pending_deliveries() == [("alert-1", "webhook", 0)]  # claimed rows still count as pending
+
+    store.mark_delivery_failed("alert-1", "webhook", "HTTP 503")  # releases the claim
+    assert store.claim_delivery("alert-1", "webhook", second, 600) is True
+    assert store.claim_delivery("alert-1", "webhook", first, 600) is False
+
+    store.mark_delivered("alert-1", "webhook")
+    for claimer in (first, second):  # delivered: nobody may send it again
+        assert store.claim_delivery("alert-1", "webhook", claimer, 600) is False
+    assert store.claim_delivery("never-queued", "webhook", first, 600) is False
+    assert store.pending_deliveries() == []
+
+
+def test_expired_or_orphaned_claims_are_taken_over(store):
+    """At least once: a crashed sender's row is sent by the next run, after its lease or at once
+    when its process is known dead; a live holder elsewhere is waited for."""
+    store.enqueue_delivery("alert-1", "email")
+    assert store.claim_delivery("alert-1", "email", delivery_claimer(), 0) is True  # a lease already over
+    assert store.claim_delivery("alert-1", "email", delivery_claimer(), 600) is True
+
+    store.enqueue_delivery("alert-2", "email")
+    assert store.claim_delivery("alert-2", "email", dead_claimer_on_this_machine(), 600) is True
+    assert store.claim_delivery("alert-2", "email", delivery_claimer(), 600) is True  # its process is gone
+
+    store.enqueue_delivery("alert-3", "email")
+    elsewhere = "worker-7.example.net/pid:[4026531836]|4242|feedface"  # cannot be checked from here
+    assert store.claim_delivery("alert-3", "email", elsewhere, 600) is True
+    assert store.claim_delivery("alert-3", "email", delivery_claimer(), 600) is False
+
+
+def test_racing_claims_have_exactly_one_winner(store):
+    """Eight threads, each its own run, claim the same rows at once: one winner per row."""
+    rows = [(f"alert-{n}", "webhook") for n in range(5)]
+    for alert_id, channel in rows:
+        store.enqueue_delivery(alert_id, channel)
+    start = threading.Barrier(8)
+    wins: list[tuple[str, str]] = []
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        claimer = delivery_claimer()
+        try:
+            start.wait()
+            for alert_id, channel in rows:
+                if store.claim_delivery(alert_id, channel, claimer, 600):
+                    wins.append((alert_id, channel))
+        except BaseException as err:  # noqa: BLE001 - reported below
+            failures.append(err)
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert sorted(wins) == sorted(rows)
 
 
 # --- stories -----------------------------------------------------------------------------------
