@@ -334,14 +334,14 @@ def test_story_keys_on_own_wires_unrelated_and_copies():
     assert result["duplicate_pairs"] >= 20
     assert result["unrelated_share_rate"] < ev.TARGETS["unrelated_share_rate"]
     assert result["duplicate_by_kind"]["copy+original"]["rate"] >= ev.TARGETS["duplicate_share_rate"]
-    assert result["duplicate_share_rate"] >= 0.6  # today's figure is 0.667: a regression guard, not the target
 
 
-@pytest.mark.xfail(strict=True, reason="story_keys (identity.py: 64 bands x 4 rows) shares a key for only "
-                                       "half the outlet-rewrite pairs; see docs/accuracy.md 'Stories'")
 def test_story_keys_meet_the_near_duplicate_target_on_own_wires():
+    """Outlet rewrites keep only ~0.3-0.4 Jaccard with the wire: the banding must still join them."""
     result = ev.evaluate_stories(ev.load_story_docs([str(STORIES)]))
     assert result["duplicate_share_rate"] >= ev.TARGETS["duplicate_share_rate"]
+    rewrites = [v for kind, v in result["duplicate_by_kind"].items() if "rewrite" in kind]
+    assert len(rewrites) == 2 and all(v["rate"] >= ev.TARGETS["duplicate_share_rate"] for v in rewrites)
 
 
 def test_story_keys_keep_labelled_cases_apart():

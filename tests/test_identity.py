@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
+import os
 import re
+import subprocess
+import sys
+import unicodedata
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipelines import identity
 from pipelines.identity import (
+    BANDS,
+    NUM_BINS,
     canonical_url,
     content_hash,
     doc_id,
@@ -22,6 +31,7 @@ from pipelines.identity import (
     story_keys,
 )
 
+REPO = Path(__file__).resolve().parents[1]
 STORIES = Path(__file__).parent / "fixtures" / "pages" / "stories"
 
 
@@ -126,6 +136,24 @@ def test_normalise_text_folds_case_accents_punctuation_and_space():
     assert normalise_text("") == ""
 
 
+def _normalise_char_by_char(text: str) -> str:
+    """The rule normalise_text implements with a cached str.translate table, one character at a time."""
+    decomposed = re.sub(r"(?<=\w)['\u2019\u02bc](?=\w)", "", unicodedata.normalize("NFKD", text))
+    kept = []
+    for ch in decomposed:
+        category = unicodedata.category(ch)
+        if category != "Mn":
+            kept.append(" " if category[0] in "PSZC" else ch)
+    return " ".join("".join(kept).casefold().split())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec=None), max_size=60)
+       | st.text(alphabet=st.sampled_from("aZé’'-  \t\u0301\u00a0\u2028ﬁ½①Ⅻ—“”中ß"), max_size=40))
+def test_normalise_text_equals_the_character_rule(text):
+    assert normalise_text(text) == _normalise_char_by_char(text)
+
+
 def test_content_hash_ignores_markup_level_differences():
     _, body = story("talks_wire")
     restyled = body.replace("'", "\u2019").replace("\n\n", "\n").upper()
@@ -177,10 +205,56 @@ def test_programmatic_edits_of_one_story_mostly_keep_a_key():
 
 def test_story_keys_format_and_determinism():
     keys = story_keys(*story("crossing_reopens"))
-    assert len(keys) == 64
+    assert len(keys) == BANDS
     assert all(re.fullmatch(r"b\d{1,2}:[0-9a-f]{16}", key) for key in keys)
     assert keys == story_keys(*story("crossing_reopens"))
-    assert len({key.split(":")[0] for key in keys}) == 64
+    assert len({key.split(":")[0] for key in keys}) == BANDS
+
+
+def test_story_keys_agree_across_processes():
+    """Keys are stored and matched later by other workers: nothing may depend on Python's per-process
+    hash() seed (set iteration order included)."""
+    texts = [story(name) for name in ("talks_wire", "cricket_final")]
+    script = ("import json, sys; from pipelines.identity import story_keys, minhash; "
+              "texts = json.load(sys.stdin); "
+              "print(json.dumps([[story_keys(*t), minhash(*t)] for t in texts]))")
+    for seed in ("1", "2"):
+        result = subprocess.run([sys.executable, "-c", script], input=json.dumps(texts), capture_output=True,
+                                text=True, cwd=REPO, env={**os.environ, "PYTHONHASHSEED": seed}, check=True)
+        assert json.loads(result.stdout) == [[story_keys(*t), minhash(*t)] for t in texts]
+
+
+def _shingle_hash(gram: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(gram, digest_size=8, person=identity._PERSON).digest(), "little")
+
+
+@pytest.mark.parametrize("name", ["talks_wire", "cricket_final"])
+def test_minhash_is_one_permutation_hashing_with_densification(name):
+    """Each bin holds the smallest hash that falls in it; an empty bin copies the first filled bin on its
+    probe order (a full-length text and its first 15 words, which leave most bins empty)."""
+    headline, body = story(name)
+    for text in (body, " ".join(body.split()[:15])):
+        grams = shingles(headline, text)
+        by_bin: dict[int, list[int]] = {}
+        for gram in grams:
+            by_bin.setdefault(_shingle_hash(gram) % NUM_BINS, []).append(_shingle_hash(gram))
+        signature = minhash(headline, text)
+        assert len(signature) == NUM_BINS
+        for bin_index, value in enumerate(signature):
+            source = bin_index if bin_index in by_bin else next(b for b in identity._probe_order(bin_index)
+                                                                 if b in by_bin)
+            assert value == min(by_bin[source])
+        assert len(by_bin) < NUM_BINS  # the densification path ran
+
+
+def test_a_short_brief_and_its_credited_copy_share_a_key_unlike_another_brief():
+    brief = ("Pakistan and Afghanistan reopened the Torkham crossing on Monday after a six-day closure, "
+             "border officials said, and hundreds of trucks carrying fruit and cement began to move again.")
+    copy = "Torkham reopens. " + brief + " Reporting by our correspondent in Peshawar."
+    other = ("Afghan refugees returning from Pakistan crowded the Torkham crossing on Monday, aid workers said, "
+             "as the deadline for undocumented migrants to leave drew near.")
+    assert share_a_key(("", brief), ("", copy))
+    assert not share_a_key(("", brief), ("", other))
 
 
 def test_too_short_text_gets_no_keys():
