@@ -1,10 +1,10 @@
 """Article text and metadata out of a fetched page, with the feed item as the safety net.
 
-Extraction runs trafilatura (2.3.x) in up to three passes over one parsed tree and
-keeps the pass that looks right (see EXTRACTION_OPTIONS for the rules and the
-benchmark figures that chose them). Anything that goes wrong with the page --
-binary bytes, a wrong charset, an empty or boilerplate-only page -- ends in the
-feed item's own text instead of an exception, so one bad page never stops a cycle.
+Extraction runs trafilatura (2.3.x) over one parsed tree: one balanced pass, and a second,
+precision pass only on pages whose text shows the symptom that pass cures (see
+EXTRACTION_OPTIONS for the rules and the benchmark figures that chose them). Anything that goes
+wrong with the page -- binary bytes, a wrong charset, an empty or boilerplate-only page -- ends
+in the feed item's own text instead of an exception, so one bad page never stops a cycle.
 """
 
 from __future__ import annotations
@@ -19,11 +19,15 @@ from pipelines.models import ExtractedPage, FeedItem
 LOGGER = logging.getLogger(__name__)
 
 # Every tunable of extraction in one place. Chosen on the shared benchmark
-# (../shared/data/extraction, F1 over 4-token shingles, averaged per page):
+# (../shared/data/extraction, F1 over 4-token shingles, averaged per page; time is CPU per page on
+# the 2-CPU dev VM, where bare trafilatura.extract takes ~30 ms):
 #   trafilatura defaults ............................ scrapinghub 0.953, wcxb 0.925
 #   + reader comments left out (extract() appends them) 0.957 / 0.938
-#   + precision pass when it cuts a clear block ......  0.973 / 0.938
-#   + recall pass when it finds clearly more .........  0.973 / 0.941
+#   + precision pass when it cuts a clear block ......  0.973 / 0.938  (+15 ms on every page)
+#   + recall pass when it finds clearly more .........  0.973 / 0.941  (+15 ms on 19 pages of 20)
+#   precision pass only when the text opens with the headline (below): 0.972 / 0.938, run on 1 page in 4
+# The recall pass is gone: no cheap signal found the two pages (of 197) where it helped, and running it
+# everywhere cost half of bare trafilatura's time for +0.003 on one set.
 # favor_precision alone (0.964 / 0.899), favor_recall alone (0.962 / 0.930), fast (0.964 / 0.915),
 # include_tables=False (0.948 / 0.929) all scored worse. deduplicate=True scored worse (0.934 on
 # scrapinghub) and keeps a process-wide cache, so a page's text would depend on what ran before it.
@@ -36,15 +40,22 @@ EXTRACTION_OPTIONS: dict[str, Any] = {
         "include_links": False,
         "deduplicate": False,
     },
-    # second pass, favor_precision (fast: the external fallbacks add nothing here). Taken when it
-    # kept between 20% and 90% of the balanced text and at least min_chars: it then cut a block of
-    # boilerplate; a smaller trim mostly drops real headings and list items, a bigger one the article.
+    # second pass, favor_precision (fast: the external fallbacks add nothing here), run only when the
+    # balanced text's first line is the page's headline: the balanced pass then started in the page
+    # header, where the teasers, promos and related-story lists the precision pass drops sit (6 of the
+    # 9 benchmark pages it improved open so, the one it harmed does not; 48 of 197 pages do). Its text
+    # is taken when it kept between 20% and 90% of the balanced text and at least min_chars: it then
+    # cut a block of boilerplate; a smaller trim mostly drops real headings and list items, a bigger
+    # one the article.
     "precision_pass": True,
     "precision_keep": (0.2, 0.9),
-    # third pass, favor_recall, only when the precision pass was not taken. Taken when it finds this
-    # many times the balanced text: the balanced pass then stopped early on a long article.
-    "recall_pass": True,
-    "recall_gain": 1.2,
+    # headline and first line must share at least this many characters to count as the same line
+    "headline_min_chars": 15,
+    # htmldate's extensive date search (dateparser over the page's free text) when its quick search
+    # found no date. Off: on the benchmark it ran on 17 of 197 pages for 3 ms a page on average (~35 ms
+    # each) and found 2 right dates, 2 wrong ones and 13 that can't be checked, mostly January 1st of a
+    # copyright year. The feed's own date comes first anyway (cycle._published).
+    "extensive_date_fallback": False,
     # the feed's full content replaces the page text when it is this many times longer
     "feed_richer_ratio": 1.5,
     # bytes of HTML parsed at most; the rest of a huge page is dropped before parsing
@@ -61,6 +72,8 @@ EXTRACTION_OPTIONS: dict[str, Any] = {
 
 _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]{1,40})""", re.I)
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_GARBAGE_CHARS = re.compile(r"[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f]")  # replacement and control chars but tab, LF, CR
+_NOT_WORD = re.compile(r"\W+")
 _LANG_TAG = re.compile(r"^([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]{1,8})*$")
 _NOT_A_LANGUAGE = {"und", "mul", "zxx", "mis"}  # ISO 639 codes for undetermined, several, none, other
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
@@ -106,50 +119,79 @@ def _extract_from_html(html: bytes | str, url: str, min_chars: int, charset: str
         return None
     options = EXTRACTION_OPTIONS
     base = options["trafilatura"]
-    elements = sum(1 for _ in tree.iter())
-    if elements > options["baseline_above_elements"]:
-        return _baseline_page(tree, url)
+    elements = int(tree.xpath("count(//*)"))
     huge = elements > options["fast_above_elements"]
-    # bare_extraction copies a tree it is given, so the three passes share one parse
-    main = trafilatura.bare_extraction(tree, url=url, with_metadata=True, fast=huge, **base)
+    # before the text passes, as bare_extraction(with_metadata=True) does: they must see the same tree
+    metadata = _metadata(tree, url, extensive_date=options["extensive_date_fallback"] and not huge)
+    if elements > options["baseline_above_elements"]:
+        LOGGER.info("page %s is huge: baseline extraction only", url)
+        _, text, _ = trafilatura.baseline(tree)
+        return _page(url, (text or "").strip(), metadata, tree)
+    # bare_extraction copies a tree it is given, so the passes share one parse
+    main = trafilatura.bare_extraction(tree, url=url, fast=huge, **base)
     if main is None:
         return None
     text = (main.text or "").strip()
-    chosen = False
-    if options["precision_pass"] and text:
+    if options["precision_pass"] and text and _opens_with_headline(text, metadata.title):
         precise = trafilatura.bare_extraction(tree, url=url, favor_precision=True, fast=True, **base)
         precise_text = (precise.text or "").strip() if precise is not None else ""
         low, high = options["precision_keep"]
         if len(precise_text) >= min_chars and low * len(text) <= len(precise_text) <= high * len(text):
-            text, chosen = precise_text, True
-    if options["recall_pass"] and not chosen:
-        wide = trafilatura.bare_extraction(tree, url=url, favor_recall=True, fast=True, **base)
-        wide_text = (wide.text or "").strip() if wide is not None else ""
-        if len(wide_text) >= options["recall_gain"] * max(len(text), 1) and len(wide_text) >= min_chars:
-            text = wide_text
+            text = precise_text
+    return _page(url, text, metadata, tree)
+
+
+def _page(url: str, text: str, metadata: Any, tree: Any) -> ExtractedPage:
     return ExtractedPage(
         url=url,
         text=text,
-        title=_clean(main.title),
-        author=_clean(main.author),
-        published=_clean(main.date),
+        title=_clean(metadata.title),
+        author=_clean(metadata.author),
+        published=_clean(metadata.date),
         language=_page_language(tree),
-        sitename=_clean(main.sitename),
+        sitename=_clean(metadata.sitename),
         source="page",
     )
 
 
-def _baseline_page(tree: Any, url: str) -> ExtractedPage:
-    import trafilatura
+def _metadata(tree: Any, url: str, *, extensive_date: bool) -> Any:
+    """trafilatura's extract_metadata minus what newsmon doesn't keep (categories, tags, licence:
+    a fifth of its time) and with htmldate's quick date search first (see EXTRACTION_OPTIONS)."""
+    from htmldate import find_date
+    from trafilatura import metadata as meta
+    from trafilatura.settings import set_date_params
 
-    LOGGER.info("page %s is huge: baseline extraction only", url)
-    metadata = trafilatura.extract_metadata(tree, url)
-    _, text, _ = trafilatura.baseline(tree)
-    return ExtractedPage(
-        url=url, text=(text or "").strip(), title=_clean(metadata.title), author=_clean(metadata.author),
-        published=_clean(metadata.date), language=_page_language(tree), sitename=_clean(metadata.sitename),
-        source="page",
-    )
+    found = meta.examine_meta(tree)
+    if found.author and " " not in found.author:  # as extract_metadata: one word is a handle, not a name
+        found.author = None
+    try:
+        found = meta.extract_meta_json(tree, found)
+    except Exception as exc:  # trafilatura's JSON-LD reader has bugs; the other sources still count
+        LOGGER.debug("JSON-LD metadata of %s unreadable: %s", url, exc)
+    found.title = found.title or meta.extract_title(tree)
+    found.author = found.author or meta.extract_author(tree)
+    found.url = found.url or meta.extract_url(tree, url)
+    found.date = find_date(tree, **{**set_date_params(False), "url": found.url})
+    if found.date is None and extensive_date:
+        found.date = find_date(tree, **{**set_date_params(True), "url": found.url})
+    found.sitename = found.sitename or meta.extract_sitename(tree)
+    if found.sitename:
+        found.sitename = found.sitename.lstrip("@")  # a Twitter handle
+        if found.sitename and "." not in found.sitename and not found.sitename[0].isupper():
+            found.sitename = found.sitename.title()
+    elif found.url and (from_url := meta.META_URL.match(found.url)):
+        found.sitename = from_url[1]
+    found.clean_and_trim()
+    return found
+
+
+def _opens_with_headline(text: str, title: str | None) -> bool:
+    """Whether the text's first line is the headline (one contains the other, ignoring case and punctuation)."""
+    first_line = _NOT_WORD.sub(" ", text.split("\n", 1)[0]).strip().lower()
+    headline = _NOT_WORD.sub(" ", title or "").strip().lower()
+    if min(len(first_line), len(headline)) < EXTRACTION_OPTIONS["headline_min_chars"]:
+        return False
+    return first_line in headline or headline in first_line
 
 
 def _decode(html: bytes | str, charset: str | None) -> str | None:
@@ -191,7 +233,7 @@ def _codec(name: str | None) -> str | None:
 def _looks_binary(head: str) -> bool:
     if not head:
         return False
-    bad = sum(1 for ch in head if ch == "\ufffd" or (ch < " " and ch not in "\t\n\r"))
+    bad = len(_GARBAGE_CHARS.findall(head))
     return bad > EXTRACTION_OPTIONS["max_garbage_share"] * len(head)
 
 

@@ -235,3 +235,75 @@ def test_byte_order_mark_beats_a_wrong_header_charset():
     raw = b"\xef\xbb\xbf" + page("urdu_talks.html")
     result = extract_page(raw, "https://sarhad.example/talks", charset="iso-8859-1")
     assert result is not None and "استنبول" in result.text
+
+
+# --- the precision pass and the metadata shortcut ---------------------------------------------
+
+def test_teasers_inside_the_article_are_dropped():
+    # the article container also holds an upper-case promo and two linked teasers of other stories
+    result = extract_page(page("border_crossing_teasers.html"), URL)
+    assert result is not None and result.source == "page"
+    assert "around 400 vehicles loaded with fresh fruit" in result.text
+    assert result.text.rstrip().endswith("armed groups across the frontier.")
+    for teaser in ("FLOUR PRICES CLIMB", "Provincial cabinet approves", "40 new ambulances",
+                   "writes our business editor", "FRONTIER LEDGER APP"):
+        assert teaser not in result.text, teaser
+
+
+def _count_passes(monkeypatch) -> list[bool]:
+    """favor_precision of every trafilatura.bare_extraction call extract_page makes."""
+    import trafilatura
+
+    calls: list[bool] = []
+    real = trafilatura.bare_extraction
+
+    def spy(*args, **kwargs):
+        calls.append(bool(kwargs.get("favor_precision")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trafilatura, "bare_extraction", spy)
+    return calls
+
+
+def test_precision_pass_runs_when_the_text_opens_with_the_headline(monkeypatch):
+    calls = _count_passes(monkeypatch)
+    extract_page(page("border_crossing_teasers.html"), URL)
+    assert calls == [False, True]
+
+
+def test_no_precision_pass_when_the_text_does_not_open_with_the_headline(monkeypatch):
+    calls = _count_passes(monkeypatch)
+    raw = page("border_crossing_teasers.html")
+    headline = b"<h1>Chaman crossing reopens to trade after three-week closure</h1>"
+    assert headline in raw
+    result = extract_page(raw.replace(headline, b""), URL)
+    assert result is not None and "around 400 vehicles" in result.text
+    assert calls == [False]
+
+
+@pytest.mark.parametrize(("text", "title", "expected"), [
+    ("Chaman crossing reopens to trade\nCHAMAN — The main", "Chaman crossing reopens to trade | Frontier Ledger", True),
+    ("CHAMAN CROSSING REOPENS TO TRADE!\nbody", "Chaman crossing reopens to trade", True),
+    ("CHAMAN — The main border crossing reopened\nbody", "Chaman crossing reopens to trade", False),
+    ("Home\nbody", "Home", False),  # too short to tell a headline from a menu item
+    ("Chaman crossing reopens to trade\nbody", None, False),
+])
+def test_opens_with_headline(text, title, expected):
+    assert extract._opens_with_headline(text, title) is expected
+
+
+@pytest.mark.parametrize("name", ["border_crossing.html", "border_crossing_teasers.html", "cricket_cp1252.html",
+                                  "urdu_talks.html", "paywall.html"])
+def test_metadata_as_trafilaturas_own(name):
+    # _metadata runs trafilatura.metadata's helpers itself (no categories, tags, licence); guard
+    # against a trafilatura upgrade changing them under us
+    import trafilatura
+    from trafilatura.settings import set_date_params
+    from trafilatura.utils import load_html
+
+    raw = page(name)
+    result = extract_page(raw, URL)
+    expected = trafilatura.extract_metadata(load_html(extract._decode(raw, None)), URL, set_date_params(False))
+    assert result is not None
+    assert (result.title, result.author, result.published, result.sitename) == (
+        expected.title, expected.author, expected.date, expected.sitename)
