@@ -43,7 +43,7 @@ class DevelopmentType:
     requires: frozenset[str]
     requires_idx: frozenset[int]  # the same topics as indices into Taxonomy.topics
     future_ok: bool
-    regex: re.Pattern[str]  # all patterns as one alternation of named groups p0, p1, ...
+    regex: re.Pattern[str]  # all patterns as one alternation of named groups p0, p1, ..., each starting a word
     negation_ok: tuple[bool, ...]
     bare_participle: tuple[bool, ...]
     pattern_future_ok: tuple[bool, ...] = ()  # per pattern: "the truce will take effect at midnight" is news
@@ -136,11 +136,13 @@ def compile_developments(raw: Any, path: str, topic_ids: list[str]) -> Developme
                     flags[flag] = value
                 pat = pat["re"]
             compiled = _compile(pat, path, type_id, where, macros)
-            parts.append(f"(?P<p{j}>(?<!\\w)(?:{compiled.pattern}))")
+            parts.append(f"(?P<p{j}>(?:{compiled.pattern}))")
             negation_ok.append(flags["negation_ok"])
             bare.append(flags["bare_participle"])
             future.append(flags["future_ok"])
-        regex = re.compile("|".join(parts), re.IGNORECASE)
+        # Every pattern starts a word: one look-behind ahead of the alternation, so mid-word positions
+        # fail at once instead of once per pattern.
+        regex = re.compile("(?<!\\w)(?:" + "|".join(parts) + ")", re.IGNORECASE)
         requires_idx = frozenset(topic_ids.index(r) for r in requires)
         rules.types.append(DevelopmentType(type_id, frozenset(requires), requires_idx, future_ok, regex,
                                            tuple(negation_ok), tuple(bare), tuple(future)))

@@ -396,21 +396,30 @@ def _load_entities(ck: _Checker, raw: Any) -> tuple[list[Entity], list[Entity], 
 
 # --- automaton -----------------------------------------------------------------------------------
 
-# Payload kinds.  A payload is (kind, ref, weight, exact_text_or_None, prefix, folded_term).
+# A payload is (group, index in its bucket, kind, ref, weight, folded_term); mentions of one group
+# (one topic, one entity, one place, or all theatre anchors) are resolved longest-first together.
 TOPIC, ANCHOR, ENTITY, PLACE = 0, 1, 2, 3
 _STRONG, _WEAK, _FOREIGN = 0, 1, 2
+TITLE, TEXT = 0, 1  # field codes: the title sorts before the text
 
 
 def _build_automaton(tx: Taxonomy) -> Any:
+    """One automaton over every folded term; each key's value says how to check its mentions.
+
+    Value: (length, plain, located, named): payloads of theatre anchors and topics (they need the
+    sentence they are in), then of entities and places (only their first mention counts).  `plain`
+    keys (no exact-case or prefix term) hold bare payloads, so the scan's common path only checks
+    word boundaries; the others hold (payload, exact_text_or_None, prefix), in configured order.
+    """
     table: dict[str, dict[tuple, tuple]] = {}
 
-    def add(term: Term, kind: int, ref: Any) -> None:
-        payload = (kind, ref, term.weight, term.text if term.exact_case else None, term.prefix, term.folded)
+    def add(term: Term, kind: int, ref: int) -> None:
+        entry = (kind, ref, term.weight, term.text if term.exact_case else None, term.prefix)
         bucket = table.setdefault(term.folded, {})
-        key = (kind, ref, payload[3], term.prefix)
+        key = (kind, ref, entry[3], term.prefix)
         old = bucket.get(key)
         if old is None or old[2] < term.weight:  # duplicate spellings after folding: keep the heavier
-            bucket[key] = payload
+            bucket[key] = entry
 
     for idx, topic in enumerate(tx.topics):
         for term in topic.all_terms():
@@ -426,8 +435,15 @@ def _build_automaton(tx: Taxonomy) -> Any:
             add(term, PLACE, idx)
 
     automaton = ahocorasick.Automaton()
-    for key, bucket in table.items():
-        automaton.add_word(key, (len(key), tuple(bucket.values())))
+    for folded_term, bucket in table.items():
+        checked: tuple[list, list] = ([], [])  # theatre anchors and topics / entities and places
+        for idx, (kind, ref, weight, exact, prefix) in enumerate(bucket.values()):
+            group = -1 if kind == ANCHOR else kind * 100_000 + ref
+            checked[kind >= ENTITY].append(((group, idx, kind, ref, weight, folded_term), exact, prefix))
+        plain = all(exact is None and not prefix for part in checked for _payload, exact, prefix in part)
+        if plain:
+            checked = tuple([p for p, _exact, _prefix in part] for part in checked)
+        automaton.add_word(folded_term, (len(folded_term), plain, tuple(checked[0]), tuple(checked[1])))
     automaton.make_automaton()
     return automaton
 
@@ -437,14 +453,15 @@ def _build_automaton(tx: Taxonomy) -> Any:
 
 @dataclass(slots=True)
 class Mention:
+    """One resolved mention, for inspection (the hot path keeps plain tuples)."""
+
     kind: int
     ref: Any
     weight: float
     field: str  # title | text
-    fstart: int  # folded offsets; original ones are worked out only for reported evidence
+    fstart: int  # folded offsets
     fend: int
     key: str  # the folded term that matched
-    unit: int = 0  # -1 = title, else sentence index in text
 
 
 @dataclass
@@ -455,7 +472,7 @@ class Analysis:
     text: str
     ftitle: Folded
     ftext: Folded
-    mentions: list[Mention]
+    scans: tuple[tuple[list, list], tuple[list, list]]  # _scan of the title and of the text
     sentences: list[tuple[int, int]]
     strong: dict[int, int]  # unit -> count
     weak: dict[int, int]
@@ -465,7 +482,18 @@ class Analysis:
     theatre_named: bool  # any strong or weak theatre term at all ("loose" topics)
     foreign_total: int
     window: int
-    unit_topics: dict[int, set[int]]  # unit -> indices of topics with a term mentioned in it
+    unit_topics: dict[int, set[int]]  # title (-1) and lead sentence -> indices of the topics it mentions
+    # topic index -> its mentions in reading order: (field code, fstart, fend, weight, key, unit)
+    topic_mentions: dict[int, list[tuple[int, int, int, float, str, int]]]
+    entity_order: list[int]  # entity / place indices by first mention
+    place_order: list[int]
+
+    @property
+    def mentions(self) -> list[Mention]:
+        """Every mention left once overlaps are resolved (for inspection; tagging reads the digests)."""
+        return [Mention(p[2], p[3], p[4], "title" if field_code == TITLE else "text", start, stop, p[5])
+                for scan_field, lists in enumerate(self.scans) for raw in lists
+                for field_code, start, stop, p in _resolve(raw, scan_field)]
 
     def unit_span(self, unit: int) -> tuple[str, int, int]:
         if unit < 0:
@@ -474,11 +502,10 @@ class Analysis:
         return "text", s, e
 
     def neighbours(self, unit: int) -> list[int]:
-        """Units within the window of `unit`; the title sits just before the first sentence."""
-        order = [-1] + list(range(len(self.sentences)))
-        pos = unit + 1
-        lo, hi = max(0, pos - self.window), min(len(order), pos + self.window + 1)
-        out = [order[i] for i in range(lo, hi) if i != pos]
+        """Units within the window of `unit`; the title (-1) sits just before the first sentence."""
+        pos = unit + 1  # position in the reading order [-1, 0, 1, ...]
+        lo, hi = max(0, pos - self.window), min(len(self.sentences) + 1, pos + self.window + 1)
+        out = [i - 1 for i in range(lo, hi) if i != pos]
         if unit == -1 and self.window and len(self.sentences) > 1 and 1 not in out:
             out.append(1)  # headlines are written to be read with the first two lead sentences
         return out
@@ -500,40 +527,73 @@ class Analysis:
         return bool(weak and self.strongly_anchored and not near_foreign)
 
 
+def _scan(folded: Folded, automaton: Any) -> tuple[list[tuple[int, int, tuple]], list[tuple[int, int, tuple]]]:
+    """Whole-word mentions as (fstart, -fend, payload) in the order the automaton meets them.
 
-def _scan(folded: Folded, automaton: Any, field_name: str, out: list[Mention]) -> None:
+    Two lists: theatre anchors and topics, then entities and places.
+    """
     text = folded.text
-    original = folded.original
     n = len(text)
-    identity = folded.is_identity()
-    for end, (length, payloads) in automaton.iter(text):
+    located: list[tuple[int, int, tuple]] = []
+    named: list[tuple[int, int, tuple]] = []
+    for end, (length, plain, located_payloads, named_payloads) in automaton.iter(text):
         start = end - length + 1
-        if start and (text[start - 1].isalnum() or text[start - 1] == "_"):
-            continue
-        stop = end + 1
-        right_ok = stop >= n or not (text[stop].isalnum() or text[stop] == "_")
-        for kind, ref, weight, exact, prefix, key in payloads:
-            if not right_ok and not prefix:
+        if start:
+            before = text[start - 1]
+            if before != " " and (before.isalnum() or before == "_"):
                 continue
-            if exact is not None:
-                ostart, oend = (start, stop) if identity else folded.span_to_original(start, stop)
-                if original[ostart:oend] != exact:
-                    continue
-            # Original offsets are worked out later, only for the mentions reported as evidence.
-            out.append(Mention(kind, ref, weight, field_name, start, stop, key))
-
-
-def _longest_first(mentions: list[Mention]) -> list[Mention]:
-    """Resolve overlaps within one group: leftmost, then longest, wins."""
-    mentions.sort(key=lambda m: (m.field != "title", m.fstart, -(m.fend - m.fstart)))
-    kept: list[Mention] = []
-    last_field, last_end = None, -1
-    for m in mentions:
-        if m.field == last_field and m.fstart < last_end:
+        stop = end + 1
+        if stop < n:
+            after = text[stop]
+            right_ok = after == " " or not (after.isalnum() or after == "_")
+        else:
+            right_ok = True
+        if plain:
+            if right_ok:
+                for payload in located_payloads:
+                    located.append((start, -stop, payload))
+                for payload in named_payloads:
+                    named.append((start, -stop, payload))
             continue
-        kept.append(m)
-        last_field, last_end = m.field, m.fend
+        for payloads, out in ((located_payloads, located), (named_payloads, named)):
+            for payload, exact, prefix in payloads:
+                if not right_ok and not prefix:
+                    continue
+                if exact is not None:
+                    ostart, oend = (start, stop) if folded.is_identity() else folded.span_to_original(start, stop)
+                    if folded.original[ostart:oend] != exact:
+                        continue
+                out.append((start, -stop, payload))
+    return located, named
+
+
+def _resolve(raw: list[tuple[int, int, tuple]], field_code: int) -> list[tuple[int, int, int, tuple]]:
+    """Mentions (field code, fstart, fend, payload) left once overlaps within a group are resolved.
+
+    Leftmost, then longest, wins: sorting by (fstart, -fend) does both; equal spans keep configured
+    order.  The result is in reading order.
+    """
+    kept = []
+    group_end: dict[int, int] = {}
+    for start, negstop, payload in sorted(raw):
+        group = payload[0]
+        if start < group_end.get(group, 0):
+            continue
+        group_end[group] = -negstop
+        kept.append((field_code, start, -negstop, payload))
     return kept
+
+
+def _first_order(firsts: dict[int, tuple[int, int]], raws: tuple[list, ...], kind: int) -> list[int]:
+    """Refs by first mention (`firsts` was filled in reading order); a tie keeps the order of the scan."""
+    if len(set(firsts.values())) == len(firsts):
+        return list(firsts)
+    met: dict[int, int] = {}
+    for raw in raws:
+        for _start, _negstop, payload in raw:
+            if payload[2] == kind and payload[3] not in met:
+                met[payload[3]] = len(met)
+    return sorted(firsts, key=lambda ref: (firsts[ref], met[ref]))
 
 
 def analyse(title: str, text: str, taxonomy: Taxonomy) -> Analysis:
@@ -541,25 +601,27 @@ def analyse(title: str, text: str, taxonomy: Taxonomy) -> Analysis:
     title = title or ""
     text = text or ""
     ftitle, ftext = fold(title), fold(text)
-    raw: list[Mention] = []
-    _scan(ftitle, taxonomy.automaton, "title", raw)
-    _scan(ftext, taxonomy.automaton, "text", raw)
-
-    groups: dict[int, list[Mention]] = {}
-    for m in raw:
-        groups.setdefault(-1 if m.kind == ANCHOR else m.kind * 100_000 + m.ref, []).append(m)
-    mentions: list[Mention] = []
-    for ms in groups.values():
-        mentions.extend(_longest_first(ms) if len(ms) > 1 else ms)
+    scans = (_scan(ftitle, taxonomy.automaton), _scan(ftext, taxonomy.automaton))
 
     th = taxonomy.theatre
+    topic_anchor = taxonomy.topic_anchor
+    located: list[tuple[int, int, int, tuple]] = []  # (field code, fstart, fend, payload)
+    firsts: tuple[dict[int, tuple[int, int]], dict[int, tuple[int, int]]] = ({}, {})  # entities, places
     total = [0.0, 0.0, 0.0]
     near_mentions = False
-    for m in mentions:
-        if m.kind == ANCHOR:
-            total[m.ref] += th.title_weight if m.field == "title" else 1
-        elif m.kind == TOPIC and taxonomy.topic_anchor[m.ref] == "near":
-            near_mentions = True
+    for field_code, (raw_located, raw_named) in enumerate(scans):
+        resolved = _resolve(raw_located, field_code)
+        located += resolved
+        for _field, _start, _stop, payload in resolved:
+            if payload[2] == ANCHOR:
+                total[payload[3]] += th.title_weight if field_code == TITLE else 1
+            elif not near_mentions and topic_anchor[payload[3]] == "near":
+                near_mentions = True
+        # Only the first mention of an entity or place counts, and the leftmost one always survives.
+        for start, _negstop, payload in sorted(raw_named):
+            first = firsts[payload[2] == PLACE]
+            if payload[3] not in first:
+                first[payload[3]] = (field_code, start)
     s, w, f = total
     anchored = (s >= th.min_strong or (s >= th.min_strong_with_weak and w >= 1) or w >= th.min_weak) \
         and (s + w / 2) >= th.foreign_ratio * f
@@ -573,29 +635,47 @@ def analyse(title: str, text: str, taxonomy: Taxonomy) -> Analysis:
         sentences = split_sentences(text, limit=taxonomy.developments.lead_sentences + th.window + 2)
     else:
         sentences = []
-    starts = [ftext.to_folded(start) for start, _ in sentences]
+    if ftext.is_identity():
+        starts = [start for start, _ in sentences]
+        last_end = sentences[-1][1] if sentences else 0
+    else:
+        starts = [ftext.to_folded(start) for start, _ in sentences]
+        last_end = ftext.to_folded(sentences[-1][1]) if sentences else 0
     beyond = len(sentences)
-    last_end = ftext.to_folded(sentences[-1][1]) if sentences else 0
+    lead = taxonomy.developments.lead_sentences  # development detection reads no further
+    bisect_right = bisect.bisect_right
     strong: dict[int, int] = {}
     weak: dict[int, int] = {}
     foreign: dict[int, int] = {}
     counts = (strong, weak, foreign)
     unit_topics: dict[int, set[int]] = {}
-    for m in mentions:
-        if m.kind == ENTITY or m.kind == PLACE:
-            continue  # reported per article; no sentence needed
-        if m.field == "title":
-            m.unit = -1
-        elif m.fstart >= last_end:
-            m.unit = beyond  # after the sentences we split (all of them, or the lead)
+    topic_mentions: dict[int, list[tuple[int, int, int, float, str, int]]] = {}
+    for field_code, start, stop, payload in located:
+        if field_code == TITLE:
+            unit = -1
+        elif start >= last_end:
+            unit = beyond  # after the sentences we split (all of them, or the lead)
         else:
-            m.unit = max(0, bisect.bisect_right(starts, m.fstart) - 1)
-        if m.kind == ANCHOR:
-            counts[m.ref][m.unit] = counts[m.ref].get(m.unit, 0) + 1
-        elif m.kind == TOPIC:
-            unit_topics.setdefault(m.unit, set()).add(m.ref)
-    return Analysis(title, text, ftitle, ftext, mentions, sentences, strong, weak, foreign, anchored,
-                    strongly, bool(s or w), int(f), th.window, unit_topics)
+            unit = max(0, bisect_right(starts, start) - 1)
+        ref = payload[3]
+        if payload[2] == ANCHOR:
+            count = counts[ref]
+            count[unit] = count.get(unit, 0) + 1
+            continue
+        mentions = topic_mentions.get(ref)
+        if mentions is None:
+            mentions = topic_mentions[ref] = []
+        mentions.append((field_code, start, stop, payload[4], payload[5], unit))
+        if unit < lead:
+            topics = unit_topics.get(unit)
+            if topics is None:
+                unit_topics[unit] = {ref}
+            else:
+                topics.add(ref)
+    named = tuple(raw_named for _raw_located, raw_named in scans)
+    return Analysis(title, text, ftitle, ftext, scans, sentences, strong, weak, foreign, anchored,
+                    strongly, bool(s or w), int(f), th.window, unit_topics, topic_mentions,
+                    _first_order(firsts[0], named, ENTITY), _first_order(firsts[1], named, PLACE))
 
 
 # --- tagger --------------------------------------------------------------------------------------
@@ -613,53 +693,49 @@ class Tagger:
         st = tx.settings
         an = analyse(title, text, tx)
 
-        per_topic: dict[int, list[Mention]] = {}
-        first_entity: dict[int, tuple[bool, int]] = {}  # ref -> earliest (in text?, position)
-        first_place: dict[int, tuple[bool, int]] = {}
-        for m in an.mentions:
-            if m.kind == TOPIC:
-                per_topic.setdefault(m.ref, []).append(m)
-            elif m.kind in (ENTITY, PLACE):
-                firsts = first_entity if m.kind == ENTITY else first_place
-                where = (m.field != "title", m.fstart)
-                if m.ref not in firsts or where < firsts[m.ref]:
-                    firsts[m.ref] = where
-        entity_order = sorted(first_entity, key=first_entity.__getitem__)
-        place_order = sorted(first_place, key=first_place.__getitem__)
-
         hits: list[TopicHit] = []
         relevant_topic = False
         near_cache: dict[int, bool] = {}
-        for idx, topic in enumerate(tx.topics):
-            ms = per_topic.get(idx)
-            if not ms:
-                continue
+        for idx in sorted(an.topic_mentions):
+            topic = tx.topics[idx]
+            ms = an.topic_mentions[idx]  # already in reading order
             if topic.anchor == "article":
                 kept = ms if an.article_anchored else []
             elif topic.anchor == "bilateral":
                 kept = ms if an.strongly_anchored else []
             elif topic.anchor == "near":
-                kept = [m for m in ms if _cached(near_cache, m.unit, an.anchored_unit)] if an.article_anchored else []
+                if not an.article_anchored:
+                    kept = []
+                elif an.strongly_anchored and not an.foreign_total:
+                    kept = ms  # then every unit is anchored (see Analysis.anchored_unit)
+                else:
+                    kept = []
+                    for m in ms:
+                        ok = near_cache.get(m[5])
+                        if ok is None:
+                            ok = near_cache[m[5]] = an.anchored_unit(m[5])
+                        if ok:
+                            kept.append(m)
             else:
                 kept = ms if an.theatre_named else []
             if not kept:
                 continue
-            kept.sort(key=lambda m: (m.field != "title", m.fstart))
             repeats: dict[str, int] = {}
             total = 0.0
-            for m in kept:
-                seen = repeats[m.key] = repeats.get(m.key, 0) + 1
+            for field_code, _start, _stop, weight, key, _unit in kept:
+                seen = repeats[key] = repeats.get(key, 0) + 1
                 if seen > st.max_repeats:
                     continue
-                total += m.weight * (st.title_boost if m.field == "title" else 1.0)
+                total += weight * (st.title_boost if field_code == TITLE else 1.0)
             score = round(1.0 - math.exp(-total * topic.weight / st.saturation), 3)
             if score < (topic.min_score if topic.min_score is not None else st.min_score):
                 continue
             evidence = []
-            for m in kept[: st.max_evidence]:
-                source, folded = (an.title, an.ftitle) if m.field == "title" else (an.text, an.ftext)
-                start, end = folded.span_to_original(m.fstart, m.fend)
-                evidence.append({"text": source[start:end], "start": start, "end": end, "field": m.field})
+            for field_code, fstart, fend, _weight, _key, _unit in kept[: st.max_evidence]:
+                source, folded = (an.title, an.ftitle) if field_code == TITLE else (an.text, an.ftext)
+                start, end = (fstart, fend) if folded.is_identity() else folded.span_to_original(fstart, fend)
+                evidence.append({"text": source[start:end], "start": start, "end": end,
+                                 "field": "title" if field_code == TITLE else "text"})
             hits.append(TopicHit(id=topic.id, score=score, evidence=evidence))
             if topic.relevance == "primary":
                 relevant_topic = True
@@ -668,15 +744,8 @@ class Tagger:
         relevant = an.article_anchored and relevant_topic
         development = dev_mod.detect_development(title, text, tx, analysis=an) if relevant else None
         entities = [{"id": e.id, "name": e.name, "kind": e.kind}
-                    for e in (self._entities[i] for i in entity_order)]
+                    for e in (self._entities[i] for i in an.entity_order)]
         places = [{"id": p.id, "name": p.name, "lat": p.lat, "lon": p.lon}
-                  for p in (tx.places[i] for i in place_order)]
+                  for p in (tx.places[i] for i in an.place_order)]
         return TagResult(topics=hits, entities=entities, places=places, development=development,
                          relevant=relevant, alert_worthy=relevant and development is not None)
-
-
-def _cached(cache: dict[int, bool], unit: int, check: Any) -> bool:
-    found = cache.get(unit)
-    if found is None:
-        found = cache[unit] = check(unit)
-    return found

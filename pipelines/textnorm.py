@@ -65,14 +65,27 @@ def _build_tables() -> tuple[dict[str, str], str, str]:
     def char_class(chars: list[str]) -> str:
         return "".join(re.escape(c) for c in chars)
 
-    return one_to_one, char_class(sorted(one_to_one)), char_class(irregular)
+    return one_to_one, char_class(sorted(one_to_one)), char_class(irregular), {c: _fold_char(c) for c in irregular}
 
 
-_ONE_TO_ONE, _ONE_CLASS, _IRREGULAR_CLASS = _build_tables()
+_ONE_TO_ONE, _ONE_CLASS, _IRREGULAR_CLASS, _IRREGULAR_FOLDS = _build_tables()
 _ONE_RE = re.compile(f"[{_ONE_CLASS}]")
 _IRREGULAR_RE = re.compile(f"[{_IRREGULAR_CLASS}]")
+_IRREGULAR_RUN_RE = re.compile(f"[{_IRREGULAR_CLASS}]+")
 # The commonest special characters, replaced by C-speed str.replace before the regex pass.
 _COMMON = (("\n", " "), ("\u2019", "'"), ("\u201c", '"'), ("\u201d", '"'), ("\u2014", " "), ("\u2013", " "))
+
+
+def _regular_fold(ch: str) -> str:
+    return _ONE_TO_ONE.get(ch.lower(), ch.lower())
+
+
+# The fast path folds the ASCII bytes of the UTF-8 text with one bytes.translate (other bytes stay).
+_ASCII_FOLD = bytes(ord(_regular_fold(chr(c))) for c in range(128)) + bytes(range(128, 256))
+_ASCII_BYTES = bytes(range(128))
+# One-to-one characters whose replacement is itself replaced: str.replace one after the other would
+# chain them, so text holding one takes the regex path, which replaces in one pass.
+_CHAINED = frozenset(k for k, v in _ONE_TO_ONE.items() if v in _ONE_TO_ONE)
 
 
 @dataclass(frozen=True)
@@ -117,7 +130,12 @@ class Folded:
 
 def fold(text: str) -> Folded:
     """Fold `text` for matching; see the module docstring for what equals what."""
-    if not _IRREGULAR_RE.search(text):
+    if text.isascii():  # every step keeps the length, as below
+        one = text.encode("ascii").translate(_ASCII_FOLD).decode("ascii")
+        fold_pos, orig_pos = [0], [0]
+    elif (one := _fold_mostly_ascii(text)) is not None:
+        fold_pos, orig_pos = [0], [0]
+    elif not _IRREGULAR_RE.search(text):
         # Every step keeps the length, so offsets hold until spaces are collapsed below.
         one = text.lower()
         for old, new in _COMMON:
@@ -132,6 +150,25 @@ def fold(text: str) -> Folded:
     return _collapse_spaces(one, text, fold_pos, orig_pos)
 
 
+def _fold_mostly_ascii(text: str) -> str | None:
+    """Fold text whose non-ASCII characters are regular and unchanged by lower(); else None.
+
+    News text is mostly ASCII: the regexes then run over the few other characters only, and the
+    rest is one translate of the UTF-8 bytes plus one str.replace per distinct one-to-one character.
+    """
+    data = text.encode("utf-8", "surrogatepass")
+    others = data.translate(None, _ASCII_BYTES).decode("utf-8", "surrogatepass")
+    if others.lower() != others or _IRREGULAR_RE.search(others):
+        return None
+    replaced = _ONE_TO_ONE.keys() & set(others)
+    if replaced & _CHAINED:
+        return None
+    one = data.translate(_ASCII_FOLD).decode("utf-8", "surrogatepass")
+    for ch in replaced:
+        one = one.replace(ch, _ONE_TO_ONE[ch])
+    return one
+
+
 def _one_to_one(m: re.Match[str]) -> str:
     return _ONE_TO_ONE[m.group()]
 
@@ -142,24 +179,22 @@ def _fold_irregular(text: str) -> tuple[str, list[int], list[int]]:
     fold_pos, orig_pos = [0], [0]
     flen = 0
     last = 0
-
-    def mark(fp: int, op: int) -> None:
-        if fold_pos[-1] == fp:
-            orig_pos[-1] = op
-        else:
-            fold_pos.append(fp)
-            orig_pos.append(op)
-
-    for m in _IRREGULAR_RE.finditer(text):
+    for m in _IRREGULAR_RUN_RE.finditer(text):
         chunk = _ONE_RE.sub(_one_to_one, text[last:m.start()].lower())
         pieces.append(chunk)
         flen += len(chunk)
-        replacement = _fold_char(m.group())
-        for k in range(1, len(replacement)):
-            mark(flen + k, m.start())  # every char of an expansion maps back to the one original char
-        pieces.append(replacement)
-        flen += len(replacement)
-        mark(flen, m.end())
+        for opos, ch in enumerate(m.group(), m.start()):
+            replacement = _IRREGULAR_FOLDS[ch]
+            for k in range(1, len(replacement)):  # every char of an expansion maps back to the one original char
+                fold_pos.append(flen + k)
+                orig_pos.append(opos)
+            pieces.append(replacement)
+            flen += len(replacement)
+            if fold_pos[-1] == flen:  # a dropped character: the break after the previous one moves on
+                orig_pos[-1] = opos + 1
+            else:
+                fold_pos.append(flen)
+                orig_pos.append(opos + 1)
         last = m.end()
     pieces.append(_ONE_RE.sub(_one_to_one, text[last:].lower()))
     return "".join(pieces), fold_pos, orig_pos
@@ -240,11 +275,16 @@ def fold_pattern(pattern: str) -> str:
 
 # --- sentences -----------------------------------------------------------------------------------
 
-_CANDIDATE_RE = re.compile("[.!?\n\u06d4\u061f]")
 _PUNCT = ".!?\u06d4\u061f"
 _CLOSERS = "\"'\u201d\u2019)]"
+# A newline, or a run of end punctuation and closing quotes/brackets followed by whitespace or the end;
+# then the whitespace after it (group 1).  It starts with a character class, so searching for it skips
+# ahead at C speed.
+_END_RE = re.compile(f"[\\n{re.escape(_PUNCT)}](?:(?<=\\n)|[{re.escape(_PUNCT)}]*[{re.escape(_CLOSERS)}]*(?=\\s|\\Z))(\\s*)")
+_SPACES_RE = re.compile(r"\s*")
 _TITLES = frozenset("mr mrs ms dr gen lt col maj capt sgt st prof gov sen rep brig no nos vs mt ft".split())
 _MONTHS = frozenset("jan feb mar apr jun jul aug sep sept oct nov dec".split())
+_LONGEST_ABBREVIATION = max(len(word) for word in _TITLES | _MONTHS)
 
 
 def split_sentences(text: str, limit: int | None = None) -> list[tuple[int, int]]:
@@ -255,46 +295,20 @@ def split_sentences(text: str, limit: int | None = None) -> list[tuple[int, int]
     stop after that many sentences (the lead is all development detection needs).
     """
     spans: list[tuple[int, int]] = []
-    n = len(text)
-    start = 0
-    while start < n and text[start].isspace():
-        start += 1
-    pos = start
-    while True:
-        m = _CANDIDATE_RE.search(text, pos)
-        if m is None:
-            break
+    start = _SPACES_RE.match(text).end()
+    for m in _END_RE.finditer(text, start):
         i = m.start()
-        if text[i] == "\n":
-            end = nxt = i + 1
-        else:
-            j = i + 1
-            while j < n and text[j] in _PUNCT:
-                j += 1
-            while j < n and text[j] in _CLOSERS:
-                j += 1
-            if j < n and not text[j].isspace():
-                pos = j  # "3.5", "U.S.A": not an end
-                continue
-            k = j
-            while k < n and text[k].isspace():
-                k += 1
-            if text[i] == "." and "\n" not in text[j:k] and not _ends_sentence(text, i, k):
-                pos = k
-                continue
-            end, nxt = j, k
-        e = end
+        if text[i] == "." and "\n" not in m.group(1) and not _ends_sentence(text, i, m.end()):
+            continue
+        e = m.start(1)
         while e > start and text[e - 1].isspace():
             e -= 1
         if e > start:
             spans.append((start, e))
             if limit is not None and len(spans) >= limit:
                 return spans
-        start = nxt
-        while start < n and text[start].isspace():
-            start += 1
-        pos = start
-    e = n
+        start = m.end()
+    e = len(text)
     while e > start and text[e - 1].isspace():
         e -= 1
     if e > start:
@@ -307,6 +321,9 @@ def _ends_sentence(text: str, dot: int, after: int) -> bool:
     following = text[after:after + 1]
     if not following or following.islower():
         return not following
+    longer = dot - _LONGEST_ABBREVIATION - 1
+    if longer >= 0 and text[longer:dot].replace(".", "a").isalpha():
+        return True  # the word before the dot is longer than any abbreviation
     space = text.rfind(" ", max(0, dot - 7), dot)
     if space >= 0 and dot - space > 6 and "." not in text[space:dot]:
         return True  # a long plain word before the dot: no abbreviation or initial

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from pathlib import Path
 
@@ -347,6 +348,30 @@ def test_fold_offsets_property(text):
         assert ch in _fold_char(source), (text, k)
     for pos in range(len(text) + 1):
         assert 0 <= folded.to_folded(pos) <= len(folded.text)
+
+
+def _fold_by_character(text: str) -> str:
+    """The definition the fast fold paths must meet: each character on its own, then one space per run."""
+    from pipelines.textnorm import _IRREGULAR_FOLDS, _ONE_TO_ONE
+
+    folded = "".join(_IRREGULAR_FOLDS[ch] if ch in _IRREGULAR_FOLDS else _ONE_TO_ONE.get(ch.lower(), ch.lower())
+                     for ch in text)
+    return re.sub("  +", " ", folded)
+
+
+# Mostly ASCII with a few others: lower-case and upper-case accents, Arabic-script variants, quotes,
+# a dash whose fold is itself folded ("\ufe58" -> em dash), an irregular one, a surrogate, an emoji.
+MOSTLY_ASCII = st.sampled_from(list("aZ -_/.\n\t") + ["Word", "  ", "\u00e9", "\u00c9", "\u064a", "\u06cc",
+                                                        "\u2019", "\u201d", "\ufe58", "\u2014", "\u2026",
+                                                        "\ud800", "\U0001f600", "\u00a0"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(MOSTLY_ASCII, max_size=30).map("".join))
+@example("Ceasefire\u2019s \u201cend\u201d \u2014 \u064a\u00e9")
+@example("\ufe58 \u2014\ufe58")  # replaced one after the other, the first would become a space
+def test_fold_fast_paths_match_the_per_character_definition(text):
+    assert fold(text).text == _fold_by_character(text)
 
 
 def test_fold_pattern_keeps_regex_escapes():
