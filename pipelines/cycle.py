@@ -196,6 +196,8 @@ def _record_poll(store: Any, state: FeedState, result: Any, report: CycleReport)
     report.feeds_polled += 1
     report.items_seen += len(result.items)
     report.items_new += spooled
+    for reason, count in result.dropped.items():  # entries the parser could not read (never spooled)
+        report.drop(reason, count)
     if result.bozo:
         report.errors.append(f"feed {result.feed_id}: parsed with problems: {result.bozo}")
     return spooled

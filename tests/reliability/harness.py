@@ -257,8 +257,14 @@ def assert_one_line_errors(report: CycleReport) -> None:
 
 
 def accounted(report: CycleReport) -> int:
-    """Items whose fate the report states: stored, or dropped for a named reason."""
-    return report.articles_stored + sum(report.dropped.values())
+    """Spooled items whose fate the report states: stored, or dropped for a named reason.
+
+    Entries the feed parser could not read are dropped before the inbox (PARSE_DROP_REASONS), so
+    they are left out here: they never count in `items_new`."""
+    from pipelines.feeds import PARSE_DROP_REASONS
+
+    spooled_drops = sum(n for reason, n in report.dropped.items() if reason not in PARSE_DROP_REASONS)
+    return report.articles_stored + spooled_drops
 
 
 def feed_state(store: Any, feed_id: str):
