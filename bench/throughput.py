@@ -1,10 +1,16 @@
 """Figure 1: processing throughput (extract + canonicalise + de-duplicate + tag + store) on real pages.
 
-Each round runs, back to back: bare `trafilatura.extract` over every page (one process), newsmon's
-processing over the same pages (one process), and the same with two worker processes sharing one
-store (as two parallel Airflow `process_batch` tasks do). Every side runs in a fresh spawned
-process, set up (imports, config, store, one warm-up page) before a shared start signal, so
-start-up costs are not counted. Ratios are taken per round, then the median over rounds.
+Each round runs three sides, each in a fresh spawned process set up (imports, config, store, one
+warm-up page) before a shared start signal, so start-up costs are not counted:
+- the ratio: one process alternating, batch by batch, bare `trafilatura.extract` over a batch's
+  pages and newsmon's processing of the same batch, each side's CPU time summed apart. Run as two
+  separate processes one after the other, the two sides saw different moments of this shared VM
+  (the same code measured 0.55-0.73 from round to round); interleaved they see the same ones
+  (two passes agree within 0.02).
+- newsmon's processing alone in one process, and the same with two worker processes sharing one
+  store (as two parallel Airflow `process_batch` tasks do), both by the wall clock: their quotient
+  is the speed-up.
+Ratios are taken per round, then the median over rounds.
 
 "Processing" is `pipelines.cycle.process_items` over inbox batches with the page bodies served
 from memory instead of the network (MemoryFetcher below): the figure is about our CPU cost,
@@ -75,16 +81,8 @@ def spool(store_url: str, pages: list[Page]) -> None:
 def _worker(kind: str, pages: list[Page], store_url: str, config_dir: str, ready: Any, go: Any, out: Any) -> None:
     """One measured process: set up, say ready, wait for the start signal, process every page."""
     try:
-        if kind == "bare":
-            import trafilatura
-
-            trafilatura.extract(pages[0].html, url=pages[0].url)  # warm-up: lazy imports and caches
-            ready.put(os.getpid())
-            go.wait()
-            started, cpu = time.perf_counter(), time.process_time()
-            extracted = sum(1 for page in pages if trafilatura.extract(page.html, url=page.url))
-            out.put({"kind": kind, "start": started, "end": time.perf_counter(),
-                     "cpu": time.process_time() - cpu, "pages": len(pages), "extracted": extracted})
+        if kind == "interleaved":
+            _interleaved(pages, store_url, config_dir, ready, go, out)
             return
         from pipelines.cycle import open_context, process_items
         from pipelines.extract import extract_page
@@ -114,6 +112,43 @@ def _worker(kind: str, pages: list[Page], store_url: str, config_dir: str, ready
         raise
 
 
+def _interleaved(pages: list[Page], store_url: str, config_dir: str, ready: Any, go: Any, out: Any) -> None:
+    """Bare trafilatura.extract and newsmon's processing, batch by batch on the same pages, CPU time apart."""
+    import trafilatura
+
+    from pipelines.cycle import open_context, process_items
+    from pipelines.extract import extract_page
+    from pipelines.models import CycleReport
+    from pipelines.store.sqlite import inbox_key
+
+    ctx = open_context(config_dir, store_url)
+    ctx.fetcher = MemoryFetcher({page.url: page.html for page in pages})
+    trafilatura.extract(pages[0].html, url=pages[0].url)  # warm-up of both sides
+    warm = extract_page(pages[0].html, pages[0].url)
+    if warm is not None:
+        ctx.tagger.tag(warm.title or "", warm.text)
+    size = ctx.config.settings.batch_size
+    report = CycleReport()
+    bare_cpu = newsmon_cpu = 0.0
+    extracted = 0
+    ready.put(os.getpid())
+    go.wait()
+    started = time.perf_counter()
+    for i in range(0, len(pages), size):
+        batch = pages[i:i + size]
+        cpu = time.process_time()
+        extracted += sum(1 for page in batch if trafilatura.extract(page.html, url=page.url))
+        bare_cpu += time.process_time() - cpu
+        cpu = time.process_time()
+        process_items(ctx, [inbox_key(FEED_ID, page.url) for page in batch], report)
+        newsmon_cpu += time.process_time() - cpu
+    ended = time.perf_counter()
+    ctx.close()
+    out.put({"kind": "interleaved", "start": started, "end": ended, "cpu": bare_cpu + newsmon_cpu,
+             "bare_cpu": bare_cpu, "newsmon_cpu": newsmon_cpu, "pages": len(pages), "extracted": extracted,
+             "stored": report.articles_stored, "dropped": dict(report.dropped), "errors": len(report.errors)})
+
+
 def _run_side(kind: str, shards: list[list[Page]], store_url: str, config_dir: str) -> dict[str, Any]:
     """Start one process per shard, release them together, return the group's pages/s (wall clock)."""
     ctx = multiprocessing.get_context("spawn")
@@ -140,6 +175,8 @@ def _run_side(kind: str, shards: list[list[Page]], store_url: str, config_dir: s
     pages = sum(r["pages"] for r in results)
     wall = max(r["end"] for r in results) - min(r["start"] for r in results)
     return {"pages": pages, "seconds": wall, "pages_per_s": pages / wall if wall else 0.0, "others_cores": others,
+            "bare_cpu": sum(r.get("bare_cpu", 0.0) for r in results),
+            "newsmon_cpu": sum(r.get("newsmon_cpu", 0.0) for r in results),
             "cpu": sum(r["cpu"] for r in results), "stored": sum(r.get("stored", 0) for r in results),
             "extracted": sum(r.get("extracted", 0) for r in results),
             "dropped": _merge([r.get("dropped", {}) for r in results])}
@@ -162,21 +199,26 @@ def measure(pages: list[Page], rounds: int = 3, workers: int = 2, work: Path | N
         config_dir = str(bench_config(tmp_path))
         per_round = []
         for r in range(rounds):
-            bare = _run_side("bare", [pages], "", config_dir)
+            both_url = f"sqlite:///{tmp_path / f'both-{r}.db'}"
+            spool(both_url, pages)
+            both = _run_side("interleaved", [pages], both_url, config_dir)
             one_url = f"sqlite:///{tmp_path / f'one-{r}.db'}"
             spool(one_url, pages)
             one = _run_side("pipeline", [pages], one_url, config_dir)
             many_url = f"sqlite:///{tmp_path / f'many-{r}.db'}"
             spool(many_url, pages)
             many = _run_side("pipeline", [pages[i::workers] for i in range(workers)], many_url, config_dir)
-            per_round.append({"bare": bare, "one": one, "many": many,
-                              "ratio": one["pages_per_s"] / bare["pages_per_s"],
+            per_round.append({"both": both, "one": one, "many": many,
+                              "bare_pages_per_s": both["pages"] / both["bare_cpu"],
+                              "ratio": both["bare_cpu"] / both["newsmon_cpu"],
                               "speedup": many["pages_per_s"] / one["pages_per_s"]})
     return {
         "pages": len(pages),
         "rounds": rounds,
         "workers": workers,
-        "bare_pages_per_s": statistics.median(r["bare"]["pages_per_s"] for r in per_round),
+        "bare_pages_per_s": statistics.median(r["bare_pages_per_s"] for r in per_round),
+        "interleaved_pages_per_s": statistics.median(r["both"]["pages"] / r["both"]["newsmon_cpu"]
+                                                     for r in per_round),
         "one_pages_per_s": statistics.median(r["one"]["pages_per_s"] for r in per_round),
         "many_pages_per_s": statistics.median(r["many"]["pages_per_s"] for r in per_round),
         "ratio": statistics.median(r["ratio"] for r in per_round),
@@ -249,11 +291,14 @@ def rows(result: dict[str, Any]) -> list[Row]:
     r = result
     return [
         Row("1. bare trafilatura.extract, 1 process", f"{r['bare_pages_per_s']:.1f} pages/s",
-            note=f"{r['pages']} real pages, median of {r['rounds']} rounds"),
+            note=f"{r['pages']} real pages, CPU time, median of {r['rounds']} rounds"),
         Row("1. newsmon processing, 1 process", f"{r['one_pages_per_s']:.1f} pages/s",
-            note=f"stored {r['stored']}, dropped {r['dropped'] or 'none'}"),
+            note=(f"wall clock, alone; {r['interleaved_pages_per_s']:.1f} pages/s by CPU time interleaved with bare; "
+                  f"stored {r['stored']}, dropped {r['dropped'] or 'none'}")),
         Row("1. processing / bare trafilatura (1 process)", f"{r['ratio']:.2f}", f">= {TARGET_RATIO}",
-            r["ratio"] >= TARGET_RATIO, note=f"rounds {r['ratio_range'][0]:.2f}-{r['ratio_range'][1]:.2f}"),
+            r["ratio"] >= TARGET_RATIO,
+            note=(f"CPU time, batch by batch in one process; rounds "
+                  f"{r['ratio_range'][0]:.2f}-{r['ratio_range'][1]:.2f}")),
         Row(f"1. newsmon processing, {r['workers']} processes", f"{r['many_pages_per_s']:.1f} pages/s"),
         Row(f"1. {r['workers']} processes / 1 process", f"{r['speedup']:.2f}x", f">= {TARGET_SPEEDUP}x",
             r["speedup"] >= TARGET_SPEEDUP,
