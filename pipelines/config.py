@@ -37,14 +37,14 @@ FETCH_FIELDS: dict[str, type | tuple[type, ...]] = {
 SETTINGS_FIELDS: dict[str, type | tuple[type, ...]] = {
     "schedule": str, "fetch": (dict, NONE), "extract": (dict, NONE), "batch_size": int, "store": (str, NONE),
 }
-EXTRACT_FIELDS: dict[str, type | tuple[type, ...]] = {"min_chars": int}
+EXTRACT_FIELDS: dict[str, type | tuple[type, ...]] = {"min_chars": int, "precision_pass": bool}
 
 
 @dataclass
 class Settings:
     schedule: str = "*/5 * * * *"
     fetch: dict[str, Any] = field(default_factory=dict)
-    extract: dict[str, Any] = field(default_factory=lambda: {"min_chars": 250})
+    extract: dict[str, Any] = field(default_factory=lambda: {"min_chars": 250, "precision_pass": False})
     batch_size: int = 25
     store: str | None = None
 
@@ -191,7 +191,7 @@ def validate_settings(data: Any, path: str) -> Settings:
     schedule = data.get("schedule", Settings.schedule)
     if len(schedule.split()) != 5 and not schedule.startswith("@"):
         raise ConfigError(path, None, "schedule", f"not a 5-field cron expression: {schedule!r}")
-    return Settings(schedule=schedule, fetch=fetch, extract={"min_chars": 250, **extract},
+    return Settings(schedule=schedule, fetch=fetch, extract={"min_chars": 250, "precision_pass": False, **extract},
                     batch_size=batch_size, store=data.get("store"))
 
 

@@ -285,7 +285,8 @@ def _process_one(ctx: Context, item: FeedItem, body: bytes | None, charset: str 
     if store.has_article(article_id):
         report.drop("already-stored")
         return article_id
-    page = extract_page(body or b"", item.link, item, min_chars=min_chars, charset=charset)
+    page = extract_page(body or b"", item.link, item, min_chars=min_chars, charset=charset,
+                        precision_pass=bool(ctx.config.settings.extract.get("precision_pass", False)))
     if page is None or not page.text.strip():
         report.drop("no-text")
         return None

@@ -38,6 +38,8 @@ def add_eval_parser(subparsers, parents: Iterable[argparse.ArgumentParser] = ())
     p.add_argument("dir", help="a folder of ../shared/data/extraction (scrapinghub or wcxb layout)")
     p.add_argument("--predictions", metavar="OUT.jsonl", help='write {"id","text"} per page here')
     p.add_argument("--limit", type=int, default=None, help="only the first N pages (by id)")
+    p.add_argument("--precision-pass", action="store_true",
+                   help="with the second, stricter pass (newsmon.yaml extract.precision_pass: true)")
     p.set_defaults(func=cmd_eval_extraction)
 
     p = sub.add_parser("tagging", parents=parents, help="topic tagging and development detection on labelled JSONL")
@@ -169,7 +171,7 @@ def stories_text(result: dict[str, Any], show_errors: bool) -> str:
 def cmd_eval_extraction(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise NewsmonError("--limit must be at least 1")
-    result = ev.evaluate_extraction(args.dir, args.predictions, limit=args.limit)
+    result = ev.evaluate_extraction(args.dir, args.predictions, limit=args.limit, precision_pass=args.precision_pass)
     _print(args, result, extraction_text(os.path.basename(os.path.normpath(args.dir)), result))
     return EXIT_OK
 

@@ -86,7 +86,8 @@ def _load_truth(folder: str) -> list[dict[str, Any]]:
     return sorted(pages, key=lambda page: page["id"])
 
 
-def evaluate_extraction(folder: str, predictions_out: str | None = None, *, limit: int | None = None) -> dict[str, Any]:
+def evaluate_extraction(folder: str, predictions_out: str | None = None, *, limit: int | None = None,
+                        precision_pass: bool | None = None) -> dict[str, Any]:
     """Run extract_page over a benchmark folder; per-page averages of P/R/F1, date accuracy and speed.
 
     date_accuracy compares the first 10 characters (the day) on pages whose truth has a date;
@@ -108,7 +109,7 @@ def evaluate_extraction(folder: str, predictions_out: str | None = None, *, limi
             with gzip.open(path, "rb") as fh:
                 html = fh.read()
             started = time.process_time()
-            extracted = extract_page(html, page["url"])
+            extracted = extract_page(html, page["url"], precision_pass=precision_pass)
             seconds += time.process_time() - started
             text = extracted.text if extracted is not None else ""
             scores.append(shingle_f1(text, page["text"]))

@@ -14,27 +14,30 @@ import logging
 import re
 from typing import Any
 
+from pipelines import trafilatura_shortcuts as shortcuts
 from pipelines.models import ExtractedPage, FeedItem
 
 LOGGER = logging.getLogger(__name__)
 
 # Every tunable of extraction in one place. Chosen on the shared benchmark
-# (../shared/data/extraction, F1 over 4-token shingles, averaged per page; time is CPU per page on
-# the 2-CPU dev VM, where bare trafilatura.extract takes ~30 ms):
-#   trafilatura defaults ............................ scrapinghub 0.953, wcxb 0.925
-#   + reader comments left out (extract() appends them) 0.957 / 0.938
-#   + precision pass when it cuts a clear block ......  0.973 / 0.938  (+15 ms on every page)
-#   + recall pass when it finds clearly more .........  0.973 / 0.941  (+15 ms on 19 pages of 20)
-#   precision pass only when the text opens with the headline (below): 0.972 / 0.938, run on 1 page in 4
-# The recall pass is gone: no cheap signal found the two pages (of 197) where it helped, and running it
-# everywhere cost half of bare trafilatura's time for +0.003 on one set.
+# (../shared/data/extraction, F1 over 4-token shingles, averaged per page):
+#   trafilatura defaults (bare extract) ............... scrapinghub 0.953, wcxb 0.925
+#   balanced pass, reader comments not appended ........ 0.957 / 0.938
+#   + readability consulted only on short, structurally poor or unclean text (its length rule
+#     skipped; pipelines.trafilatura_shortcuts) ........ 0.957 / 0.942, and ~30% cheaper
+#   + precision pass when the text opens with the headline: 0.972 / 0.942, ~12% slower processing
+#     (off by default since 2026-12-03, newsmon.yaml extract.precision_pass turns it on)
+# A recall pass (0.973 / 0.941 with the precision pass) ran on 19 pages of 20 for two pages' gain.
 # favor_precision alone (0.964 / 0.899), favor_recall alone (0.962 / 0.930), fast (0.964 / 0.915),
 # include_tables=False (0.948 / 0.929) all scored worse. deduplicate=True scored worse (0.934 on
 # scrapinghub) and keeps a process-wide cache, so a page's text would depend on what ran before it.
+# include_comments stays on as in trafilatura's defaults: .text never holds the comments, and
+# turning it off swaps a cheap pass over the cleaned tree for a costly prune of the raw one (one
+# benchmark page keeps a "View Comments" button line; F1 -0.0001).
 EXTRACTION_OPTIONS: dict[str, Any] = {
     # keyword arguments of every trafilatura.bare_extraction pass (fast/favor_* are set per pass)
     "trafilatura": {
-        "include_comments": False,
+        "include_comments": True,
         "include_tables": True,
         "include_images": False,
         "include_links": False,
@@ -46,8 +49,8 @@ EXTRACTION_OPTIONS: dict[str, Any] = {
     # 9 benchmark pages it improved open so, the one it harmed does not; 48 of 197 pages do). Its text
     # is taken when it kept between 20% and 90% of the balanced text and at least min_chars: it then
     # cut a block of boilerplate; a smaller trim mostly drops real headings and list items, a bigger
-    # one the article.
-    "precision_pass": True,
+    # one the article. Off by default (see above); extract_page(precision_pass=...) overrides it.
+    "precision_pass": False,
     "precision_keep": (0.2, 0.9),
     # headline and first line must share at least this many characters to count as the same line
     "headline_min_chars": 15,
@@ -71,7 +74,6 @@ EXTRACTION_OPTIONS: dict[str, Any] = {
 }
 
 _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]{1,40})""", re.I)
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _GARBAGE_CHARS = re.compile(r"[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f]")  # replacement and control chars but tab, LF, CR
 _NOT_WORD = re.compile(r"\W+")
 _LANG_TAG = re.compile(r"^([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]{1,8})*$")
@@ -86,11 +88,18 @@ def extract_page(
     *,
     min_chars: int = 250,
     charset: str | None = None,
+    precision_pass: bool | None = None,
 ) -> ExtractedPage | None:
-    """The page's article, or the feed item's text when the page has too little; None if neither has any."""
+    """The page's article, or the feed item's text when the page has too little; None if neither has any.
+
+    precision_pass: run the second, stricter pass where it may help (default: EXTRACTION_OPTIONS,
+    which newsmon.yaml's extract.precision_pass overrides in a cycle).
+    """
     page = None
+    if precision_pass is None:
+        precision_pass = bool(EXTRACTION_OPTIONS["precision_pass"])
     try:
-        page = _extract_from_html(html, url, min_chars, charset)
+        page = _extract_from_html(html, url, min_chars, charset, precision_pass)
     except Exception as exc:  # trafilatura/lxml on hostile input: the feed text still counts
         LOGGER.warning("extraction failed for %s: %s: %s", url, type(exc).__name__, exc)
     if item is not None and page is not None and not page.language:
@@ -107,14 +116,14 @@ def extract_page(
     return page if page_len else None
 
 
-def _extract_from_html(html: bytes | str, url: str, min_chars: int, charset: str | None) -> ExtractedPage | None:
+def _extract_from_html(html: bytes | str, url: str, min_chars: int, charset: str | None,
+                       precision_pass: bool) -> ExtractedPage | None:
     import trafilatura
-    from trafilatura.utils import load_html
 
     markup = _decode(html, charset)
     if markup is None:
         return None
-    tree = load_html(markup)
+    tree = shortcuts.load_html(markup)
     if tree is None:
         return None
     options = EXTRACTION_OPTIONS
@@ -127,12 +136,13 @@ def _extract_from_html(html: bytes | str, url: str, min_chars: int, charset: str
         LOGGER.info("page %s is huge: baseline extraction only", url)
         _, text, _ = trafilatura.baseline(tree)
         return _page(url, (text or "").strip(), metadata, tree)
-    # bare_extraction copies a tree it is given, so the passes share one parse
-    main = trafilatura.bare_extraction(tree, url=url, fast=huge, **base)
+    # bare_extraction copies a tree it is given, so the passes share one parse; the balanced pass
+    # skips readability where it can't change the text (pipelines.trafilatura_shortcuts)
+    main = trafilatura.bare_extraction(tree, options=shortcuts.extractor(url=url, fast=huge, **base))
     if main is None:
         return None
     text = (main.text or "").strip()
-    if options["precision_pass"] and text and _opens_with_headline(text, metadata.title):
+    if precision_pass and text and _opens_with_headline(text, metadata.title):
         precise = trafilatura.bare_extraction(tree, url=url, favor_precision=True, fast=True, **base)
         precise_text = (precise.text or "").strip() if precise is not None else ""
         low, high = options["precision_keep"]
@@ -169,7 +179,7 @@ def _metadata(tree: Any, url: str, *, extensive_date: bool) -> Any:
     except Exception as exc:  # trafilatura's JSON-LD reader has bugs; the other sources still count
         LOGGER.debug("JSON-LD metadata of %s unreadable: %s", url, exc)
     found.title = found.title or meta.extract_title(tree)
-    found.author = found.author or meta.extract_author(tree)
+    found.author = found.author or shortcuts.extract_author(tree)
     found.url = found.url or meta.extract_url(tree, url)
     found.date = find_date(tree, **{**set_date_params(False), "url": found.url})
     if found.date is None and extensive_date:
@@ -211,9 +221,10 @@ def _decode(html: bytes | str, charset: str | None) -> str | None:
     else:
         return None
     markup = markup.lstrip("\ufeff")
-    if not markup.strip() or _looks_binary(markup[:4096]):
+    if not markup or markup.isspace() or _looks_binary(markup[:4096]):
         return None
-    return _CONTROL_CHARS.sub("", markup)
+    # the parse (trafilatura's repair_faulty_html) drops the other control characters anyway
+    return markup.replace("\x7f", "") if "\x7f" in markup else markup
 
 
 def _codec(name: str | None) -> str | None:

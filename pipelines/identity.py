@@ -194,10 +194,12 @@ class _CharFold(dict):
 _CHAR_FOLD = _CharFold()
 
 
+@functools.lru_cache(maxsize=4)
 def normalise_text(text: str) -> str:
     """Casefolded, accents folded (NFKD minus combining marks), punctuation and symbols as spaces,
     whitespace collapsed. In-word apostrophes vanish ("don't" -> "dont") so curly and straight
-    quotes agree."""
+    quotes agree. Cached for the last few texts: content_hash and story_keys normalise the same
+    article text one after the other."""
     decomposed = unicodedata.normalize("NFKD", text or "")
     decomposed = _APOSTROPHES.sub("", decomposed)
     return " ".join(decomposed.translate(_CHAR_FOLD).casefold().split())
@@ -220,11 +222,14 @@ _PERSON = b"newsmon-story"  # blake2b personalisation: fixed, so hashes agree ac
 
 def _grams(title: str, text: str) -> tuple[int, set[bytes]]:
     """(word count, distinct word SHINGLE_WORDS-grams) of the normalised title + text."""
-    words = normalise_text(f"{title or ''}\n{text or ''}").split()
+    # normalising title and text apart gives the words of normalising "title\ntext" (nothing in
+    # normalise_text reaches across a line break) and shares the text's with content_hash
+    # (normalised text is words joined by single spaces, so its UTF-8 splits into the words' UTF-8)
+    words = normalise_text(title or "").encode("utf-8").split() + normalise_text(text or "").encode("utf-8").split()
     if len(words) < SHINGLE_WORDS:
-        return len(words), ({" ".join(words).encode("utf-8")} if words else set())
-    return len(words), {" ".join(words[i:i + SHINGLE_WORDS]).encode("utf-8")
-                        for i in range(len(words) - SHINGLE_WORDS + 1)}
+        return len(words), ({b" ".join(words)} if words else set())
+    shifted = (words[i:] for i in range(SHINGLE_WORDS))  # zip stops at the shortest: the last whole gram
+    return len(words), set(map(b" ".join, zip(*shifted, strict=False)))
 
 
 def shingles(title: str, text: str) -> set[bytes]:
@@ -249,8 +254,13 @@ def _signature(grams: set[bytes]) -> list[int]:
     """
     if not grams:
         return []
-    hashes = sorted((int.from_bytes(hashlib.blake2b(g, digest_size=8, person=_PERSON).digest(), "little")
-                     for g in grams), reverse=True)
+    hasher = hashlib.blake2b(digest_size=8, person=_PERSON)  # copying a keyed state beats building one
+    digests = []
+    for gram in grams:
+        one = hasher.copy()
+        one.update(gram)
+        digests.append(one.digest())
+    hashes = sorted(struct.unpack(f"<{len(digests)}Q", b"".join(digests)), reverse=True)
     lowest = {h % NUM_BINS: h for h in hashes}  # descending, so the last (kept) write per bin is its minimum
     if len(lowest) == NUM_BINS:
         return [lowest[b] for b in range(NUM_BINS)]

@@ -149,6 +149,7 @@ def settings_error(data) -> ConfigError:
     ({"fetch": {"read_timeout": float("nan")}}, "fetch", "read_timeout", "positive finite"),
     ({"fetch": {"per_host_delay": float("inf")}}, "fetch", "per_host_delay", "positive finite"),
     ({"extract": {"min_chars": "250"}}, "extract", "min_chars", "expected int, got str"),
+    ({"extract": {"precision_pass": "yes"}}, "extract", "precision_pass", "expected bool, got str"),
     ({"store": 3}, None, "store", "expected str, got int"),
 ])
 def test_bad_settings_values_name_entry_and_field(data, entry, field, says):
@@ -159,7 +160,7 @@ def test_bad_settings_values_name_entry_and_field(data, entry, field, says):
 
 def test_null_sections_and_store_still_mean_defaults():
     settings = validate_settings({"fetch": None, "extract": None, "store": None}, "newsmon.yaml")
-    assert settings.fetch == {} and settings.extract == {"min_chars": 250} and settings.store is None
+    assert settings.fetch == {} and settings.extract == {"min_chars": 250, "precision_pass": False} and settings.store is None
 
 
 def feed_error_of(document, desks=None) -> ConfigError:

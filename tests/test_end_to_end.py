@@ -125,3 +125,31 @@ def test_xss_item_is_stored_as_text(monitored):
     assert hits
     for hit in hits:
         assert "<script" not in hit.snippet and "<img" not in hit.snippet
+
+
+@pytest.mark.parametrize("precision_pass", [False, True])
+def test_newsmon_yaml_precision_pass_reaches_extraction(tmp_path, monkeypatch, precision_pass):
+    import pipelines.extract
+
+    seen: list[bool] = []
+    real = pipelines.extract.extract_page
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["precision_pass"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipelines.extract, "extract_page", spy)
+    with coverage_server() as server:
+        config_dir = write_demo_config(REPO / "config", tmp_path / "config", server.base)
+        settings_file = config_dir / "newsmon.yaml"
+        settings_text = settings_file.read_text(encoding="utf-8")
+        assert "precision_pass: false" in settings_text
+        settings_file.write_text(settings_text.replace("precision_pass: false", f"precision_pass: {str(precision_pass).lower()}"),
+                                 encoding="utf-8")
+        ctx = open_context(str(config_dir), f"sqlite:///{tmp_path / 'store.db'}",
+                           policy=NetworkPolicy(allow=["127.0.0.0/8"]), base_dir=str(tmp_path))
+        try:
+            report = run_cycle(ctx)
+        finally:
+            ctx.close()
+    assert report.articles_stored > 0 and seen and set(seen) == {precision_pass}

@@ -241,7 +241,7 @@ def test_byte_order_mark_beats_a_wrong_header_charset():
 
 def test_teasers_inside_the_article_are_dropped():
     # the article container also holds an upper-case promo and two linked teasers of other stories
-    result = extract_page(page("border_crossing_teasers.html"), URL)
+    result = extract_page(page("border_crossing_teasers.html"), URL, precision_pass=True)
     assert result is not None and result.source == "page"
     assert "around 400 vehicles loaded with fresh fruit" in result.text
     assert result.text.rstrip().endswith("armed groups across the frontier.")
@@ -267,8 +267,16 @@ def _count_passes(monkeypatch) -> list[bool]:
 
 def test_precision_pass_runs_when_the_text_opens_with_the_headline(monkeypatch):
     calls = _count_passes(monkeypatch)
-    extract_page(page("border_crossing_teasers.html"), URL)
+    extract_page(page("border_crossing_teasers.html"), URL, precision_pass=True)
     assert calls == [False, True]
+
+
+def test_precision_pass_is_off_by_default(monkeypatch):
+    # the trade-off of docs/accuracy.md: one pass, so this page keeps its in-article teasers
+    calls = _count_passes(monkeypatch)
+    result = extract_page(page("border_crossing_teasers.html"), URL)
+    assert calls == [False]
+    assert result is not None and "FLOUR PRICES CLIMB" in result.text
 
 
 def test_no_precision_pass_when_the_text_does_not_open_with_the_headline(monkeypatch):
@@ -276,7 +284,7 @@ def test_no_precision_pass_when_the_text_does_not_open_with_the_headline(monkeyp
     raw = page("border_crossing_teasers.html")
     headline = b"<h1>Chaman crossing reopens to trade after three-week closure</h1>"
     assert headline in raw
-    result = extract_page(raw.replace(headline, b""), URL)
+    result = extract_page(raw.replace(headline, b""), URL, precision_pass=True)
     assert result is not None and "around 400 vehicles" in result.text
     assert calls == [False]
 
