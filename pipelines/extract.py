@@ -24,8 +24,8 @@ LOGGER = logging.getLogger(__name__)
 #   trafilatura defaults (bare extract) ............... scrapinghub 0.953, wcxb 0.925
 #   balanced pass, reader comments not appended ........ 0.957 / 0.938
 #   + readability consulted only on short, structurally poor or unclean text (its length rule
-#     skipped; pipelines.trafilatura_shortcuts) ........ 0.957 / 0.942, and ~30% cheaper
-#   + precision pass when the text opens with the headline: 0.972 / 0.942, ~12% slower processing
+#     skipped; pipelines.trafilatura_shortcuts) ........ 0.964 / 0.942, and ~30% cheaper
+#   + precision pass when the text opens with the headline: 0.972 / 0.942, ~10% slower processing
 #     (off by default since 2026-12-03, newsmon.yaml extract.precision_pass turns it on)
 # A recall pass (0.973 / 0.941 with the precision pass) ran on 19 pages of 20 for two pages' gain.
 # favor_precision alone (0.964 / 0.899), favor_recall alone (0.962 / 0.930), fast (0.964 / 0.915),
@@ -128,7 +128,10 @@ def _extract_from_html(html: bytes | str, url: str, min_chars: int, charset: str
         return None
     options = EXTRACTION_OPTIONS
     base = options["trafilatura"]
-    elements = int(tree.xpath("count(//*)"))
+    # a page has fewer elements than "<" characters: most need no count
+    elements = markup.count("<")
+    if elements > options["fast_above_elements"]:
+        elements = int(tree.xpath("count(//*)"))
     huge = elements > options["fast_above_elements"]
     # before the text passes, as bare_extraction(with_metadata=True) does: they must see the same tree
     metadata = _metadata(tree, url, extensive_date=options["extensive_date_fallback"] and not huge)
@@ -250,9 +253,11 @@ def _looks_binary(head: str) -> bool:
 
 def _page_language(tree: Any) -> str | None:
     """Declared language: <html lang>, og:locale, then Content-Language (no text-based detection here)."""
-    candidates: list[str] = []
     root = tree.getroottree().getroot() if hasattr(tree, "getroottree") else tree
-    candidates.append(root.get("lang") or root.get("xml:lang") or "")
+    declared = _language_tag(root.get("lang") or root.get("xml:lang"))
+    if declared:  # it comes first: no need to read the meta tags
+        return declared
+    candidates: list[str] = []
     for meta in tree.iter("meta"):
         key = (meta.get("property") or meta.get("name") or meta.get("http-equiv") or "").lower()
         if key in {"og:locale", "content-language", "language", "dc.language"}:
