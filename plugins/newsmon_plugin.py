@@ -19,6 +19,22 @@ from newsmon_triggers.feed_watch import CLASSPATH as FEED_WATCH_TRIGGER
 DASHBOARD_PREFIX = "/newsmon"
 
 
+def dashboard_store():
+    """The store the DAGs write to: newsmon_store_url (Variable, then env) if it names a URL, the
+    elasticsearch_default connection when asked or when nothing else names a store; None leaves it
+    to the dashboard's own default (newsmon.yaml's store:, else the SQLite default). Called on the
+    dashboard's first request, not at import: Variables and connections need a running Airflow."""
+    from newsmon_settings import open_pipeline_store, runtime_settings
+
+    from pipelines.store import open_store
+
+    settings = runtime_settings()
+    store = open_pipeline_store(settings)
+    if store is None and settings.store_url:
+        store = open_store(settings.store_url)
+    return store
+
+
 def _dashboard_app():
     from airflow.api_fastapi.core_api.security import requires_authenticated
     from fastapi import Depends
@@ -26,7 +42,7 @@ def _dashboard_app():
     from pipelines.web import create_app
 
     return create_app(store_url=os.environ.get("NEWSMON_STORE"), config_dir=os.environ.get("NEWSMON_CONFIG"),
-                      dependencies=[Depends(requires_authenticated())])
+                      dependencies=[Depends(requires_authenticated())], store_opener=dashboard_store)
 
 
 class NewsmonPlugin(AirflowPlugin):

@@ -16,7 +16,7 @@ import hashlib
 import html
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from string import Template
 from typing import Annotated, Any
@@ -108,9 +108,11 @@ class SecurityHeadersMiddleware:
 class DashboardState:
     """Store and config, opened on first use: Airflow mounts sub-apps without running their lifespan."""
 
-    def __init__(self, store_url: str | None, config_dir: str | None):
+    def __init__(self, store_url: str | None, config_dir: str | None,
+                 store_opener: Callable[[], Any] | None = None):
         self.store_url = store_url
         self.config_dir = config_dir
+        self.store_opener = store_opener
         self._store: Any = None
         self._config: Any = None
         self._config_error: str | None = None
@@ -141,11 +143,13 @@ class DashboardState:
                 return self._store
         from pipelines.store import default_store_url, open_store
 
-        url = self.store_url
-        if not url:
-            config, _error = self.config()
-            url = (config.settings.store if config else None) or default_store_url()
-        store = open_store(url)
+        store = self.store_opener() if self.store_opener is not None else None
+        if store is None:
+            url = self.store_url
+            if not url:
+                config, _error = self.config()
+                url = (config.settings.store if config else None) or default_store_url()
+            store = open_store(url)
         with self._lock:
             if self._store is None:
                 self._store = store
@@ -191,12 +195,14 @@ Text = Annotated[str | None, Query(max_length=500)]
 
 
 def create_app(store_url: str | None = None, config_dir: str | None = None, *,
-               dependencies: Sequence[Any] = ()) -> FastAPI:
+               dependencies: Sequence[Any] = (), store_opener: Callable[[], Any] | None = None) -> FastAPI:
     """The dashboard over this store (default: config's store, else NEWSMON_STORE, else var/newsmon.db).
 
     dependencies: FastAPI Depends(...) applied to every route, e.g. Airflow's
-    requires_authenticated() when the plugin mounts the app in the api-server."""
-    state = DashboardState(store_url, config_dir)
+    requires_authenticated() when the plugin mounts the app in the api-server.
+    store_opener: called on first use; the store it returns beats store_url (None: it has none),
+    so the plugin can open the store the DAGs write to, an Airflow connection included."""
+    state = DashboardState(store_url, config_dir, store_opener)
     version = _static_version()
     app = FastAPI(
         title="newsmon desk dashboard",

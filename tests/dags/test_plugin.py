@@ -180,3 +180,40 @@ def test_store_precedence_explicit_settings_beat_the_connection(pipeline_env, mo
     with pytest.raises(NewsmonError, match="connection elasticsearch_default is not defined"):
         with pipeline_context():
             pass
+
+
+def test_dashboard_opens_the_connection_store(pipeline_env, es_target, es_proxy, monkeypatch):
+    """The plugin's dashboard reads the store the DAGs write to: here the elasticsearch_default connection."""
+    from fastapi.testclient import TestClient
+    from newsmon_plugin import dashboard_store
+
+    from pipelines.web import create_app
+
+    host, port, prefix = proxied_connection(es_target, es_proxy)
+    monkeypatch.setenv(CONN_ENV, json.dumps({
+        "conn_type": "elasticsearch", "host": host, "port": port, "schema": "http", "login": "desk_reader",
+        "password": "r34d-only", "extra": {"ilm": False, "prefix": prefix}}))
+    article_id = stored_through_pipeline_context()
+    es_proxy.log.clear()
+    app = create_app(None, str(pipeline_env), store_opener=dashboard_store)
+    with TestClient(app) as client:
+        detail = client.get(f"/api/articles/{article_id}")
+    assert detail.status_code == 200, detail.text
+    assert detail.json()["title"] == "Ceasefire holds at the crossing"
+    assert auth_headers(es_proxy) == {"Basic " + base64.b64encode(b"desk_reader:r34d-only").decode()}
+    assert not (pipeline_env.parent / "var").exists(), "the SQLite default was opened as well"
+
+
+def test_dashboard_store_follows_an_explicit_store_url(pipeline_env, monkeypatch, tmp_path):
+    from newsmon_plugin import dashboard_store
+
+    from pipelines.store.sqlite import SQLiteStore
+
+    monkeypatch.setenv("NEWSMON_STORE", f"sqlite:///{tmp_path / 'desk.db'}")
+    store = dashboard_store()
+    try:
+        assert isinstance(store, SQLiteStore) and (tmp_path / "desk.db").exists()
+    finally:
+        store.close()
+    monkeypatch.delenv("NEWSMON_STORE")
+    assert dashboard_store() is None  # nothing names a store: the dashboard's own default decides
