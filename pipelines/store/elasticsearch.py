@@ -45,7 +45,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pipelines.errors import ConfigError, NewsmonError
 from pipelines.models import Alert, Article, FeedItem, FeedState, SearchHit, iso, utcnow
 from pipelines.store.base import StoreError, claimer_is_gone
-from pipelines.store.sqlite import _lex, fts_fallback_query, inbox_key, normalise_time
+from pipelines.store.search_query import parse_query
+from pipelines.store.sqlite import fts_fallback_query, inbox_key, normalise_time
 
 DEFAULT_PREFIX = "newsmon"
 TITLE_BOOST = 10.0
@@ -448,104 +449,7 @@ def from_connection_fields(host: str, port: int | None = None, schema: str | Non
 
 # --- user query -> Elasticsearch bool query --------------------------------------------------------
 
-_OPERATORS = ("AND", "OR", "NOT")
-_COLUMN_ALIASES = {"title": "title", "headline": "title", "text": "text", "body": "text"}
 _ALL_COLUMNS = frozenset(("title", "text"))
-
-
-class _QueryParser:
-    """The SQLite store's forgiving grammar (same lexer, same recovery rules), emitting an AST:
-    ("word", value, prefix) | ("and", [nodes], [negated]) | ("or", [nodes]) | ("field", column, node)."""
-
-    def __init__(self, tokens: list[tuple[str, str]]):
-        self.tokens = tokens
-        self.pos = 0
-
-    def peek(self) -> str | None:
-        return self.tokens[self.pos][0] if self.pos < len(self.tokens) else None
-
-    def parse(self):
-        parts = []
-        while self.pos < len(self.tokens):
-            node = self.parse_or()
-            if node:
-                parts.append(node)
-            if self.peek() in (")", "OR", "AND", "NOT"):
-                self.pos += 1
-        return self.join_and(parts)
-
-    def parse_or(self):
-        alternatives = [self.parse_and()]
-        while self.peek() == "OR":
-            self.pos += 1
-            alternatives.append(self.parse_and())
-        alternatives = [a for a in alternatives if a]
-        if not alternatives:
-            return None
-        return alternatives[0] if len(alternatives) == 1 else ("or", alternatives)
-
-    def parse_and(self):
-        positive, negative = [], []
-        while True:
-            kind = self.peek()
-            if kind in (None, ")", "OR"):
-                break
-            if kind == "AND":
-                self.pos += 1
-                continue
-            if kind in ("NOT", "NEG"):
-                self.pos += 1
-                node = self.parse_unary()
-                if node:
-                    negative.append(node)
-                continue
-            node = self.parse_unary()
-            if node:
-                positive.append(node)
-        if not positive:
-            return None  # a bare negation is dropped, as in the SQLite store
-        if not negative and len(positive) == 1:
-            return positive[0]
-        return ("and", positive, negative)
-
-    def parse_unary(self):
-        kind = self.peek()
-        if kind is None or kind in _OPERATORS or kind == ")":
-            return None
-        kind, value = self.tokens[self.pos]
-        self.pos += 1
-        if kind == "(":
-            inner = self.parse_or()
-            if self.peek() == ")":
-                self.pos += 1
-            return inner
-        if kind == "NEG":
-            return self.parse_unary()
-        if kind == "FIELD":
-            inner = self.parse_unary()
-            column = _COLUMN_ALIASES.get(value)
-            if inner is None or column is None:
-                return None
-            return ("field", column, inner)
-        if not any(ch.isalnum() for ch in value):
-            return None
-        return ("word", value, kind == "PREFIX")
-
-    @staticmethod
-    def join_and(parts: list):
-        if not parts:
-            return None
-        return parts[0] if len(parts) == 1 else ("and", parts, [])
-
-
-def parse_query(user_query: str | None):
-    """The AST of what a user typed; None when it has no searchable terms."""
-    if not user_query:
-        return None
-    cleaned = user_query.replace("\x00", " ")
-    if not cleaned.strip():
-        return None
-    return _QueryParser(_lex(cleaned)).parse()
 
 
 def _field_names(columns: frozenset[str], prefix: bool) -> list[str]:

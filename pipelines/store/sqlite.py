@@ -33,6 +33,7 @@ from typing import Any
 from pipelines.errors import NewsmonError
 from pipelines.models import Alert, Article, FeedItem, FeedState, SearchHit, iso, utcnow
 from pipelines.store.base import StoreError, claimer_is_gone
+from pipelines.store.search_query import parse_query
 
 SCHEMA_VERSION = 3
 
@@ -248,141 +249,25 @@ def _marks(count: int) -> str:
 
 # --- user query -> safe FTS5 expression -------------------------------------------------------
 
-_OPERATORS = ("AND", "OR", "NOT")
-_COLUMN_ALIASES = {"title": "title", "headline": "title", "text": "text", "body": "text"}
-_FIELD_RE = re.compile(r"([A-Za-z_]+):(.*)", re.DOTALL)
+def _fts(node: tuple) -> str:
+    """FTS5 MATCH text of a search_query AST node: every term quoted, so '-', ':', '^', '*' inside
+    words are literal; FTS5 has no bare negation, so a negated node is a NOT after the others."""
+    kind = node[0]
+    if kind == "word":
+        quoted = '"' + node[1].replace('"', '""') + '"'
+        return quoted + "*" if node[2] else quoted
+    if kind == "field":
+        return f"{node[1]} : ({_fts(node[2])})"
+    if kind == "or":
+        return _join("OR", [_fts(part) for part in node[1]])
+    expression = _join("AND", [_fts(part) for part in node[1]])
+    for excluded in node[2]:
+        expression = f"({expression} NOT {_fts(excluded)})"
+    return expression
 
 
-def _lex(query: str) -> list[tuple[str, str]]:
-    """Split a user query into (kind, value): TERM, PREFIX, PHRASE, FIELD, NEG, AND, OR, NOT, (, )."""
-    tokens: list[tuple[str, str]] = []
-    i, n = 0, len(query)
-    while i < n:
-        ch = query[i]
-        if ch.isspace():
-            i += 1
-            continue
-        if ch in "()":
-            tokens.append((ch, ch))
-            i += 1
-            continue
-        if ch == '"':
-            end = query.find('"', i + 1)
-            if end == -1:  # an unclosed quote runs to the end of the query
-                end = n
-            tokens.append(("PHRASE", query[i + 1:end]))
-            i = end + 1
-            continue
-        j = i
-        while j < n and not query[j].isspace() and query[j] not in '()"':
-            j += 1
-        word = query[i:j]
-        i = j
-        if word in _OPERATORS:
-            tokens.append((word, word))
-            continue
-        if word.startswith("-") and len(word) > 1:
-            tokens.append(("NEG", "-"))
-            word = word.lstrip("-")
-        field = _FIELD_RE.fullmatch(word)
-        if field:
-            tokens.append(("FIELD", field.group(1).lower()))
-            word = field.group(2)
-            if not word:
-                continue  # the value follows: a phrase, a parenthesis, or nothing
-        if word.endswith("*"):
-            tokens.append(("PREFIX", word.rstrip("*")))
-        else:
-            tokens.append(("TERM", word))
-    return tokens
-
-
-class _QueryParser:
-    """Forgiving recursive descent: stray operators are skipped, open parentheses closed,
-    unknown field:value parts dropped. Whatever it emits is well-formed FTS5."""
-
-    def __init__(self, tokens: list[tuple[str, str]]):
-        self.tokens = tokens
-        self.pos = 0
-
-    def peek(self) -> str | None:
-        return self.tokens[self.pos][0] if self.pos < len(self.tokens) else None
-
-    def parse(self) -> str | None:
-        parts: list[str] = []
-        while self.pos < len(self.tokens):
-            node = self.parse_or()
-            if node:
-                parts.append(node)
-            if self.peek() in (")", "OR", "AND", "NOT"):  # nothing could use it: skip it
-                self.pos += 1
-        return self.join("AND", parts)
-
-    def parse_or(self) -> str | None:
-        alternatives = [self.parse_and()]
-        while self.peek() == "OR":
-            self.pos += 1
-            alternatives.append(self.parse_and())
-        return self.join("OR", [a for a in alternatives if a])
-
-    def parse_and(self) -> str | None:
-        positive: list[str] = []
-        negative: list[str] = []
-        while True:
-            kind = self.peek()
-            if kind in (None, ")", "OR"):
-                break
-            if kind == "AND":
-                self.pos += 1
-                continue
-            if kind in ("NOT", "NEG"):
-                self.pos += 1
-                node = self.parse_unary()
-                if node:
-                    negative.append(node)
-                continue
-            node = self.parse_unary()
-            if node:
-                positive.append(node)
-        # FTS5 cannot express a bare negation ("NOT cricket" alone); it is dropped.
-        expression = self.join("AND", positive)
-        if expression is None:
-            return None
-        for excluded in negative:
-            expression = f"({expression} NOT {excluded})"
-        return expression
-
-    def parse_unary(self) -> str | None:
-        kind = self.peek()
-        if kind is None or kind in _OPERATORS or kind == ")":
-            return None  # the caller's loop deals with it
-        kind, value = self.tokens[self.pos]
-        self.pos += 1
-        if kind == "(":
-            inner = self.parse_or()
-            if self.peek() == ")":
-                self.pos += 1
-            return inner
-        if kind == "NEG":  # "--x": treat like "-x" inside an and-group; here just keep the operand
-            return self.parse_unary()
-        if kind == "FIELD":
-            inner = self.parse_unary()
-            column = _COLUMN_ALIASES.get(value)
-            if inner is None or column is None:
-                return None  # source:, topic: ... belong to the filters, not the text query
-            return f"{column} : ({inner})"
-        if not any(ch.isalnum() for ch in value):
-            return None  # punctuation only: nothing the tokenizer would index
-        quoted = '"' + value.replace('"', '""') + '"'
-        return quoted + "*" if kind == "PREFIX" else quoted
-
-    @staticmethod
-    def join(operator: str, parts: list[str]) -> str | None:
-        if not parts:
-            return None
-        if len(parts) == 1:
-            return parts[0]
-        return "(" + f" {operator} ".join(parts) + ")"
+def _join(operator: str, parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else "(" + f" {operator} ".join(parts) + ")"
 
 
 def fts_query(user_query: str | None) -> str | None:
@@ -391,13 +276,8 @@ def fts_query(user_query: str | None) -> str | None:
     Every term is quoted (so '-', ':', '^', '*' in words are literal), AND/OR/NOT (upper case),
     parentheses and "phrases" keep their meaning, title:/text: restrict to a column,
     other field:value parts are dropped, a trailing * asks for a prefix."""
-    if not user_query:
-        return None
-    # FTS5 reads a NUL as the end of the string: an "unterminated string" error otherwise.
-    cleaned = user_query.replace("\x00", " ")
-    if not cleaned.strip():
-        return None
-    return _QueryParser(_lex(cleaned)).parse()
+    tree = parse_query(user_query)  # NULs become spaces there: FTS5 reads one as the end of the string
+    return _fts(tree) if tree is not None else None
 
 
 def fts_fallback_query(user_query: str | None) -> str | None:
