@@ -67,18 +67,28 @@ class CoverageServer:
         self.httpd.server_close()
 
 
-def write_demo_config(config_src: Path, target: Path, base: str, feeds_template: Path | None = None) -> Path:
-    """A config dir: the project's topics, alerts and settings; feeds pointing at the local server."""
+def write_demo_config(config_src: Path, target: Path, base: str, feeds_template: Path | None = None, *,
+                      alerts_jsonl: Path | None = None, per_host_delay: float = 0.02) -> Path:
+    """A config dir: the project's topics, alerts and settings; feeds pointing at the local server.
+
+    alerts_jsonl: where jsonl alert channels write instead (tests keep the repo's var/ clean)."""
     target.mkdir(parents=True, exist_ok=True)
-    for name in ("topics.yaml", "alerts.yaml"):
-        shutil.copy(config_src / name, target / name)
+    shutil.copy(config_src / "topics.yaml", target / "topics.yaml")
+    if alerts_jsonl is None:
+        shutil.copy(config_src / "alerts.yaml", target / "alerts.yaml")
+    else:
+        alerts = yaml.safe_load((config_src / "alerts.yaml").read_text(encoding="utf-8"))
+        for channel in alerts.get("channels", []):
+            if channel.get("type") == "jsonl":
+                channel["path"] = str(alerts_jsonl)
+        (target / "alerts.yaml").write_text(yaml.safe_dump(alerts, sort_keys=False), encoding="utf-8")
     template = (feeds_template or COVERAGE_DIR / "demo-feeds.yaml").read_text(encoding="utf-8")
     (target / "feeds.yaml").write_text(template.replace("{{BASE}}", base), encoding="utf-8")
     settings_path = config_src / "newsmon.yaml"
     settings = yaml.safe_load(settings_path.read_text(encoding="utf-8")) if settings_path.exists() else None
     settings = settings or {}
     # one local host serves every page: a short politeness delay keeps the demo quick
-    settings.setdefault("fetch", {})["per_host_delay"] = 0.02
+    settings.setdefault("fetch", {})["per_host_delay"] = per_host_delay
     settings["store"] = None
     (target / "newsmon.yaml").write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
     return target

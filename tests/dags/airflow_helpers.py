@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,22 +28,11 @@ def coverage_routes(base: str) -> dict:
 
 def write_config_dir(target: Path, base: str, alerts_jsonl: Path) -> Path:
     """The project's topics and alert rules, feeds pointing at the local server, output under tmp."""
-    import yaml
+    from pipelines.demo import write_demo_config
 
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "config" / "topics.yaml", target / "topics.yaml")
-    alerts = yaml.safe_load((REPO / "config" / "alerts.yaml").read_text(encoding="utf-8"))
-    for channel in alerts.get("channels", []):
-        if channel.get("type") == "jsonl":
-            channel["path"] = str(alerts_jsonl)  # never the repo's var/
-    (target / "alerts.yaml").write_text(yaml.safe_dump(alerts, sort_keys=False), encoding="utf-8")
-    feeds = (COVERAGE / "demo-feeds.yaml").read_text(encoding="utf-8").replace("{{BASE}}", base)
-    (target / "feeds.yaml").write_text(feeds, encoding="utf-8")
-    settings = yaml.safe_load((REPO / "config" / "newsmon.yaml").read_text(encoding="utf-8")) or {}
-    settings.setdefault("fetch", {})["per_host_delay"] = 0.01  # one local host serves everything
-    settings["store"] = None
-    (target / "newsmon.yaml").write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
-    return target
+    # alerts never in the repo's var/; one local host serves everything, so politeness stays short
+    return write_demo_config(REPO / "config", target, base, COVERAGE / "demo-feeds.yaml",
+                             alerts_jsonl=alerts_jsonl, per_host_delay=0.01)
 
 
 def load_dag(dag_id: str):
