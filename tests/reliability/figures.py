@@ -252,8 +252,12 @@ def fuzz(work: Path) -> None:
           f"{', '.join(f'{k} {v}' for k, v in sorted(result.kinds.items()))}.\n")
     print(f"- feeds polled: {result.mutants}; parsed (with or without problems): {result.feeds_ok}; "
           f"failed with one line: {result.feeds_failed}, of which the parser itself raised: {result.parse_failures}")
+    from pipelines.feeds import PARSE_DROP_REASONS
+
+    # entries the feed parser could not read never reached the inbox: not "processed"
+    processed_drops = sum(n for reason, n in result.dropped.items() if reason not in PARSE_DROP_REASONS)
     print(f"- items queued: {result.items_new}; processed this cycle (bounded by batch_size 2 x 64): "
-          f"{result.stored + sum(result.dropped.values())} (stored {result.stored}, dropped "
+          f"{result.stored + processed_drops} (stored {result.stored}, dropped "
           f"{dict(result.dropped) or 0}); waiting in the inbox: {result.waiting}; unaccounted: 0")
     print(f"- exceptions escaping the cycle: 0; processing errors: 0; lookups stopped by the no-egress guard: "
           f"{result.blocked_lookups}")
