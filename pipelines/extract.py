@@ -140,7 +140,7 @@ def _extract_from_html(html: bytes | str, url: str, min_chars: int, charset: str
         _, text, _ = trafilatura.baseline(tree)
         return _page(url, (text or "").strip(), metadata, tree)
     # bare_extraction copies a tree it is given, so the passes share one parse; the balanced pass
-    # skips readability where it can't change the text (pipelines.trafilatura_shortcuts)
+    # consults readability only on short, structurally poor or unclean text (trafilatura_shortcuts)
     main = trafilatura.bare_extraction(tree, options=shortcuts.extractor(url=url, fast=huge, **base))
     if main is None:
         return None

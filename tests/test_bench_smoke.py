@@ -40,6 +40,10 @@ def test_throughput_measure_and_profile(pages, tmp_path):
     for key in ("bare_pages_per_s", "one_pages_per_s", "many_pages_per_s", "ratio", "speedup"):
         assert _number(result[key]) and result[key] > 0, key
     assert result["stored"] == len(pages)  # every page stored, none lost between processes
+    both = result["per_round"][0]["both"]  # the ratio's side: bare and newsmon page by page, one process
+    assert both["stored"] == both["extracted"] == len(pages)
+    assert both["bare_cpu"] > 0 and both["newsmon_cpu"] > 0
+    assert result["ratio"] == both["bare_cpu"] / both["newsmon_cpu"]
     assert [row.met for row in throughput.rows(result)].count(None) == 3
     profiled = throughput.profile(pages, work=tmp_path)
     assert set(throughput.STAGES) <= set(profiled["stage_shares"])
