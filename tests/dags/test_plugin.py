@@ -65,6 +65,14 @@ def proxied_connection(es_target, es_proxy) -> tuple[str, int, str]:
     return host, int(port), es_target.options.get("prefix", "newsmon")
 
 
+def set_json_connection(monkeypatch, es_target, es_proxy, login: str, password: str) -> None:
+    """elasticsearch_default in its JSON form, pointing at the logging proxy in front of the stand-in."""
+    host, port, prefix = proxied_connection(es_target, es_proxy)
+    monkeypatch.setenv(CONN_ENV, json.dumps({
+        "conn_type": "elasticsearch", "host": host, "port": port, "schema": "http", "login": login,
+        "password": password, "extra": {"ilm": False, "prefix": prefix}}))
+
+
 def auth_headers(es_proxy) -> set[str]:
     return {r.headers.get("authorization") for r in es_proxy.log}
 
@@ -83,10 +91,7 @@ def stored_through_pipeline_context() -> str:
 
 def test_pipeline_context_stores_into_the_connection_json_form(pipeline_env, es_target, es_proxy, monkeypatch):
     """No store setting, a JSON connection: the articles land in that cluster, with its login and password."""
-    host, port, prefix = proxied_connection(es_target, es_proxy)
-    monkeypatch.setenv(CONN_ENV, json.dumps({
-        "conn_type": "elasticsearch", "host": host, "port": port, "schema": "http", "login": "newsmon_writer",
-        "password": "pä55:word", "extra": {"ilm": False, "prefix": prefix}}))
+    set_json_connection(monkeypatch, es_target, es_proxy, "newsmon_writer", "pä55:word")
     article_id = stored_through_pipeline_context()
     with es_target.open() as direct:  # straight to the cluster, not through the proxy
         assert direct.get_article(article_id).title == "Ceasefire holds at the crossing"
@@ -189,10 +194,7 @@ def test_dashboard_opens_the_connection_store(pipeline_env, es_target, es_proxy,
 
     from pipelines.web import create_app
 
-    host, port, prefix = proxied_connection(es_target, es_proxy)
-    monkeypatch.setenv(CONN_ENV, json.dumps({
-        "conn_type": "elasticsearch", "host": host, "port": port, "schema": "http", "login": "desk_reader",
-        "password": "r34d-only", "extra": {"ilm": False, "prefix": prefix}}))
+    set_json_connection(monkeypatch, es_target, es_proxy, "desk_reader", "r34d-only")
     article_id = stored_through_pipeline_context()
     es_proxy.log.clear()
     app = create_app(None, str(pipeline_env), store_opener=dashboard_store)
