@@ -89,13 +89,11 @@ def _worker(kind: str, pages: list[Page], store_url: str, config_dir: str, ready
         if kind == "interleaved":
             _interleaved(pages, store_url, config_dir, ready, go, out)
             return
-        from pipelines.cycle import open_context, process_items
+        from pipelines.cycle import process_items
         from pipelines.models import CycleReport
         from pipelines.store.sqlite import inbox_key
 
-        ctx = open_context(config_dir, store_url)
-        ctx.fetcher = MemoryFetcher({page.url: page.html for page in pages})
-        _warm_up(ctx, pages[0])  # outside the store
+        ctx = _ready_context(pages, store_url, config_dir)
         keys = [inbox_key(FEED_ID, page.url) for page in pages]
         size = ctx.config.settings.batch_size
         report = CycleReport()
@@ -114,30 +112,33 @@ def _worker(kind: str, pages: list[Page], store_url: str, config_dir: str, ready
         raise
 
 
-def _warm_up(ctx: Any, page: Page) -> None:
-    """newsmon's lazy imports and caches, as trafilatura's are warmed by one extract() call."""
+def _ready_context(pages: list[Page], store_url: str, config_dir: str) -> Any:
+    """A cycle context over this store with the pages served from memory, warmed up outside the
+    store: newsmon's lazy imports and caches, as trafilatura's are warmed by one extract() call."""
+    from pipelines.cycle import open_context
     from pipelines.extract import extract_page
     from pipelines.identity import story_keys, warm_caches
 
-    warm = extract_page(page.html, page.url)
+    ctx = open_context(config_dir, store_url)
+    ctx.fetcher = MemoryFetcher({page.url: page.html for page in pages})
+    warm = extract_page(pages[0].html, pages[0].url)
     if warm is not None:
         ctx.tagger.tag(warm.title or "", warm.text)
         story_keys(warm.title or "", warm.text)
     warm_caches()
+    return ctx
 
 
 def _interleaved(pages: list[Page], store_url: str, config_dir: str, ready: Any, go: Any, out: Any) -> None:
     """Bare trafilatura.extract and newsmon's processing, slice by slice on the same pages, CPU time apart."""
     import trafilatura
 
-    from pipelines.cycle import open_context, process_items
+    from pipelines.cycle import process_items
     from pipelines.models import CycleReport
     from pipelines.store.sqlite import inbox_key
 
-    ctx = open_context(config_dir, store_url)
-    ctx.fetcher = MemoryFetcher({page.url: page.html for page in pages})
-    trafilatura.extract(pages[0].html, url=pages[0].url)  # warm-up of both sides: lazy imports and caches
-    _warm_up(ctx, pages[0])
+    ctx = _ready_context(pages, store_url, config_dir)
+    trafilatura.extract(pages[0].html, url=pages[0].url)  # the bare side's warm-up
     size = INTERLEAVE_PAGES
     report = CycleReport()
     bare_cpu = newsmon_cpu = 0.0
@@ -258,7 +259,7 @@ STAGES = {
 
 def profile(pages: list[Page], top: int = 12, work: Path | None = None) -> dict[str, Any]:
     """cProfile of one-process processing: stage shares and the functions with the most own time."""
-    from pipelines.cycle import open_context, process_items
+    from pipelines.cycle import process_items
     from pipelines.models import CycleReport
     from pipelines.store.sqlite import inbox_key
 
@@ -267,9 +268,7 @@ def profile(pages: list[Page], top: int = 12, work: Path | None = None) -> dict[
         config_dir = str(bench_config(tmp_path))
         url = f"sqlite:///{tmp_path / 'prof.db'}"
         spool(url, pages)
-        ctx = open_context(config_dir, url)
-        ctx.fetcher = MemoryFetcher({page.url: page.html for page in pages})
-        _warm_up(ctx, pages[0])
+        ctx = _ready_context(pages, url, config_dir)
         keys = [inbox_key(FEED_ID, page.url) for page in pages]
         size = ctx.config.settings.batch_size
         profiler = cProfile.Profile()

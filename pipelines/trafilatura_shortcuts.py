@@ -100,7 +100,7 @@ def install() -> bool:
         if options.fast or options.focus != "balanced" or not getattr(options, "skip_futile_fallback", False):
             return original(cleaned_tree, cleaned_tree_backup, tree, options)
         postbody, text = core.extract_content(cleaned_tree, options)
-        if comparison_is_futile(postbody, text, tree, options):
+        if comparison_is_futile(postbody, text, options):
             return postbody, text
         return core.compare_extraction(cleaned_tree_backup, copy(tree), postbody, text, options)
 
@@ -110,7 +110,7 @@ def install() -> bool:
     return True
 
 
-def comparison_is_futile(body: Any, text: str, raw_tree: Any, options: Any) -> bool:
+def comparison_is_futile(body: Any, text: str, options: Any) -> bool:
     """True when only readability's length rule could change trafilatura's balanced result: the
     text is long enough, has paragraph text, no more tables than paragraphs and no "unclean" element."""
     from trafilatura.external import SANITIZED_XPATH
