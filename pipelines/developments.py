@@ -31,6 +31,7 @@ _PATTERN_KEYS = {"re", "negation_ok", "bare_participle", "future_ok"}
 # A determiner and up to two modifiers right before a match: "the (temporary) truce agreed ..." is a noun phrase.
 _DETERMINER_TAIL = re.compile(r"\b(?:the|this|that|these|those|its|their|a|an)\s+(?:[\w']+\s+){0,2}$")
 _MACRO_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _CLAUSE_DELIMS = re.compile(r"[,;:()\"\[\]\u060c\u061b]")  # Latin and Arabic-script commas, semicolons
 _RELATIVE = re.compile(r"\b(?:which|that|who|whose|agreed|reached|signed|brokered|announced|declared|mediated|"
                        r"struck|sealed|extended|hosted|held|since|after|following|amid|before|until|despite)\b")
@@ -136,13 +137,14 @@ def compile_developments(raw: Any, path: str, topic_ids: list[str]) -> Developme
                     flags[flag] = value
                 pat = pat["re"]
             compiled = _compile(pat, path, type_id, where, macros)
-            parts.append(f"(?P<p{j}>(?:{compiled.pattern}))")
+            scope = "(?i:" if compiled.flags & re.IGNORECASE else "(?:"
+            parts.append(f"(?P<p{j}>{scope}{compiled.pattern}))")
             negation_ok.append(flags["negation_ok"])
             bare.append(flags["bare_participle"])
             future.append(flags["future_ok"])
         # Every pattern starts a word: one look-behind ahead of the alternation, so mid-word positions
         # fail at once instead of once per pattern.
-        regex = re.compile("(?<!\\w)(?:" + "|".join(parts) + ")", re.IGNORECASE)
+        regex = re.compile("(?<!\\w)(?:" + "|".join(parts) + ")")
         requires_idx = frozenset(topic_ids.index(r) for r in requires)
         rules.types.append(DevelopmentType(type_id, frozenset(requires), requires_idx, future_ok, regex,
                                            tuple(negation_ok), tuple(bare), tuple(future)))
@@ -174,6 +176,20 @@ def _compile_macros(raw: Any, path: str) -> dict[str, str]:
     return macros
 
 
+def case_flags(pattern: str) -> re.RegexFlag:
+    """IGNORECASE only for a pattern that spells an upper-case letter, or may (\\x41, \\N{...}).
+
+    Patterns run over folded text, which is all lower case, so a lower-case pattern matches the same
+    without the flag (textnorm folds the one exception, dotless i, to i) -- and the flag costs: it
+    stops the regex engine skipping ahead, which made development detection 40% slower.
+    """
+    escapes = _ESCAPE.findall(pattern)
+    if any(ch in "xuUN0123456789" for ch in escapes):
+        return re.IGNORECASE
+    bare = _ESCAPE.sub("", pattern)
+    return re.IGNORECASE if bare != bare.lower() else re.RegexFlag(0)
+
+
 def _compile(pattern: Any, path: str, entry: str, where: str, macros: dict[str, str]) -> re.Pattern[str]:
     if not isinstance(pattern, str) or not pattern:
         raise ConfigError(path, entry, where, f"expected a regex string, got {pattern!r}")
@@ -185,7 +201,7 @@ def _compile(pattern: Any, path: str, entry: str, where: str, macros: dict[str, 
 
     expanded = _MACRO_RE.sub(expand, fold_pattern(pattern))
     try:
-        compiled = re.compile(expanded, re.IGNORECASE)
+        compiled = re.compile(expanded, case_flags(expanded))
     except re.error as err:
         raise ConfigError(path, entry, where, f"bad regex: {err}") from err
     if compiled.groupindex:

@@ -33,6 +33,7 @@ _LETTER_VARIANTS = {
     "\u06d5": "\u0647",  # ae -> heh
     "\u0629": "\u0647",  # teh marbuta -> heh
     "\u06c3": "\u0647",  # teh marbuta goal -> heh
+    "\u0131": "i",  # Turkish dotless i: the one lower-case letter that re.IGNORECASE equates with another
     "\u2019": "'", "\u2018": "'", "\u201b": "'", "\u02bc": "'", "\u2032": "'",
     "\u201c": '"', "\u201d": '"', "\u201e": '"',
 }
@@ -160,7 +161,7 @@ def _fold_mostly_ascii(text: str) -> str | None:
     others = data.translate(None, _ASCII_BYTES).decode("utf-8", "surrogatepass")
     if others.lower() != others or _IRREGULAR_RE.search(others):
         return None
-    replaced = _ONE_TO_ONE.keys() & set(others)
+    replaced = set(_ONE_RE.findall(others))  # the regex skips the other characters at C speed
     if replaced & _CHAINED:
         return None
     one = data.translate(_ASCII_FOLD).decode("utf-8", "surrogatepass")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -275,3 +276,39 @@ def test_background_genre_titles_announce_nothing(taxonomy, title):
     text = "A ceasefire between Pakistan and Afghanistan was agreed in Doha on Sunday. " + LEAD
     assert detect_development(title, text, taxonomy) is None
     assert detect_development("Border update", text, taxonomy) is not None  # the same text as news
+
+
+# --- case: patterns run over folded (lower-case) text ----------------------------------------------
+
+
+def test_ignorecase_only_where_a_pattern_spells_a_capital():
+    from pipelines.developments import case_flags
+
+    assert case_flags(r"\bcease\S+ \d+ \W\B") == 0  # upper-case escapes spell no letter
+    assert case_flags("talks in Doha") == re.IGNORECASE
+    assert case_flags(r"\x41|\N{LATIN SMALL LETTER A}|\1") == re.IGNORECASE  # may spell one; kept to be safe
+
+
+def _talks_taxonomy():
+    from pipelines.tag import load_taxonomy
+
+    return load_taxonomy({
+        "theatre": {"name": "t", "strong": ["Kabul"], "weak": ["Pakistan"]},
+        "topics": [{"id": "talks", "name": "talks", "description": "d", "terms": ["talks"]}],
+        "developments": {"types": [
+            {"id": "talks-opened", "requires": ["talks"], "patterns": ["talks (?:opened|began) in Doha"]},
+            {"id": "talks-stalled", "requires": ["talks"], "patterns": ["talks stalled in istanbul"]}]},
+    }, "mini.yaml")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Kabul and Pakistan: talks opened in DOHA on Monday.", "talks-opened"),  # a capital in the pattern
+    ("Kabul and Pakistan: TALKS STALLED IN ISTANBUL on Monday.", "talks-stalled"),  # none in the pattern
+    ("Kabul and Pakistan: talks stalled in \u0131stanbul on Monday.", "talks-stalled"),  # dotless i
+    ("Kabul and Pakistan: talks stalled in Ankara on Monday.", None),
+])
+def test_patterns_match_whatever_the_case(text, expected):
+    tx = _talks_taxonomy()
+    result = Tagger(tx).tag("", text)
+    assert result.relevant
+    assert (result.development.type if result.development else None) == expected

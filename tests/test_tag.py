@@ -393,3 +393,28 @@ def test_split_sentences():
     ]
     assert split_sentences(text, limit=2) == split_sentences(text)[:2]
     assert split_sentences("جنگ بندی ہو گئی۔ مذاکرات جاری ہیں۔") == [(0, 16), (17, 34)]
+
+
+def test_lone_surrogate_and_astral_characters_keep_offsets(tagger):
+    """The compiled automaton reads UTF-8; a lone surrogate must neither crash it nor shift offsets."""
+    title = "Kabul \U0001f600 truce holds"
+    text = "\ud800 Pakistan and Afghanistan agreed a ceasefire in Doha \U0001f600 after talks in Kabul."
+    result = tagger.tag(title, text)
+    assert result.relevant and result.topics
+    _check_offsets(result, title, text)
+
+    def spans(r):
+        return ([(h.id, h.score, [(e["start"], e["end"]) for e in h.evidence]) for h in r.topics],
+                (r.development.type, r.development.start, r.development.end))
+
+    assert spans(result) == spans(tagger.tag(title, text.replace("\ud800", "x")))
+
+
+def test_tagger_pickles(tagger):
+    """Worker processes get taxonomies by pickling; the compiled automaton is rebuilt, not copied."""
+    import pickle
+
+    title, text = "Talks collapse", "Talks between Pakistan and Afghanistan collapsed in Istanbul on Friday."
+    copy = pickle.loads(pickle.dumps(tagger))
+    assert len(copy.taxonomy.automaton) == len(tagger.taxonomy.automaton) > 100
+    assert copy.tag(title, text).to_dict() == tagger.tag(title, text).to_dict()
