@@ -504,7 +504,8 @@ class Analysis:
     text: str
     ftitle: Folded
     ftext: Folded
-    scans: tuple[tuple[list, list], tuple[list, list]]  # _scan of the title and of the text
+    scans: tuple[list, list]  # _scan of the title and of the text
+    firsts: tuple[dict[int, tuple], dict[int, tuple]]  # entity / place -> its first mention (see _scan)
     sentences: list[tuple[int, int]]
     strong: dict[int, int]  # unit -> count
     weak: dict[int, int]
@@ -522,10 +523,12 @@ class Analysis:
 
     @property
     def mentions(self) -> list[Mention]:
-        """Every mention left once overlaps are resolved (for inspection; tagging reads the digests)."""
+        """Theatre and topic mentions left once overlaps are resolved, and the first mention of each
+        entity and place (for inspection; tagging reads the digests)."""
+        resolved = [m for field_code, raw in enumerate(self.scans) for m in _resolve(raw, field_code)]
+        resolved += [m for first in self.firsts for m in first.values()]
         return [Mention(p[2], p[3], p[4], "title" if field_code == TITLE else "text", start, stop, p[5])
-                for scan_field, lists in enumerate(self.scans) for raw in lists
-                for field_code, start, stop, p in _resolve(raw, scan_field)]
+                for field_code, start, stop, p in resolved]
 
     def unit_span(self, unit: int) -> tuple[str, int, int]:
         if unit < 0:
@@ -559,15 +562,18 @@ class Analysis:
         return bool(weak and self.strongly_anchored and not near_foreign)
 
 
-def _scan(folded: Folded, automaton: Automaton) -> tuple[list[tuple[int, int, tuple]], list[tuple[int, int, tuple]]]:
-    """Whole-word mentions as (fstart, -fend, payload) in the order the automaton meets them.
+def _scan(folded: Folded, automaton: Automaton, field_code: int,
+          firsts: tuple[dict[int, tuple], dict[int, tuple]]) -> list[tuple[int, int, tuple]]:
+    """Whole-word mentions of theatre anchors and topics as (fstart, -fend, payload), in the order the
+    automaton meets them (by end).
 
-    Two lists: theatre anchors and topics, then entities and places.
+    Only the first mention of an entity or place counts, so those go straight into `firsts` (entities,
+    places): ref -> (field code, fstart, fend, payload) of its leftmost mention, refs in the order the
+    scan first met them.
     """
     text = folded.text
     n = len(text)
     located: list[tuple[int, int, tuple]] = []
-    named: list[tuple[int, int, tuple]] = []
     values = automaton.values
     for key, start, stop in automaton.matches(text):
         if start:
@@ -581,13 +587,17 @@ def _scan(folded: Folded, automaton: Automaton) -> tuple[list[tuple[int, int, tu
         else:
             right_ok = True
         if plain:
-            if right_ok:
-                for payload in located_payloads:
-                    located.append((start, -stop, payload))
-                for payload in named_payloads:
-                    named.append((start, -stop, payload))
+            if not right_ok:
+                continue
+            for payload in located_payloads:
+                located.append((start, -stop, payload))
+            for payload in named_payloads:
+                first = firsts[payload[2] == PLACE]
+                old = first.get(payload[3])
+                if old is None or (old[0] == field_code and start < old[1]):
+                    first[payload[3]] = (field_code, start, stop, payload)
             continue
-        for payloads, out in ((located_payloads, located), (named_payloads, named)):
+        for payloads, is_named in ((located_payloads, False), (named_payloads, True)):
             for payload, exact, prefix in payloads:
                 if not right_ok and not prefix:
                     continue
@@ -595,8 +605,14 @@ def _scan(folded: Folded, automaton: Automaton) -> tuple[list[tuple[int, int, tu
                     ostart, oend = (start, stop) if folded.is_identity() else folded.span_to_original(start, stop)
                     if folded.original[ostart:oend] != exact:
                         continue
-                out.append((start, -stop, payload))
-    return located, named
+                if not is_named:
+                    located.append((start, -stop, payload))
+                    continue
+                first = firsts[payload[2] == PLACE]
+                old = first.get(payload[3])
+                if old is None or (old[0] == field_code and start < old[1]):
+                    first[payload[3]] = (field_code, start, stop, payload)
+    return located
 
 
 def _resolve(raw: list[tuple[int, int, tuple]], field_code: int) -> list[tuple[int, int, int, tuple]]:
@@ -616,44 +632,34 @@ def _resolve(raw: list[tuple[int, int, tuple]], field_code: int) -> list[tuple[i
     return kept
 
 
-def _first_order(firsts: dict[int, tuple[int, int]], raws: tuple[list, ...], kind: int) -> list[int]:
-    """Refs by first mention (`firsts` was filled in reading order); a tie keeps the order of the scan."""
-    if len(set(firsts.values())) == len(firsts):
-        return list(firsts)
-    met: dict[int, int] = {}
-    for raw in raws:
-        for _start, _negstop, payload in raw:
-            if payload[2] == kind and payload[3] not in met:
-                met[payload[3]] = len(met)
-    return sorted(firsts, key=lambda ref: (firsts[ref], met[ref]))
-
-
 def analyse(title: str, text: str, taxonomy: Taxonomy) -> Analysis:
     """Scan title and text once and work out anchoring; the expensive part of tagging."""
     title = title or ""
     text = text or ""
     ftitle, ftext = fold(title), fold(text)
-    scans = (_scan(ftitle, taxonomy.automaton), _scan(ftext, taxonomy.automaton))
+    firsts: tuple[dict[int, tuple], dict[int, tuple]] = ({}, {})  # entities, places
+    automaton = taxonomy.automaton
+    scans = (_scan(ftitle, automaton, TITLE, firsts), _scan(ftext, automaton, TEXT, firsts))
 
     th = taxonomy.theatre
     topic_anchor = taxonomy.topic_anchor
     located: list[tuple[int, int, int, tuple]] = []  # (field code, fstart, fend, payload)
-    firsts: tuple[dict[int, tuple[int, int]], dict[int, tuple[int, int]]] = ({}, {})  # entities, places
     total = [0.0, 0.0, 0.0]
     near_mentions = False
-    for field_code, (raw_located, raw_named) in enumerate(scans):
-        resolved = _resolve(raw_located, field_code)
-        located += resolved
-        for _field, _start, _stop, payload in resolved:
+    for field_code, raw in enumerate(scans):
+        # _resolve, inlined: it and the theatre totals are one pass over every mention.
+        weight = th.title_weight if field_code == TITLE else 1
+        group_end: dict[int, int] = {}
+        for start, negstop, payload in sorted(raw):
+            group = payload[0]
+            if start < group_end.get(group, 0):
+                continue
+            group_end[group] = -negstop
+            located.append((field_code, start, -negstop, payload))
             if payload[2] == ANCHOR:
-                total[payload[3]] += th.title_weight if field_code == TITLE else 1
+                total[payload[3]] += weight
             elif not near_mentions and topic_anchor[payload[3]] == "near":
                 near_mentions = True
-        # Only the first mention of an entity or place counts, and the leftmost one always survives.
-        for start, _negstop, payload in sorted(raw_named):
-            first = firsts[payload[2] == PLACE]
-            if payload[3] not in first:
-                first[payload[3]] = (field_code, start)
     s, w, f = total
     anchored = (s >= th.min_strong or (s >= th.min_strong_with_weak and w >= 1) or w >= th.min_weak) \
         and (s + w / 2) >= th.foreign_ratio * f
@@ -704,10 +710,12 @@ def analyse(title: str, text: str, taxonomy: Taxonomy) -> Analysis:
                 unit_topics[unit] = {ref}
             else:
                 topics.add(ref)
-    named = tuple(raw_named for _raw_located, raw_named in scans)
-    return Analysis(title, text, ftitle, ftext, scans, sentences, strong, weak, foreign, anchored,
-                    strongly, bool(s or w), int(f), th.window, unit_topics, topic_mentions,
-                    _first_order(firsts[0], named, ENTITY), _first_order(firsts[1], named, PLACE))
+    # By first mention; a tie keeps the order the scan met them in (sorted() is stable).
+    entity_order = sorted(firsts[0], key=lambda ref: firsts[0][ref][:2])
+    place_order = sorted(firsts[1], key=lambda ref: firsts[1][ref][:2])
+    return Analysis(title, text, ftitle, ftext, scans, firsts, sentences, strong, weak, foreign, anchored,
+                    strongly, bool(s or w), int(f), th.window, unit_topics, topic_mentions, entity_order,
+                    place_order)
 
 
 # --- tagger --------------------------------------------------------------------------------------

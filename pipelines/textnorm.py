@@ -44,6 +44,8 @@ def _fold_char(ch: str) -> str:
         return " "
     if ch in _DROP:
         return ""
+    if "\uac00" <= ch <= "\ud7a3":
+        return ch  # a Hangul syllable has no accent to strip; its jamo would only slow Korean text down
     decomposed = unicodedata.normalize("NFKD", ch)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
     return "".join(_LETTER_VARIANTS.get(c, c) for c in stripped)

@@ -418,3 +418,10 @@ def test_tagger_pickles(tagger):
     copy = pickle.loads(pickle.dumps(tagger))
     assert len(copy.taxonomy.automaton) == len(tagger.taxonomy.automaton) > 100
     assert copy.tag(title, text).to_dict() == tagger.tag(title, text).to_dict()
+
+
+def test_hangul_syllables_fold_to_themselves():
+    """Korean pages took the per-character path (NFKD splits a syllable into jamo); a syllable has no accent."""
+    from pipelines.textnorm import _IRREGULAR_FOLDS
+
+    assert fold("서울 Kabul").text == "서울 kabul" and "서" not in _IRREGULAR_FOLDS
