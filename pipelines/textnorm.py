@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import re
 import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 # Characters that separate words the same way a space does.
@@ -136,8 +137,8 @@ def fold(text: str) -> Folded:
     if text.isascii():  # every step keeps the length, as below
         one = text.encode("ascii").translate(_ASCII_FOLD).decode("ascii")
         fold_pos, orig_pos = [0], [0]
-    elif (one := _fold_mostly_ascii(text)) is not None:
-        fold_pos, orig_pos = [0], [0]
+    elif (mostly := _fold_mostly_ascii(text)) is not None:
+        one, fold_pos, orig_pos = mostly
     elif not _IRREGULAR_RE.search(text):
         # Every step keeps the length, so offsets hold until spaces are collapsed below.
         one = text.lower()
@@ -153,15 +154,16 @@ def fold(text: str) -> Folded:
     return _collapse_spaces(one, text, fold_pos, orig_pos)
 
 
-def _fold_mostly_ascii(text: str) -> str | None:
-    """Fold text whose non-ASCII characters are regular and unchanged by lower(); else None.
+def _fold_mostly_ascii(text: str) -> tuple[str, list[int], list[int]] | None:
+    """Fold text whose non-ASCII characters are unchanged by lower(); else None.
 
     News text is mostly ASCII: the regexes then run over the few other characters only, and the
     rest is one translate of the UTF-8 bytes plus one str.replace per distinct one-to-one character.
+    Irregular characters (an ellipsis, a diacritic to drop) are found with str.find.
     """
     data = text.encode("utf-8", "surrogatepass")
     others = data.translate(None, _ASCII_BYTES).decode("utf-8", "surrogatepass")
-    if others.lower() != others or _IRREGULAR_RE.search(others):
+    if others.lower() != others:
         return None
     replaced = set(_ONE_RE.findall(others))  # the regex skips the other characters at C speed
     if replaced & _CHAINED:
@@ -169,7 +171,17 @@ def _fold_mostly_ascii(text: str) -> str | None:
     one = data.translate(_ASCII_FOLD).decode("utf-8", "surrogatepass")
     for ch in replaced:
         one = one.replace(ch, _ONE_TO_ONE[ch])
-    return one
+    irregular = set(_IRREGULAR_RE.findall(others))
+    if not irregular:
+        return one, [0], [0]
+    positions = []
+    for ch in irregular:
+        i = text.find(ch)
+        while i >= 0:
+            positions.append(i)
+            i = text.find(ch, i + 1)
+    positions.sort()
+    return _expand_irregular(text, lambda a, b: one[a:b], [(i, i + 1) for i in positions])
 
 
 def _one_to_one(m: re.Match[str]) -> str:
@@ -178,16 +190,24 @@ def _one_to_one(m: re.Match[str]) -> str:
 
 def _fold_irregular(text: str) -> tuple[str, list[int], list[int]]:
     """Fold text holding characters whose fold is not one character; regular runs stay fast."""
+    return _expand_irregular(text, lambda a, b: _ONE_RE.sub(_one_to_one, text[a:b].lower()),
+                             [m.span() for m in _IRREGULAR_RUN_RE.finditer(text)])
+
+
+def _expand_irregular(text: str, regular: Callable[[int, int], str],
+                      spans: list[tuple[int, int]]) -> tuple[str, list[int], list[int]]:
+    """Fold `text`, given the fold of its regular characters text[a:b] (`regular(a, b)`) and the
+    spans of its irregular ones, in order; returns the folded text and its breakpoints."""
     pieces: list[str] = []
     fold_pos, orig_pos = [0], [0]
     flen = 0
     last = 0
-    for m in _IRREGULAR_RUN_RE.finditer(text):
-        chunk = _ONE_RE.sub(_one_to_one, text[last:m.start()].lower())
+    for start, end in spans:
+        chunk = regular(last, start)
         pieces.append(chunk)
         flen += len(chunk)
-        for opos, ch in enumerate(m.group(), m.start()):
-            replacement = _IRREGULAR_FOLDS[ch]
+        for opos in range(start, end):
+            replacement = _IRREGULAR_FOLDS[text[opos]]
             for k in range(1, len(replacement)):  # every char of an expansion maps back to the one original char
                 fold_pos.append(flen + k)
                 orig_pos.append(opos)
@@ -198,8 +218,8 @@ def _fold_irregular(text: str) -> tuple[str, list[int], list[int]]:
             else:
                 fold_pos.append(flen)
                 orig_pos.append(opos + 1)
-        last = m.end()
-    pieces.append(_ONE_RE.sub(_one_to_one, text[last:].lower()))
+        last = end
+    pieces.append(regular(last, len(text)))
     return "".join(pieces), fold_pos, orig_pos
 
 
@@ -283,7 +303,11 @@ _CLOSERS = "\"'\u201d\u2019)]"
 # A newline, or a run of end punctuation and closing quotes/brackets followed by whitespace or the end;
 # then the whitespace after it (group 1).  It starts with a character class, so searching for it skips
 # ahead at C speed.
-_END_RE = re.compile(f"[\\n{re.escape(_PUNCT)}](?:(?<=\\n)|[{re.escape(_PUNCT)}]*[{re.escape(_CLOSERS)}]*(?=\\s|\\Z))(\\s*)")
+_END_TAIL = f"(?:(?<=\\n)|[{re.escape(_PUNCT)}]*[{re.escape(_CLOSERS)}]*(?=\\s|\\Z))(\\s*)"
+_END_RE = re.compile(f"[\\n{re.escape(_PUNCT)}]{_END_TAIL}")
+# The same pattern once per end character: a pattern that starts with one literal character is
+# searched for at C speed, one that starts with a character class is tried character by character.
+_END_BY_CHAR = {ch: re.compile(re.escape(ch) + _END_TAIL) for ch in "\n" + _PUNCT}
 _SPACES_RE = re.compile(r"\s*")
 _TITLES = frozenset("mr mrs ms dr gen lt col maj capt sgt st prof gov sen rep brig no nos vs mt ft".split())
 _MONTHS = frozenset("jan feb mar apr jun jul aug sep sept oct nov dec".split())
@@ -299,7 +323,7 @@ def split_sentences(text: str, limit: int | None = None) -> list[tuple[int, int]
     """
     spans: list[tuple[int, int]] = []
     start = _SPACES_RE.match(text).end()
-    for m in _END_RE.finditer(text, start):
+    for m in _sentence_ends(text, start):
         i = m.start()
         if text[i] == "." and "\n" not in m.group(1) and not _ends_sentence(text, i, m.end()):
             continue
@@ -317,6 +341,27 @@ def split_sentences(text: str, limit: int | None = None) -> list[tuple[int, int]
     if e > start:
         spans.append((start, e))
     return spans
+
+
+def _sentence_ends(text: str, pos: int) -> Iterable[re.Match[str]]:
+    """What _END_RE.finditer(text, pos) finds, searched for one end character at a time.
+
+    A match of one character's pattern that starts inside another's match ends where that one ends
+    (the rest of both is the same run of end punctuation, closers and spaces), so dropping such
+    matches leaves exactly the matches of the one pattern.
+    """
+    patterns = [rx for ch, rx in _END_BY_CHAR.items() if ch in text]
+    if len(patterns) == 1:
+        return patterns[0].finditer(text, pos)
+    found = [m for rx in patterns for m in rx.finditer(text, pos)]
+    found.sort(key=re.Match.start)
+    ends = []
+    last = pos
+    for m in found:
+        if m.start() >= last:
+            ends.append(m)
+            last = m.end()
+    return ends
 
 
 def _ends_sentence(text: str, dot: int, after: int) -> bool:

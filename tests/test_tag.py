@@ -425,3 +425,17 @@ def test_hangul_syllables_fold_to_themselves():
     from pipelines.textnorm import _IRREGULAR_FOLDS
 
     assert fold("서울 Kabul").text == "서울 kabul" and "서" not in _IRREGULAR_FOLDS
+
+
+SENTENCE_CHARS = st.sampled_from(list("aB .!?\n\t\"')]") + ["\u201d", "\u2019", "\u06d4", "\u061f", "Mr.", "U.S.", " x"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(SENTENCE_CHARS, max_size=40).map("".join), st.integers(0, 3))
+@example("Done?! \u201cYes.\u201d\n\nNext", 0)
+@example("a.\n? b", 0)
+def test_sentence_ends_searched_per_character_match_the_one_pattern(text, pos):
+    from pipelines.textnorm import _END_RE, _sentence_ends
+
+    expected = [(m.start(), m.end(), m.start(1)) for m in _END_RE.finditer(text, pos)]
+    assert [(m.start(), m.end(), m.start(1)) for m in _sentence_ends(text, pos)] == expected
