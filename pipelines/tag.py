@@ -13,7 +13,6 @@ AND at least one *primary* topic is hit.  alert_worthy: relevant AND a developme
 
 from __future__ import annotations
 
-import bisect
 import math
 import re
 from collections.abc import Iterable
@@ -407,10 +406,11 @@ TITLE, TEXT = 0, 1  # field codes: the title sorts before the text
 def _build_automaton(tx: Taxonomy) -> Automaton:
     """One automaton over every folded term; each key's value says how to check its mentions.
 
-    Value: (plain, located, named): payloads of theatre anchors and topics (they need the
+    Value: (single, plain, located, named): payloads of theatre anchors and topics (they need the
     sentence they are in), then of entities and places (only their first mention counts).  `plain`
     keys (no exact-case or prefix term) hold bare payloads, so the scan's common path only checks
     word boundaries; the others hold (payload, exact_text_or_None, prefix), in configured order.
+    `single` is the payload of a plain key with one located payload and no other: the commonest.
     """
     table: dict[str, dict[tuple, tuple]] = {}
 
@@ -444,7 +444,8 @@ def _build_automaton(tx: Taxonomy) -> Automaton:
         plain = all(exact is None and not prefix for part in checked for _payload, exact, prefix in part)
         if plain:
             checked = tuple([p for p, _exact, _prefix in part] for part in checked)
-        values.append((plain, tuple(checked[0]), tuple(checked[1])))
+        single = checked[0][0] if plain and len(checked[0]) == 1 and not checked[1] else None
+        values.append((single, plain, tuple(checked[0]), tuple(checked[1])))
     return Automaton(list(table), values)
 
 
@@ -462,7 +463,7 @@ class Automaton:
 
     def __init__(self, keys: list[str], values: list[tuple]):
         self.keys = keys
-        self.values = values  # per key: (plain, located payloads, named payloads)
+        self.values = values  # per key: (single, plain, located payloads, named payloads)
         self._automaton = ahocorasick_rs.AhoCorasick(keys, matchkind=ahocorasick_rs.MatchKind.Standard,
                                                      implementation=ahocorasick_rs.Implementation.DFA)
 
@@ -580,12 +581,16 @@ def _scan(folded: Folded, automaton: Automaton, field_code: int,
             before = text[start - 1]
             if before != " " and (before.isalnum() or before == "_"):
                 continue
-        plain, located_payloads, named_payloads = values[key]
+        single, plain, located_payloads, named_payloads = values[key]
         if stop < n:
             after = text[stop]
             right_ok = after == " " or not (after.isalnum() or after == "_")
         else:
             right_ok = True
+        if single is not None:
+            if right_ok:
+                located.append((start, -stop, single))
+            continue
         if plain:
             if not right_ok:
                 continue
@@ -643,24 +648,29 @@ def analyse(title: str, text: str, taxonomy: Taxonomy) -> Analysis:
 
     th = taxonomy.theatre
     topic_anchor = taxonomy.topic_anchor
-    located: list[tuple[int, int, int, tuple]] = []  # (field code, fstart, fend, payload)
-    total = [0.0, 0.0, 0.0]
+    # Overlaps resolve within a group (leftmost, then longest wins: sorting by (fstart, -fend) does
+    # both; equal spans keep configured order), as in _resolve; anchors are tallied in the same pass.
+    tallies = ([0, 0, 0], [0, 0, 0])  # resolved theatre anchors (strong, weak, foreign): title, text
+    text_anchors: list[tuple[int, int]] = []  # (fstart, anchor list) in reading order
+    located: list[tuple[int, int, int, tuple]] = []  # topic mentions: (field code, fstart, fend, payload)
     near_mentions = False
     for field_code, raw in enumerate(scans):
-        # _resolve, inlined: it and the theatre totals are one pass over every mention.
-        weight = th.title_weight if field_code == TITLE else 1
+        tally = tallies[field_code]
         group_end: dict[int, int] = {}
         for start, negstop, payload in sorted(raw):
             group = payload[0]
             if start < group_end.get(group, 0):
                 continue
             group_end[group] = -negstop
-            located.append((field_code, start, -negstop, payload))
             if payload[2] == ANCHOR:
-                total[payload[3]] += weight
-            elif not near_mentions and topic_anchor[payload[3]] == "near":
+                tally[payload[3]] += 1
+                if field_code == TEXT:
+                    text_anchors.append((start, payload[3]))
+                continue
+            located.append((field_code, start, -negstop, payload))
+            if not near_mentions and topic_anchor[payload[3]] == "near":
                 near_mentions = True
-    s, w, f = total
+    s, w, f = (float(in_title * th.title_weight + in_text) for in_title, in_text in zip(*tallies, strict=True))
     anchored = (s >= th.min_strong or (s >= th.min_strong_with_weak and w >= 1) or w >= th.min_weak) \
         and (s + w / 2) >= th.foreign_ratio * f
     strongly = anchored and s >= th.min_strong
@@ -679,35 +689,58 @@ def analyse(title: str, text: str, taxonomy: Taxonomy) -> Analysis:
     else:
         starts = [ftext.to_folded(start) for start, _ in sentences]
         last_end = ftext.to_folded(sentences[-1][1]) if sentences else 0
-    beyond = len(sentences)
-    lead = taxonomy.developments.lead_sentences  # development detection reads no further
-    bisect_right = bisect.bisect_right
+    beyond = len(sentences)  # the unit of text after the sentences we split (all, or the lead)
+    # A text mention's unit is its sentence: the last that starts at or before it (the first one if
+    # none does). Mentions come in reading order, so a pointer walks the sentence starts once.
+    next_starts = starts[1:] + [last_end + 1]
+
     strong: dict[int, int] = {}
     weak: dict[int, int] = {}
     foreign: dict[int, int] = {}
     counts = (strong, weak, foreign)
+    for which, count in enumerate(counts):
+        if tallies[TITLE][which]:
+            count[-1] = tallies[TITLE][which]
+    if not sentences:
+        for which, count in enumerate(counts):
+            if tallies[TEXT][which]:
+                count[beyond] = tallies[TEXT][which]
+    else:
+        unit, next_start = 0, next_starts[0]
+        for start, which in text_anchors:
+            if start >= last_end:
+                at = beyond
+            else:
+                while start >= next_start:
+                    unit += 1
+                    next_start = next_starts[unit]
+                at = unit
+            count = counts[which]
+            count[at] = count.get(at, 0) + 1
+
+    lead = taxonomy.developments.lead_sentences  # development detection reads no further
     unit_topics: dict[int, set[int]] = {}
     topic_mentions: dict[int, list[tuple[int, int, int, float, str, int]]] = {}
+    unit, next_start = 0, next_starts[0]
     for field_code, start, stop, payload in located:
         if field_code == TITLE:
-            unit = -1
+            at = -1
         elif start >= last_end:
-            unit = beyond  # after the sentences we split (all of them, or the lead)
+            at = beyond
         else:
-            unit = max(0, bisect_right(starts, start) - 1)
+            while start >= next_start:
+                unit += 1
+                next_start = next_starts[unit]
+            at = unit
         ref = payload[3]
-        if payload[2] == ANCHOR:
-            count = counts[ref]
-            count[unit] = count.get(unit, 0) + 1
-            continue
         mentions = topic_mentions.get(ref)
         if mentions is None:
             mentions = topic_mentions[ref] = []
-        mentions.append((field_code, start, stop, payload[4], payload[5], unit))
-        if unit < lead:
-            topics = unit_topics.get(unit)
+        mentions.append((field_code, start, stop, payload[4], payload[5], at))
+        if at < lead:
+            topics = unit_topics.get(at)
             if topics is None:
-                unit_topics[unit] = {ref}
+                unit_topics[at] = {ref}
             else:
                 topics.add(ref)
     # By first mention; a tie keeps the order the scan met them in (sorted() is stable).
@@ -736,6 +769,9 @@ class Tagger:
         hits: list[TopicHit] = []
         relevant_topic = False
         near_cache: dict[int, bool] = {}
+        max_repeats, title_boost, max_evidence = st.max_repeats, st.title_boost, st.max_evidence
+        fields = ((an.title, an.ftitle, an.ftitle.is_identity(), "title"),
+                  (an.text, an.ftext, an.ftext.is_identity(), "text"))  # by field code
         for idx in sorted(an.topic_mentions):
             topic = tx.topics[idx]
             ms = an.topic_mentions[idx]  # already in reading order
@@ -764,18 +800,17 @@ class Tagger:
             total = 0.0
             for field_code, _start, _stop, weight, key, _unit in kept:
                 seen = repeats[key] = repeats.get(key, 0) + 1
-                if seen > st.max_repeats:
+                if seen > max_repeats:
                     continue
-                total += weight * (st.title_boost if field_code == TITLE else 1.0)
+                total += weight * (title_boost if field_code == TITLE else 1.0)
             score = round(1.0 - math.exp(-total * topic.weight / st.saturation), 3)
             if score < (topic.min_score if topic.min_score is not None else st.min_score):
                 continue
             evidence = []
-            for field_code, fstart, fend, _weight, _key, _unit in kept[: st.max_evidence]:
-                source, folded = (an.title, an.ftitle) if field_code == TITLE else (an.text, an.ftext)
-                start, end = (fstart, fend) if folded.is_identity() else folded.span_to_original(fstart, fend)
-                evidence.append({"text": source[start:end], "start": start, "end": end,
-                                 "field": "title" if field_code == TITLE else "text"})
+            for field_code, fstart, fend, _weight, _key, _unit in kept[:max_evidence]:
+                source, folded, identity, field_name = fields[field_code]
+                start, end = (fstart, fend) if identity else folded.span_to_original(fstart, fend)
+                evidence.append({"text": source[start:end], "start": start, "end": end, "field": field_name})
             hits.append(TopicHit(id=topic.id, score=score, evidence=evidence))
             if topic.relevance == "primary":
                 relevant_topic = True
