@@ -44,7 +44,8 @@ class DevelopmentType:
     requires: frozenset[str]
     requires_idx: frozenset[int]  # the same topics as indices into Taxonomy.topics
     future_ok: bool
-    regex: re.Pattern[str]  # all patterns as one alternation of named groups p0, p1, ..., each starting a word
+    regex: re.Pattern[str]  # all patterns as one alternation, each starting a word
+    patterns: tuple[re.Pattern[str], ...]  # each on its own: which one matched (see _which)
     negation_ok: tuple[bool, ...]
     bare_participle: tuple[bool, ...]
     pattern_future_ok: tuple[bool, ...] = ()  # per pattern: "the truce will take effect at midnight" is news
@@ -138,15 +139,18 @@ def compile_developments(raw: Any, path: str, topic_ids: list[str]) -> Developme
                 pat = pat["re"]
             compiled = _compile(pat, path, type_id, where, macros)
             scope = "(?i:" if compiled.flags & re.IGNORECASE else "(?:"
-            parts.append(f"(?P<p{j}>{scope}{compiled.pattern}))")
+            parts.append(f"{scope}{compiled.pattern})")
             negation_ok.append(flags["negation_ok"])
             bare.append(flags["bare_participle"])
             future.append(flags["future_ok"])
         # Every pattern starts a word: one look-behind ahead of the alternation, so mid-word positions
         # fail at once instead of once per pattern.
+        # No group marks the patterns apart: a mark ahead of each alternative stops sre from skipping
+        # it on its first character, and _which tells them apart after the (rare) match instead.
         regex = re.compile("(?<!\\w)(?:" + "|".join(parts) + ")")
         requires_idx = frozenset(topic_ids.index(r) for r in requires)
         rules.types.append(DevelopmentType(type_id, frozenset(requires), requires_idx, future_ok, regex,
+                                           tuple(re.compile(part) for part in parts),
                                            tuple(negation_ok), tuple(bare), tuple(future)))
     if all(t.requires_idx for t in rules.types):
         rules.subject_topics = frozenset().union(*(t.requires_idx for t in rules.types))
@@ -249,7 +253,7 @@ def detect_development(title: str, text: str, taxonomy: Taxonomy,
             if dtype.requires_idx and not (dtype.requires_idx & mentioned):
                 continue  # the sentence must name its subject (a ceasefire, the talks...)
             for m in dtype.regex.finditer(sentence):
-                which = int(m.lastgroup[1:]) if m.lastgroup else 0
+                which = _which(dtype, sentence, m)
                 future_ok = dtype.future_ok or (dtype.pattern_future_ok and dtype.pattern_future_ok[which])
                 if _rejected(sentence, m, rules.filters, future_ok, dtype.negation_ok[which]):
                     continue
@@ -263,6 +267,14 @@ def detect_development(title: str, text: str, taxonomy: Taxonomy,
                 return Development(type=dtype.id, evidence=source[start:end], start=start, end=end,
                                    field=field_name)
     return None
+
+
+def _which(dtype: DevelopmentType, sentence: str, m: re.Match[str]) -> int:
+    """Index of the pattern that made match `m`: an alternation takes the first that matches there."""
+    for which, pattern in enumerate(dtype.patterns):
+        if pattern.match(sentence, m.start()):
+            return which
+    return 0
 
 
 def _rejected(sentence: str, m: re.Match[str], filters: dict[str, re.Pattern[str]], future_ok: bool,
