@@ -456,7 +456,7 @@ class Automaton:
     """Every folded term in one compiled Aho-Corasick automaton, and per term how to check its mentions.
 
     ahocorasick_rs walks the text in compiled code and hands back all matches, overlapping ones
-    included, as one list: about twice as fast as a Python-level iterator over pyahocorasick.
+    included, as one list: in about half the time pyahocorasick's iterator took over the bench articles.
     """
 
     __slots__ = ("keys", "values", "_automaton")
@@ -691,7 +691,8 @@ def analyse(title: str, text: str, taxonomy: Taxonomy) -> Analysis:
         last_end = ftext.to_folded(sentences[-1][1]) if sentences else 0
     beyond = len(sentences)  # the unit of text after the sentences we split (all, or the lead)
     # A text mention's unit is its sentence: the last that starts at or before it (the first one if
-    # none does). Mentions come in reading order, so a pointer walks the sentence starts once.
+    # none does). Mentions come in reading order, so a pointer walks the sentence starts once. The
+    # walk is written out in both loops below: as a shared helper it cost 2% of the tagger.
     next_starts = starts[1:] + [last_end + 1]
 
     strong: dict[int, int] = {}
