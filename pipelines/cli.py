@@ -191,8 +191,14 @@ def cmd_feeds(args: argparse.Namespace) -> int:
 # --- extract / tag / validate ------------------------------------------------
 
 def cmd_extract(args: argparse.Namespace) -> int:
+    from pipelines.config import Settings, config_dir_from, load_yaml, validate_settings
     from pipelines.extract import extract_page
 
+    # The same extraction a cycle runs: newsmon.yaml's extract.precision_pass, unless the flag says on.
+    settings_path = os.path.join(config_dir_from(args.config), "newsmon.yaml")
+    settings = validate_settings(load_yaml(settings_path), settings_path) if os.path.exists(settings_path) \
+        else Settings()
+    precision_pass = args.precision_pass or bool(settings.extract.get("precision_pass", False))
     target = args.file_or_url
     charset = None
     if target.startswith(("http://", "https://")):
@@ -207,7 +213,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise NewsmonError(f"{target}: {exc.strerror}") from None
         url = args.url or "file://" + os.path.abspath(target)
-    page = extract_page(body, url, None, min_chars=1, charset=charset)
+    page = extract_page(body, url, None, min_chars=1, charset=charset, precision_pass=precision_pass)
     if page is None:
         raise NewsmonError(f"{target}: no article text found")
     data = {"url": page.url, "title": page.title, "author": page.author, "published": page.published,
@@ -325,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("extract", parents=[common], help="extract article text from a file or URL")
     p.add_argument("file_or_url")
     p.add_argument("--url", help="the page's URL when reading a file")
+    p.add_argument("--precision-pass", action="store_true",
+                   help="run the stricter second pass even if newsmon.yaml's extract.precision_pass is off")
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("tag", parents=[common], help="tag JSONL articles with topics and developments")

@@ -84,6 +84,37 @@ def test_extract_file_json():
     assert "ceasefire" in data["text"].lower() and data["title"]
 
 
+TEASERS = REPO / "tests" / "fixtures" / "pages" / "border_crossing_teasers.html"
+
+
+@pytest.mark.parametrize("setting, flag, teaser_kept", [
+    (None, False, True),  # no newsmon.yaml: the default, one pass
+    ("false", False, True),
+    ("true", False, False),  # newsmon.yaml turns the precision pass on, as in a cycle
+    ("false", True, False),  # the flag turns it on whatever the file says
+])
+def test_extract_follows_the_precision_pass_setting(tmp_path, setting, flag, teaser_kept):
+    config = tmp_path / "config"
+    config.mkdir()
+    if setting is not None:
+        (config / "newsmon.yaml").write_text(f"extract:\n  precision_pass: {setting}\n", encoding="utf-8")
+    args = ["--config", str(config), "extract", str(TEASERS), "--url", "https://example.org/a", "--json"]
+    result = newsmon(*args, *(["--precision-pass"] if flag else []))
+    assert result.returncode == 0, result.stderr
+    text = json.loads(result.stdout)["text"]
+    assert "around 400 vehicles loaded with fresh fruit" in text
+    assert ("FLOUR PRICES CLIMB" in text) is teaser_kept
+
+
+def test_extract_bad_settings_name_the_file(tmp_path):
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "newsmon.yaml").write_text("extract:\n  precision_pass: sometimes\n", encoding="utf-8")
+    result = newsmon("--config", str(config), "extract", str(TEASERS))
+    assert result.returncode != 0
+    assert len(result.stderr.strip().splitlines()) == 1 and "newsmon.yaml" in result.stderr, result.stderr
+
+
 def test_extract_missing_file_is_one_line_exit_1():
     result = newsmon("extract", "/nonexistent/page.html", "--json")
     assert result.returncode == 1
