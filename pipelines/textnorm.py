@@ -7,9 +7,10 @@ folded string; `Folded` keeps the map back to the original string so evidence
 offsets always point into the text the caller gave us.
 
 Speed matters (thousands of articles a second), so the common case is done
-with C-level string methods and a single regex pass; only text that contains
-characters whose fold is not exactly one character (soft hyphens, tatweel,
-decomposed accents, ß, ligatures...) takes the per-character path.
+with C-level string methods and a single regex pass.  Characters whose fold is
+not exactly one character (soft hyphens, tatweel, decomposed accents, ß,
+ligatures, an ellipsis...) are expanded one by one: found with str.find in
+mostly-ASCII text, by a regex over the whole text otherwise.
 """
 
 from __future__ import annotations
