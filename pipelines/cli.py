@@ -191,13 +191,11 @@ def cmd_feeds(args: argparse.Namespace) -> int:
 # --- extract / tag / validate ------------------------------------------------
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from pipelines.config import Settings, config_dir_from, load_yaml, validate_settings
+    from pipelines.config import config_dir_from, load_settings
     from pipelines.extract import extract_page
 
     # The same extraction a cycle runs: newsmon.yaml's extract.precision_pass, unless the flag says on.
-    settings_path = os.path.join(config_dir_from(args.config), "newsmon.yaml")
-    settings = validate_settings(load_yaml(settings_path), settings_path) if os.path.exists(settings_path) \
-        else Settings()
+    settings = load_settings(config_dir_from(args.config))
     precision_pass = args.precision_pass or bool(settings.extract.get("precision_pass", False))
     target = args.file_or_url
     charset = None

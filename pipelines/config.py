@@ -211,10 +211,15 @@ def load_config(config_dir: str | None = None) -> AppConfig:
     desks = set(alerts.desks) or None
     feeds_path = str(base / "feeds.yaml")
     feeds = validate_feeds(load_yaml(feeds_path), feeds_path, desks)
-    settings_path = base / "newsmon.yaml"
-    settings = validate_settings(load_yaml(settings_path), str(settings_path)) if settings_path.exists() \
-        else Settings()
-    return AppConfig(dir=str(base), feeds=feeds, taxonomy=taxonomy, alerts=alerts, settings=settings)
+    return AppConfig(dir=str(base), feeds=feeds, taxonomy=taxonomy, alerts=alerts, settings=load_settings(base))
+
+
+def load_settings(config_dir: str | Path) -> Settings:
+    """newsmon.yaml of a config dir, validated; the defaults when the file is absent."""
+    settings_path = Path(config_dir) / "newsmon.yaml"
+    if not settings_path.exists():
+        return Settings()
+    return validate_settings(load_yaml(settings_path), str(settings_path))
 
 
 def _mapping(data: Any, path: str) -> dict:

@@ -118,6 +118,7 @@ def compile_developments(raw: Any, path: str, topic_ids: list[str]) -> Developme
         if not isinstance(patterns, list) or not patterns:
             raise ConfigError(path, type_id, "patterns", "expected a non-empty list of regexes")
         parts: list[str] = []
+        compiled_patterns: list[re.Pattern[str]] = []
         negation_ok: list[bool] = []
         bare: list[bool] = []
         future: list[bool] = []
@@ -140,6 +141,7 @@ def compile_developments(raw: Any, path: str, topic_ids: list[str]) -> Developme
             compiled = _compile(pat, path, type_id, where, macros)
             scope = "(?i:" if compiled.flags & re.IGNORECASE else "(?:"
             parts.append(f"{scope}{compiled.pattern})")
+            compiled_patterns.append(compiled)
             negation_ok.append(flags["negation_ok"])
             bare.append(flags["bare_participle"])
             future.append(flags["future_ok"])
@@ -150,8 +152,7 @@ def compile_developments(raw: Any, path: str, topic_ids: list[str]) -> Developme
         regex = re.compile("(?<!\\w)(?:" + "|".join(parts) + ")")
         requires_idx = frozenset(topic_ids.index(r) for r in requires)
         rules.types.append(DevelopmentType(type_id, frozenset(requires), requires_idx, future_ok, regex,
-                                           tuple(re.compile(part) for part in parts),
-                                           tuple(negation_ok), tuple(bare), tuple(future)))
+                                           tuple(compiled_patterns), tuple(negation_ok), tuple(bare), tuple(future)))
     if all(t.requires_idx for t in rules.types):
         rules.subject_topics = frozenset().union(*(t.requires_idx for t in rules.types))
     return rules

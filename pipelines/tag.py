@@ -594,30 +594,32 @@ def _scan(folded: Folded, automaton: Automaton, field_code: int,
         if plain:
             if not right_ok:
                 continue
-            for payload in located_payloads:
-                located.append((start, -stop, payload))
-            for payload in named_payloads:
-                first = firsts[payload[2] == PLACE]
-                old = first.get(payload[3])
-                if old is None or (old[0] == field_code and start < old[1]):
-                    first[payload[3]] = (field_code, start, stop, payload)
-            continue
-        for payloads, is_named in ((located_payloads, False), (named_payloads, True)):
-            for payload, exact, prefix in payloads:
-                if not right_ok and not prefix:
-                    continue
-                if exact is not None:
-                    ostart, oend = (start, stop) if folded.is_identity() else folded.span_to_original(start, stop)
-                    if folded.original[ostart:oend] != exact:
-                        continue
-                if not is_named:
-                    located.append((start, -stop, payload))
-                    continue
-                first = firsts[payload[2] == PLACE]
-                old = first.get(payload[3])
-                if old is None or (old[0] == field_code and start < old[1]):
-                    first[payload[3]] = (field_code, start, stop, payload)
+        else:  # exact-case or prefix terms: the payloads whose own conditions hold
+            located_payloads = _holding(folded, start, stop, right_ok, located_payloads)
+            named_payloads = _holding(folded, start, stop, right_ok, named_payloads)
+        for payload in located_payloads:
+            located.append((start, -stop, payload))
+        for payload in named_payloads:
+            first = firsts[payload[2] == PLACE]
+            old = first.get(payload[3])
+            if old is None or (old[0] == field_code and start < old[1]):
+                first[payload[3]] = (field_code, start, stop, payload)
     return located
+
+
+def _holding(folded: Folded, start: int, stop: int, right_ok: bool, checked: tuple) -> list[tuple]:
+    """Payloads of (payload, exact, prefix) whose term holds at folded[start:stop]: a word ends there
+    unless it is a prefix term, and the original text has the exact case where the term asks for it."""
+    kept = []
+    for payload, exact, prefix in checked:
+        if not right_ok and not prefix:
+            continue
+        if exact is not None:
+            ostart, oend = (start, stop) if folded.is_identity() else folded.span_to_original(start, stop)
+            if folded.original[ostart:oend] != exact:
+                continue
+        kept.append(payload)
+    return kept
 
 
 def _resolve(raw: list[tuple[int, int, tuple]], field_code: int) -> list[tuple[int, int, int, tuple]]:

@@ -302,12 +302,12 @@ def fold_pattern(pattern: str) -> str:
 _PUNCT = ".!?\u06d4\u061f"
 _CLOSERS = "\"'\u201d\u2019)]"
 # A newline, or a run of end punctuation and closing quotes/brackets followed by whitespace or the end;
-# then the whitespace after it (group 1).  It starts with a character class, so searching for it skips
-# ahead at C speed.
+# then the whitespace after it (group 1).  _END_RE is that definition (the tests hold the search to it).
 _END_TAIL = f"(?:(?<=\\n)|[{re.escape(_PUNCT)}]*[{re.escape(_CLOSERS)}]*(?=\\s|\\Z))(\\s*)"
 _END_RE = re.compile(f"[\\n{re.escape(_PUNCT)}]{_END_TAIL}")
-# The same pattern once per end character: a pattern that starts with one literal character is
-# searched for at C speed, one that starts with a character class is tried character by character.
+# What the search uses: the same pattern once per end character. A pattern that starts with one literal
+# character is searched for at C speed; one that starts with a character class, like _END_RE, is tried
+# character by character.
 _END_BY_CHAR = {ch: re.compile(re.escape(ch) + _END_TAIL) for ch in "\n" + _PUNCT}
 _SPACES_RE = re.compile(r"\s*")
 _TITLES = frozenset("mr mrs ms dr gen lt col maj capt sgt st prof gov sen rep brig no nos vs mt ft".split())
