@@ -1,10 +1,22 @@
-"""Alert rules (config/alerts.yaml): which new articles a desk must hear about, and where.
+"""Alert rules (config/alerts.yaml): which new developments and stories a desk must hear about, and where.
 
-A rule fires at most once per (rule, story, development type) within its window:
-syndicated copies of one story do not page a desk twice, but a *new* development
-in the same story (talks opened -> talks broke down) does.
+One notification per development event per desk. When an article reports a development event
+(pipelines/events.py), every rule of a desk that matches it is folded into that desk's one alert for
+the event, keyword and topic rules included: alert id sha256("event|desk|event id")[:32]. Later reports
+of the event update that alert (its copy count; the event keeps the reports) without a new notification.
+A transition is a new event and so a new alert. A rule may ask to be told of an escalation
+(`escalate: {corroborated: N, disputed: true}`): one more notification when the event reaches N
+independent outlets, or when a party denies it.
 
-Keying. The first firing's id is sha256("rule|story|dev")[:32] (dev is "-" when the
+Articles without an event (keyword and topic rules; or any rule when config/ has no events.yaml) fire
+at most once per (desk, story, development type) within the longest window of the desk's matching rules:
+syndicated copies of one story do not page a desk twice.
+
+Freshness: an article published more than `alerts.max_age` (newsmon.yaml, default 48h) before it was
+first seen never notifies; it is still stored, tagged and attached to its event, so a new feed's
+backlog builds the watch's state silently.
+
+Keying. A story alert's first firing's id is sha256("desk:D|story|dev")[:32] (dev is "-" when the
 article announces none); that id is also the delivery idempotency key. When that
 alert is older than the rule's window and the story moves again with the same
 development type, the next firing gets generation 1: sha256("rule|story|dev|1"),
@@ -26,11 +38,12 @@ alerts.yaml layout (every key validated at load; see config/alerts.yaml):
          smtp_user | smtp_user_env, password_env, starttls: true, ssl: false, timeout: 30}
       (every channel: enabled: true|false, description)
     desks:               # who reads them; a desk's channels are the default for its rules and for digests
-      - {id: security, channels: [console, jsonl], description: ..}
+      - {id: security, channels: [console, jsonl], description: .., timezone: Asia/Karachi (UTC)}
     rules:
       - id, desk, description, enabled (true), topics: [any of], developments: [any of; 'talks-*' = prefix],
         query: desk query (pipelines/query.py), channels (default: the desk's), window ("24h"; m/h/d/w),
-        min_score (best score among the rule's topics, or all topics), relevant_only (true)
+        min_score (best score among the rule's topics, or all topics), relevant_only (true),
+        escalate: {corroborated: N, disputed: true|false}
 A rule matches when every condition it gives holds; it must give at least one of
 topics, developments or query.
 """
@@ -44,11 +57,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
 from pipelines.errors import ConfigError
-from pipelines.models import Alert, Article, iso, utcnow
+from pipelines.events import OPENING_MODES, Attachment
+from pipelines.models import Alert, Article, DevelopmentEvent, iso, utcnow
 from pipelines.query import PreparedDoc, Query, QuerySyntaxError, parse_query, prepare_doc
 from pipelines.store.base import Store
 
@@ -73,9 +88,10 @@ _CHANNEL_KEYS = {
     "email": {"to", "from", "subject_prefix", "smtp_host", "smtp_host_env", "smtp_port", "smtp_user",
               "smtp_user_env", "password_env", "starttls", "ssl", "timeout"},
 }
-_DESK_KEYS = {"id", "channels", "description"}
+_DESK_KEYS = {"id", "channels", "description", "timezone"}
 _RULE_KEYS = {"id", "desk", "description", "enabled", "topics", "developments", "query", "channels",
-              "window", "min_score", "relevant_only"}
+              "window", "min_score", "relevant_only", "escalate"}
+_ESCALATE_KEYS = {"corroborated", "disputed"}
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,16 @@ class DeskConfig:
     id: str
     channels: tuple[str, ...] = ()
     description: str = ""
+    timezone: str = "UTC"  # IANA name: alert cards and payloads show times in it
+
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class Escalation:
+    corroborated: int | None = None  # notify again when the event reaches this many outlets
+    disputed: bool = False  # notify again when a party denies it
 
 
 @dataclass(frozen=True)
@@ -129,6 +155,7 @@ class Rule:
     window_text: str = DEFAULT_WINDOW
     min_score: float | None = None
     relevant_only: bool = True
+    escalate: Escalation | None = None
 
 
 @dataclass(frozen=True)
@@ -366,7 +393,12 @@ def load_alert_config(data: Any, path: str, topic_ids: Iterable[str] | None = No
     for i, raw in enumerate(_section(path, data, "desks")):
         did = _entry_id(path, "desk", i, raw, seen)
         e = _Entry(path, f"desk {did}", raw, _DESK_KEYS)
-        desks[did] = DeskConfig(did, channel_refs(e, "channels"), e.text("description", ""))
+        timezone = e.text("timezone", "UTC") or "UTC"
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise e.fail("timezone", f"unknown time zone {timezone!r} (an IANA name such as Asia/Karachi)") from None
+        desks[did] = DeskConfig(did, channel_refs(e, "channels"), e.text("description", ""), timezone)
 
     rules: list[Rule] = []
     seen = set()
@@ -415,9 +447,26 @@ def load_alert_config(data: Any, path: str, topic_ids: Iterable[str] | None = No
             enabled=e.get("enabled", bool, True), topics=tuple(topics), developments=tuple(developments),
             query=query, window=window, window_text=window_text.strip(),
             min_score=float(min_score) if min_score is not None else None,
-            relevant_only=e.get("relevant_only", bool, True),
+            relevant_only=e.get("relevant_only", bool, True), escalate=_escalation(e),
         ))
     return AlertConfig(path=path, channels=channels, desks=desks, rules=rules)
+
+
+def _escalation(e: _Entry) -> Escalation | None:
+    raw = e.get("escalate", dict)
+    if raw is None:
+        return None
+    for key in raw:
+        if key not in _ESCALATE_KEYS:
+            raise e.fail("escalate", f"unknown key {key!r} (allowed: {', '.join(sorted(_ESCALATE_KEYS))})")
+    corroborated = raw.get("corroborated")
+    if corroborated is not None and (isinstance(corroborated, bool) or not isinstance(corroborated, int)
+                                     or corroborated < 2):
+        raise e.fail("escalate", "corroborated must be a whole number of outlets >= 2")
+    disputed = raw.get("disputed", False)
+    if not isinstance(disputed, bool):
+        raise e.fail("escalate", "disputed must be true or false")
+    return Escalation(corroborated, disputed)
 
 
 def load_alert_config_file(path: str, topic_ids: Iterable[str] | None = None,
@@ -473,7 +522,8 @@ def rule_matches(rule: Rule, article: Article, prepared: PreparedDoc | None = No
         return None
     reasons: list[str] = []
     if rule.developments:
-        dev_type = article.development.type if article.development else None
+        dev = article.development
+        dev_type = dev.type if dev is not None and dev.mode in OPENING_MODES else None
         if not dev_type or not any(_dev_matches(p, dev_type) for p in rule.developments):
             return None
         reasons.append(f"development {dev_type}")
@@ -496,73 +546,209 @@ def rule_matches(rule: Rule, article: Article, prepared: PreparedDoc | None = No
     return "; ".join(reasons)
 
 
-def alert_id(rule_id: str, story_id: str, development: str | None, generation: int = 0) -> str:
-    """Deterministic alert id = idempotency key; generation > 0 only for re-firings after the window."""
-    key = f"{rule_id}|{story_id}|{development or '-'}"
+def alert_id(key: str, story_id: str, development: str | None, generation: int = 0) -> str:
+    """Deterministic story alert id = idempotency key; key is "desk:<desk>"; generation > 0 only for
+    re-firings after the window."""
+    text = f"{key}|{story_id}|{development or '-'}"
     if generation:
-        key += f"|{generation}"
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+        text += f"|{generation}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def event_alert_id(desk: str, event_id: str, escalation: str | None = None) -> str:
+    """One notification per (desk, event), and one per escalation ("corroborated:3", "disputed")."""
+    text = f"event|{desk}|{event_id}" + (f"|{escalation}" if escalation else "")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def _parse_iso(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        dt = datetime.fromisoformat(text)
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-class AlertEngine:
-    """Evaluates every enabled rule against one article, fires, and queues deliveries."""
+def local_time(value: str | None, zone: ZoneInfo) -> str | None:
+    """An ISO UTC time shown in a desk's time zone: '2025-10-19 14:05 PKT'."""
+    moment = _parse_iso(value)
+    if moment is None:
+        return None
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
-    def __init__(self, config: AlertConfig):
+
+def log_entry(alert: Alert, event: DevelopmentEvent | None, config: AlertConfig | None = None) -> dict[str, Any]:
+    """One notification as the alert log, the API and the payloads show it: the alert, its event so far,
+    and its times in the desk's time zone."""
+    from pipelines.events import status_label
+
+    data = alert.to_dict()
+    desk = config.desks.get(alert.desk) if config is not None else None
+    zone = desk.zone() if desk is not None else ZoneInfo("UTC")
+    data["timezone"] = str(zone)
+    for key in ("created", "published", "first_seen"):
+        data[f"{key}_local"] = local_time(data.get(key), zone)
+    data["event"] = None
+    data["reports"] = []
+    if event is not None:
+        first = event.first_report
+        data["event"] = {
+            "id": event.id, "type": event.type, "family": event.family, "status": event.status,
+            "status_label": status_label(event), "opened": event.opened, "updated": event.updated,
+            "venue": event.venue, "places": event.places, "parties": event.parties,
+            "state_before": event.state_before, "state_after": event.state_after,
+            "outlets": event.outlets, "outlet_count": len(event.outlets), "confidence": event.confidence,
+            "first_report": {"outlet": first.outlet, "time": first.time, "url": first.url,
+                             "time_local": local_time(first.time, zone)} if first else None,
+        }
+        data["reports"] = [{"outlet": r.outlet, "time": r.time, "url": r.url, "language": r.language,
+                            "evidence": r.evidence, "type": r.type, "mode": r.mode, "title": r.title}
+                           for r in event.reports]
+    return data
+
+
+def is_stale(article: Article, max_age: timedelta | None) -> bool:
+    """Published longer than max_age before newsmon first saw it (undated: first seen counts, so fresh)."""
+    if max_age is None:
+        return False
+    published, seen = _parse_iso(article.published), _parse_iso(article.fetched)
+    return published is not None and seen is not None and seen - published > max_age
+
+
+class AlertEngine:
+    """Evaluates every enabled rule against one article, fires per event or story and desk, queues deliveries."""
+
+    def __init__(self, config: AlertConfig, max_age: timedelta | None = None):
         self.config = config
         self.rules = [r for r in config.rules if r.enabled]
+        self.max_age = max_age
         self._needs_doc = any(r.query is not None for r in self.rules)
 
-    def evaluate(self, article: Article, store: Store, now: datetime | None = None) -> list[Alert]:
-        """Newly fired alerts for this article (already recorded and queued for delivery)."""
+    def evaluate(self, article: Article, store: Store, now: datetime | None = None,
+                 attachment: Attachment | None = None) -> list[Alert]:
+        """Newly fired alerts for this article (already recorded and queued for delivery).
+
+        attachment: what pipelines.events.EventBook.attach did with the article, when it reports an event."""
         now = now or utcnow()
         prepared = prepare_doc(article_doc(article)) if self._needs_doc else None
-        dev_type = article.development.type if article.development else None
-        fired: list[Alert] = []
+        hits: dict[str, list[tuple[Rule, str]]] = {}
         for rule in self.rules:
             why = rule_matches(rule, article, prepared)
-            if why is None:
-                continue
-            channels = [c for c in rule.channels if self.config.channels[c].enabled]
-            latest, generation = self._latest(store, rule.id, article.story_id, dev_type)
-            if latest is not None:
-                created = _parse_iso(latest.created)
-                if created is None or now - created < rule.window:
-                    # Same story again inside the window: count the copy, fire nothing. Re-queuing is
-                    # idempotent (one outbox row per alert and channel) and repairs a crash that
-                    # happened between recording the alert and queuing it.
-                    store.record_alert(latest)
-                    for channel in channels:
-                        store.enqueue_delivery(latest.id, channel)
-                    continue
-            alert = Alert(
-                id=alert_id(rule.id, article.story_id, dev_type, generation),
-                rule_id=rule.id, desk=rule.desk, article_id=article.id, story_id=article.story_id,
-                title=article.title, url=article.url, source=article.source, development=dev_type,
-                topics=article.topic_ids(), matched=why, created=iso(now) or "", channels=channels,
-            )
-            if not store.record_alert(alert):
-                continue  # another worker fired it first; its deliveries are queued by that worker
-            for channel in channels:
-                store.enqueue_delivery(alert.id, channel)
-            fired.append(alert)
+            if why is not None:
+                hits.setdefault(rule.desk, []).append((rule, why))
+        notify = not is_stale(article, self.max_age)
+        fired: list[Alert] = []
+        if attachment is not None:
+            for desk in dict.fromkeys([*hits, *self.config.desks]):
+                fired.extend(self._event_alerts(desk, hits.get(desk, []), article, attachment, store, now, notify))
+            return fired
+        for desk, desk_hits in hits.items():
+            alert = self._story_alert(desk, desk_hits, article, store, now, notify)
+            if alert is not None:
+                fired.append(alert)
         return fired
 
+    def _channels(self, rules: list[Rule]) -> list[str]:
+        out = [c for rule in rules for c in rule.channels if self.config.channels[c].enabled]
+        return list(dict.fromkeys(out))
+
+    def _record(self, alert: Alert, store: Store) -> bool:
+        if not store.record_alert(alert):
+            return False  # another worker fired it first; its deliveries are queued by that worker
+        for channel in alert.channels:
+            store.enqueue_delivery(alert.id, channel)
+        return True
+
     @staticmethod
-    def _latest(store: Store, rule_id: str, story_id: str, dev_type: str | None) -> tuple[Alert | None, int]:
-        """(latest stored firing, next free generation) for this rule, story and development type."""
+    def _touch(alert: Alert, store: Store) -> None:
+        """Count one more report and re-queue idempotently (repairs a crash between recording and queuing)."""
+        store.record_alert(alert)
+        for channel in alert.channels:
+            store.enqueue_delivery(alert.id, channel)
+
+    def _new_alert(self, alert_id: str, desk: str, rules: list[tuple[Rule, str]], article: Article,
+                   now: datetime, **extra: Any) -> Alert:
+        dev = article.development
+        return Alert(
+            id=alert_id, rule_id=rules[0][0].id, desk=desk, article_id=article.id, story_id=article.story_id,
+            title=article.title, url=article.url, source=article.source,
+            development=extra.pop("development", dev.type if dev else None), topics=article.topic_ids(),
+            matched="; ".join(f"{rule.id}: {why}" for rule, why in rules), created=iso(now) or "",
+            channels=self._channels([r for r, _ in rules]), rules=[r.id for r, _ in rules],
+            published=article.published, first_seen=article.fetched,
+            evidence=extra.pop("evidence", dev.evidence if dev else ""), **extra,
+        )
+
+    def _event_alerts(self, desk: str, hits: list[tuple[Rule, str]], article: Article, attachment: Attachment,
+                      store: Store, now: datetime, notify: bool) -> list[Alert]:
+        event = attachment.event
+        main_id = event_alert_id(desk, event.id)
+        existing = store.get_alert(main_id)
+        fired: list[Alert] = []
+        if existing is None:
+            if not hits or not notify:
+                return []
+            alert = self._event_alert(main_id, desk, hits, article, event, now, kind="event")
+            if self._record(alert, store):
+                fired.append(alert)
+            return fired
+        if attachment.added:
+            self._touch(existing, store)
+        if not attachment.added or attachment.opened or not notify:
+            return fired
+        # Escalations the desk's rules asked for, judged by the rules that raised its alert.
+        rules = [r for r in self.rules if r.id in existing.rules and r.escalate is not None]
+        outlets = len(event.outlets)
+        for rule in rules:
+            esc = rule.escalate
+            assert esc is not None
+            reason = None
+            if esc.corroborated and attachment.outlets_before < esc.corroborated <= outlets:
+                reason = f"corroborated:{esc.corroborated}"
+            elif esc.disputed and event.status == "disputed" and attachment.status_before != "disputed":
+                reason = "disputed"
+            if reason is None:
+                continue
+            why = f"escalation: {reason.replace(':', ' by ')}"
+            alert = self._event_alert(event_alert_id(desk, event.id, reason), desk, [(rule, why)], article, event,
+                                      now, kind="escalation", escalation=reason)
+            if self._record(alert, store):
+                fired.append(alert)
+        return fired
+
+    def _event_alert(self, alert_id: str, desk: str, hits: list[tuple[Rule, str]], article: Article,
+                     event: DevelopmentEvent, now: datetime, **extra: Any) -> Alert:
+        evidence = next((r.evidence for r in event.reports if r.article_id == article.id), "")
+        return self._new_alert(alert_id, desk, hits, article, now, event_id=event.id, development=event.type,
+                               state_before=event.state_before, state_after=event.state_after,
+                               evidence=evidence or (event.reports[0].evidence if event.reports else ""),
+                               confidence=event.confidence, **extra)
+
+    def _story_alert(self, desk: str, hits: list[tuple[Rule, str]], article: Article, store: Store,
+                     now: datetime, notify: bool) -> Alert | None:
+        dev = article.development
+        dev_type = dev.type if dev is not None and dev.mode in OPENING_MODES else None
+        window = max(rule.window for rule, _ in hits)
+        latest, generation = self._latest(store, f"desk:{desk}", article.story_id, dev_type)
+        if latest is not None:
+            created = _parse_iso(latest.created)
+            if created is None or now - created < window:
+                self._touch(latest, store)  # the same story again inside the window: count the copy
+                return None
+        if not notify:
+            return None
+        alert = self._new_alert(alert_id(f"desk:{desk}", article.story_id, dev_type, generation), desk, hits,
+                                article, now, development=dev_type)
+        return alert if self._record(alert, store) else None
+
+    @staticmethod
+    def _latest(store: Store, key: str, story_id: str, dev_type: str | None) -> tuple[Alert | None, int]:
+        """(latest stored firing, next free generation) for this desk, story and development type."""
         latest: Alert | None = None
         for generation in range(MAX_GENERATIONS):
-            found = store.get_alert(alert_id(rule_id, story_id, dev_type, generation))
+            found = store.get_alert(alert_id(key, story_id, dev_type, generation))
             if found is None:
                 return latest, generation
             latest = found

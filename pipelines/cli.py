@@ -64,7 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipelines.cycle import run_cycle
     from pipelines.progress import ProgressBar
 
-    ctx = _context(args)
+    ctx = _context(args, as_of=args.as_of)
     bar = ProgressBar("processing", enabled=None if not args.json else False)
     ctx.progress = bar.update
     try:
@@ -120,12 +120,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     store = open_store(args.store or default_store_url())
     try:
         hits = store.search(args.query, topic=args.topic, desk=args.desk, source=args.source,
-                            language=args.language, since=args.since, until=args.until, limit=args.limit)
+                            language=args.language, since=args.since, until=args.until, limit=args.limit,
+                            collapse=args.collapse)
     finally:
         store.close()
     data = [{"id": h.article.id, "score": h.score, "title": h.article.title, "url": h.article.url,
              "source": h.article.source, "published": h.article.published, "desk": h.article.desk,
-             "topics": h.article.topic_ids(), "story_id": h.article.story_id, "snippet": h.snippet}
+             "topics": h.article.topic_ids(), "story_id": h.article.story_id, "event_id": h.article.event_id,
+             "snippet": h.snippet}
             for h in hits]
 
     def text() -> str:
@@ -139,20 +141,37 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
+    """The alert log: one entry per notification sent to a desk, with its event's reports so far."""
+    from pipelines.alerts import load_alert_config_file, log_entry
+    from pipelines.config import config_dir_from
     from pipelines.store import default_store_url, open_store
 
+    alerts_path = os.path.join(config_dir_from(args.config), "alerts.yaml")
+    config = load_alert_config_file(alerts_path) if os.path.exists(alerts_path) else None
     store = open_store(args.store or default_store_url())
     try:
-        alerts = store.list_alerts(since=args.since, limit=args.limit)
+        alerts = [a for a in store.list_alerts(since=args.since, limit=args.limit)
+                  if not args.desk or a.desk == args.desk]
+        events = {eid: store.get_event(eid) for eid in {a.event_id for a in alerts if a.event_id}}
     finally:
         store.close()
-    data = [a.to_dict() for a in alerts]
+    data = [log_entry(a, events.get(a.event_id) if a.event_id else None, config) for a in alerts]
 
     def text() -> str:
         if not data:
             return "no alerts"
-        return "\n".join(f"{a['created']} [{a['desk']}] {a['rule_id']} {a['development'] or '-'} "
-                         f"x{a['copies']} {a['title'][:80]}\n    {a['url']}" for a in data)
+        lines = []
+        for a in data:
+            event = a["event"]
+            head = (f"{a['created_local'] or a['created']} [{a['desk']}] {a['kind']} "
+                    f"{a['development'] or '-'} {a['title'][:80]}")
+            more = f"\n    {a['url']}"
+            if event:
+                first = event["first_report"] or {}
+                more += (f"\n    {event['outlet_count']} outlets, {event['status_label']}; first reported by "
+                         f"{first.get('outlet')} at {first.get('time_local')}")
+            lines.append(head + more)
+        return "\n".join(lines)
 
     _out(args, data, text)
     return EXIT_OK
@@ -284,6 +303,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # --- parser -----------------------------------------------------------------
 
+def _as_of(value: str):
+    """--as-of: an ISO date or datetime (UTC when it names no zone)."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date or datetime: {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
@@ -298,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", parents=[common], help="run one monitoring cycle")
     p.add_argument("--once", action="store_true", help="one cycle, then exit (the default)")
     p.add_argument("--feed", action="append", help="only this feed id (repeatable)")
+    p.add_argument("--as-of", type=_as_of, default=None, metavar="ISO",
+                   help="run the cycle as if it were this time (freshness, windows, alert times): for replays")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("watch", parents=[common], help="run cycles until Ctrl-C")
@@ -316,10 +348,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="ISO date or datetime")
     p.add_argument("--until", help="ISO date or datetime")
     p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--collapse", choices=("story", "event"), help="one hit per story, or per development event")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("alerts", parents=[common], help="the alert log")
     p.add_argument("--since", help="ISO date or datetime")
+    p.add_argument("--desk", help="only this desk's notifications")
     p.add_argument("--limit", type=int, default=100)
     p.set_defaults(func=cmd_alerts)
 

@@ -10,6 +10,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,7 +37,10 @@ FETCH_FIELDS: dict[str, type | tuple[type, ...]] = {
 }
 SETTINGS_FIELDS: dict[str, type | tuple[type, ...]] = {
     "schedule": str, "fetch": (dict, NONE), "extract": (dict, NONE), "batch_size": int, "store": (str, NONE),
+    "alerts": (dict, NONE),
 }
+ALERT_SETTINGS_FIELDS: dict[str, type | tuple[type, ...]] = {"max_age": str}
+DEFAULT_MAX_AGE = "48h"
 EXTRACT_FIELDS: dict[str, type | tuple[type, ...]] = {"min_chars": int, "precision_pass": bool}
 
 
@@ -47,6 +51,8 @@ class Settings:
     extract: dict[str, Any] = field(default_factory=lambda: {"min_chars": 250, "precision_pass": False})
     batch_size: int = 25
     store: str | None = None
+    # An item published longer than this before it is polled never notifies (stored, tagged, counted).
+    max_age: timedelta = timedelta(hours=48)
 
 
 @dataclass
@@ -56,6 +62,7 @@ class AppConfig:
     taxonomy: Any  # pipelines.tag.Taxonomy
     alerts: Any  # pipelines.alerts.AlertConfig
     settings: Settings
+    events: Any = None  # pipelines.events.EventRules; None when the dir has no events.yaml
 
     def feed(self, feed_id: str) -> FeedConfig | None:
         return next((f for f in self.feeds if f.id == feed_id), None)
@@ -191,8 +198,16 @@ def validate_settings(data: Any, path: str) -> Settings:
     schedule = data.get("schedule", Settings.schedule)
     if len(schedule.split()) != 5 and not schedule.startswith("@"):
         raise ConfigError(path, None, "schedule", f"not a 5-field cron expression: {schedule!r}")
+    alert_settings = data.get("alerts") or {}
+    check_fields(path, "alerts", alert_settings, ALERT_SETTINGS_FIELDS)
+    from pipelines.alerts import parse_window
+
+    try:
+        max_age = parse_window(alert_settings.get("max_age", DEFAULT_MAX_AGE))
+    except ValueError as exc:
+        raise ConfigError(path, "alerts", "max_age", str(exc)) from None
     return Settings(schedule=schedule, fetch=fetch, extract={"min_chars": 250, "precision_pass": False, **extract},
-                    batch_size=batch_size, store=data.get("store"))
+                    batch_size=batch_size, store=data.get("store"), max_age=max_age)
 
 
 def load_config(config_dir: str | None = None) -> AppConfig:
@@ -211,7 +226,28 @@ def load_config(config_dir: str | None = None) -> AppConfig:
     desks = set(alerts.desks) or None
     feeds_path = str(base / "feeds.yaml")
     feeds = validate_feeds(load_yaml(feeds_path), feeds_path, desks)
-    return AppConfig(dir=str(base), feeds=feeds, taxonomy=taxonomy, alerts=alerts, settings=load_settings(base))
+    events = load_events(base, taxonomy.development_types())
+    return AppConfig(dir=str(base), feeds=feeds, taxonomy=taxonomy, alerts=alerts, settings=load_settings(base),
+                     events=events)
+
+
+def load_events(config_dir: str | Path, development_types: list[str] | None = None) -> Any:
+    """events.yaml of a config dir (pipelines.events.EventRules), or None when the file is absent.
+
+    development_types (from topics.yaml): every event type must be one the tagger can report."""
+    from pipelines.events import load_event_rules
+
+    events_path = Path(config_dir) / "events.yaml"
+    if not events_path.exists():
+        return None
+    rules = load_event_rules(load_yaml(events_path), str(events_path))
+    if development_types is not None:
+        known = set(development_types)
+        for dev_type in sorted(rules.event_types()):
+            if dev_type not in known:
+                raise ConfigError(str(events_path), None, "families",
+                                  f"development type {dev_type!r} is not in topics.yaml's developments")
+    return rules
 
 
 def load_settings(config_dir: str | Path) -> Settings:

@@ -11,6 +11,14 @@ are (rule, story, development) hashes, so any step can be repeated without
 duplicating anything. Deliveries are claimed before they are sent (notify.py),
 so two overlapping cycles never send one alert twice.
 
+Events: each article's development statement is read by the watch's state before it is stored
+(fighting while a truce is in force is stored as a violation), and attached to its development event
+(pipelines/events.py) where its alerts are evaluated, so a crash between the two repeats the
+attachment, which is idempotent per article.
+
+The clock: Context.now() is the wall clock, or the --as-of time of a replay (newsmon run --once
+--as-of ISO). It sets feed due times, first-seen times, freshness, rule windows and alert timestamps.
+
 Store failures (locked, disk full, cluster down) never lose work: whatever was
 not written stays where it was (feed state, inbox, outbox) and the next cycle
 repeats it. A Retry-After from a feed's server (429/503) is kept in the feed's
@@ -48,16 +56,21 @@ class Context:
     notifier: Any
     stop: threading.Event | None = None  # set by Ctrl-C in `newsmon watch`: finish the item, then stop
     progress: Callable[[int, int], None] | None = None  # (done, total) for progress bars
+    events: Any = None  # pipelines.events.EventBook, None when config/ has no events.yaml
+    as_of: datetime | None = None  # the replay clock: the cycle runs as if it were this time
 
     def close(self) -> None:
         self.store.close()
+
+    def now(self) -> datetime:
+        return self.as_of or utcnow()
 
     def stopping(self) -> bool:
         return bool(self.stop and self.stop.is_set())
 
 
 def open_context(config_dir: str | None = None, store_url: str | None = None, *, store: Any = None,
-                 policy: Any = None, base_dir: str = ".") -> Context:
+                 policy: Any = None, base_dir: str = ".", as_of: datetime | None = None) -> Context:
     """Load and validate config (NEWSMON_CONFIG / ./config) and open the store (NEWSMON_STORE / var/).
 
     store: a store opened by the caller (the Airflow plugin builds one from a connection); the
@@ -79,8 +92,12 @@ def open_context(config_dir: str | None = None, store_url: str | None = None, *,
         raise
     if store is None:
         store = open_store(store_url or config.settings.store or default_store_url())
+    from pipelines.events import EventBook
+
+    events = EventBook(config.events, store) if config.events is not None else None
     return Context(config=config, store=store, fetcher=fetcher, tagger=Tagger(config.taxonomy),
-                   alert_engine=AlertEngine(config.alerts), notifier=Notifier(config.alerts, base_dir=base_dir))
+                   alert_engine=AlertEngine(config.alerts, max_age=config.settings.max_age),
+                   notifier=Notifier(config.alerts, base_dir=base_dir), events=events, as_of=as_of)
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -127,8 +144,10 @@ def poll_feeds(ctx: Context, report: CycleReport, feed_ids: list[str] | None = N
     """
     from pipelines.feeds import poll_many
 
-    now = utcnow()
+    now = ctx.now()
     store = ctx.store
+    if ctx.events is not None:
+        ctx.events.refresh()  # another worker may have stored events since the last cycle
     feeds = [f for f in ctx.config.feeds if f.enabled and (feed_ids is None or f.id in feed_ids)]
     states = {f.id: store.get_feed_state(f.id) or FeedState(feed_id=f.id) for f in feeds}
     if due_only:
@@ -149,7 +168,7 @@ def poll_feeds(ctx: Context, report: CycleReport, feed_ids: list[str] | None = N
                                  "it is polled again next cycle")
             continue
         try:
-            spooled_total += _record_poll(store, states[result.feed_id], result, report)
+            spooled_total += _record_poll(store, states[result.feed_id], result, report, ctx.now())
         except StoreError as exc:
             failure = exc
             report.feeds_failed += 1
@@ -160,9 +179,8 @@ def poll_feeds(ctx: Context, report: CycleReport, feed_ids: list[str] | None = N
     return spooled_total
 
 
-def _record_poll(store: Any, state: FeedState, result: Any, report: CycleReport) -> int:
+def _record_poll(store: Any, state: FeedState, result: Any, report: CycleReport, polled_at: datetime) -> int:
     """Persist one poll result: items into the inbox first, then the feed state. Returns items spooled."""
-    polled_at = utcnow()
     state.last_polled = iso(polled_at)
     state.last_status = result.http_status
     state.retry_after = None
@@ -302,6 +320,11 @@ def _process_one(ctx: Context, item: FeedItem, body: bytes | None, charset: str 
         return same_text
     title = page.title or item.title or ""
     tags = ctx.tagger.tag(title, page.text)
+    fetched = iso(ctx.now()) or ""
+    published = _published(item.published, page.published)
+    development = tags.development
+    if ctx.events is not None:  # the watch's state reads the statement: fighting in a truce is a violation
+        development = ctx.events.interpret(development, published or fetched)
     keys_for_story = story_keys(title, page.text)
     story_id = store.story_for_keys(keys_for_story) or new_story_id(article_id)
     store.add_story_keys(story_id, keys_for_story)
@@ -310,9 +333,9 @@ def _process_one(ctx: Context, item: FeedItem, body: bytes | None, charset: str 
         desk=feed.desk if feed else "unknown", source=source, title=title, text=page.text,
         content_hash=text_hash, story_id=story_id,
         language=page.language or item.language or (feed.language if feed else None),
-        author=page.author or item.author, published=_published(item.published, page.published),
+        author=page.author or item.author, published=published, fetched=fetched,
         extraction_source=page.source, topics=tags.topics, entities=tags.entities,
-        places=tags.places, development=tags.development, relevant=tags.relevant,
+        places=tags.places, development=development, relevant=tags.relevant,
     )
     if store.upsert_article(article):
         store.bump_story(story_id, article_id, source)
@@ -329,7 +352,8 @@ def _evaluate_one(ctx: Context, article_id: str, report: CycleReport) -> list[st
     if article is None:
         report.drop("alert-article-missing")
         return []
-    fired = [alert.id for alert in ctx.alert_engine.evaluate(article, ctx.store)]
+    attachment = ctx.events.attach(article) if ctx.events is not None and article.relevant else None
+    fired = [alert.id for alert in ctx.alert_engine.evaluate(article, ctx.store, ctx.now(), attachment)]
     report.alerts_fired += len(fired)
     return fired
 

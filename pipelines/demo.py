@@ -74,6 +74,8 @@ def write_demo_config(config_src: Path, target: Path, base: str, feeds_template:
     alerts_jsonl: where jsonl alert channels write instead (tests keep the repo's var/ clean)."""
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(config_src / "topics.yaml", target / "topics.yaml")
+    if (config_src / "events.yaml").exists():
+        shutil.copy(config_src / "events.yaml", target / "events.yaml")
     if alerts_jsonl is None:
         shutil.copy(config_src / "alerts.yaml", target / "alerts.yaml")
     else:

@@ -6,6 +6,7 @@ Airflow tasks only need to pass ids and counts between them.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -87,13 +88,32 @@ class TopicHit:
     evidence: list[dict[str, Any]] = field(default_factory=list)  # {"text", "start", "end", "field"}
 
 
+# How a development statement is made: only "asserted" and "alleged" can open an event; "denied"
+# disputes one; the others restate or speculate and change nothing.
+MODES = ("asserted", "alleged", "denied", "hypothetical", "future", "question", "background")
+
+
 @dataclass
 class Development:
-    type: str  # e.g. ceasefire-agreed, talks-broke-down
+    """One development statement: who did what, in which mode, where (the tagger's reading of a sentence)."""
+
+    type: str  # e.g. ceasefire-agreed, talks-broke-down; "hostilities" or "talks-continue" before the state reads them
     evidence: str  # the sentence that announces it
     start: int | None = None
     end: int | None = None
     field: str = "text"  # where start/end point: "title" or "text"
+    mode: str = "asserted"  # one of MODES
+    # (dataclasses.field: the attribute `field` above shadows the name inside this class)
+    parties: list[str] = dataclasses.field(default_factory=list)  # entity ids of the parties in the sentence
+    mediators: list[str] = dataclasses.field(default_factory=list)  # entity ids of mediators in the sentence
+    venue: str | None = None  # place id of the venue or round (doha, istanbul, riyadh)
+    places: list[str] = dataclasses.field(default_factory=list)  # place ids named in the sentence (crossings, districts)
+    confidence: float = 1.0  # 0..1: how sure the reading is (pattern strength, mode, corroboration)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Development:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass
@@ -143,6 +163,7 @@ class Article:
     places: list[dict[str, Any]] = field(default_factory=list)
     development: Development | None = None
     relevant: bool = False
+    event_id: str | None = None  # the development event this report is attached to, if any
 
     def topic_ids(self) -> list[str]:
         return [t.id for t in self.topics]
@@ -150,24 +171,93 @@ class Article:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def seen_time(self) -> str:
+        """When the report happened, as far as we know: published, else first fetched."""
+        return self.published or self.fetched
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Article:
         data = dict(data)
         data["topics"] = [TopicHit(**t) for t in data.get("topics") or []]
         dev = data.get("development")
-        data["development"] = Development(**dev) if dev else None
+        data["development"] = Development.from_dict(dev) if dev else None
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class EventReport:
+    """One outlet's report of a development event."""
+
+    article_id: str
+    url: str
+    outlet: str
+    time: str  # ISO UTC: published, or first seen when undated
+    first_seen: str  # ISO UTC: when newsmon first stored it
+    language: str | None
+    evidence: str  # the sentence that carries the development
+    type: str  # the development type this report gave
+    mode: str = "asserted"  # asserted | alleged | denied
+    story_id: str = ""
+    title: str = ""
+
+
+EVENT_STATUSES = ("reported", "corroborated", "disputed", "superseded")
+
+
+@dataclass
+class DevelopmentEvent:
+    """One real-world development, however many outlets report it (see pipelines/events.py)."""
+
+    id: str  # hash of watch, type and the first report's article id
+    watch: str  # the watch (theatre) it belongs to
+    family: str  # ceasefire | talks
+    type: str  # the development type of the first report
+    opened: str  # ISO UTC: time of the first report
+    updated: str  # ISO UTC: time of the latest report
+    status: str = "reported"  # one of EVENT_STATUSES
+    venue: str | None = None
+    places: list[str] = field(default_factory=list)
+    parties: list[str] = field(default_factory=list)
+    state_before: str | None = None  # the watch's state of this family before the event
+    state_after: str | None = None  # and after it
+    reports: list[EventReport] = field(default_factory=list)  # first report first
+    superseded_by: str | None = None
+    confidence: float = 1.0
+
+    @property
+    def first_report(self) -> EventReport | None:
+        return self.reports[0] if self.reports else None
+
+    @property
+    def outlets(self) -> list[str]:
+        """Independent outlets that reported it (denials excluded), in order of first report."""
+        return list(dict.fromkeys(r.outlet for r in self.reports if r.mode != "denied"))
+
+    def has_report(self, article_id: str) -> bool:
+        return any(r.article_id == article_id for r in self.reports)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DevelopmentEvent:
+        data = dict(data)
+        known_report = set(EventReport.__dataclass_fields__)
+        data["reports"] = [EventReport(**{k: v for k, v in r.items() if k in known_report})
+                           for r in data.get("reports") or []]
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass
 class Alert:
-    """One firing of one rule for one story and development type."""
+    """One notification to one desk: an event opened or escalated, or a keyword rule's story."""
 
-    id: str  # hash(rule_id, story_id, development type or "-"): the idempotency key
-    rule_id: str
+    id: str  # the idempotency key: hash(desk, event, kind) for event alerts, hash(rule, story, dev) otherwise
+    rule_id: str  # the first matching rule (rules lists them all)
     desk: str
-    article_id: str
+    article_id: str  # the report that raised it
     story_id: str
     title: str
     url: str
@@ -178,6 +268,16 @@ class Alert:
     created: str = field(default_factory=lambda: iso(utcnow()) or "")
     copies: int = 1
     channels: list[str] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)  # every rule that matched (event alerts fold them)
+    event_id: str | None = None
+    kind: str = "story"  # story (keyword/topic rule) | event (an event opened) | escalation
+    escalation: str | None = None  # for kind=escalation: "corroborated:3", "disputed"
+    published: str | None = None  # the raising report's published time (ISO UTC)
+    first_seen: str | None = None  # when newsmon first stored that report
+    state_before: str | None = None
+    state_after: str | None = None
+    evidence: str = ""
+    confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

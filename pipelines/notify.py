@@ -34,9 +34,9 @@ from email.utils import formatdate
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from pipelines.alerts import AlertConfig, ChannelConfig
+from pipelines.alerts import AlertConfig, ChannelConfig, log_entry
 from pipelines.errors import NewsmonError
-from pipelines.models import Alert
+from pipelines.models import Alert, DevelopmentEvent
 from pipelines.store.base import Store, delivery_claimer
 
 log = logging.getLogger(__name__)
@@ -94,24 +94,51 @@ def _safe_target(url: str) -> str:
 
 def alert_line(alert: Alert) -> str:
     dev = alert.development or "no development"
+    if alert.kind == "escalation" and alert.escalation:
+        dev += f" ({alert.escalation.replace(':', ' by ')})"
     return (f"[newsmon {alert.desk}] {dev}: {_one_line(alert.title, 160)} — {_one_line(alert.source, 60)} "
-            f"{alert.url} (rule {alert.rule_id}; {_one_line(alert.matched, 200)})")
+            f"{alert.url} (rules {', '.join(alert.rules) or alert.rule_id}; {_one_line(alert.matched, 200)})")
+
+
+def event_facts(entry: dict[str, Any]) -> list[tuple[str, str]]:
+    """The event lines a desk reads on every channel: state change, first report, outlets, evidence, times."""
+    facts: list[tuple[str, str]] = []
+    event = entry.get("event")
+    if event:
+        if event.get("state_before") or event.get("state_after"):
+            facts.append(("State", f"{event.get('family')}: {event.get('state_before') or '-'} → "
+                                   f"{event.get('state_after') or '-'}"))
+        first = event.get("first_report") or {}
+        facts.append(("First report", f"{first.get('outlet')} at {first.get('time_local') or first.get('time')}"))
+        facts.append(("Outlets", f"{event.get('outlet_count')} ({', '.join(event.get('outlets') or [])}); "
+                                 f"{event.get('status_label')}"))
+    if entry.get("evidence"):
+        facts.append(("Evidence", _one_line(entry["evidence"], 400)))
+    if entry.get("confidence") is not None:
+        facts.append(("Confidence", f"{entry['confidence']:.2f}"))
+    facts.append(("Published", entry.get("published_local") or "undated"))
+    facts.append(("First seen", entry.get("first_seen_local") or "-"))
+    return facts
 
 
 def _slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def slack_payload(alert: Alert) -> dict[str, Any]:
+def slack_payload(alert: Alert, entry: dict[str, Any] | None = None) -> dict[str, Any]:
+    entry = entry if entry is not None else log_entry(alert, None)
     title = _slack_escape(_one_line(alert.title, 200))
     link = f"<{alert.url}|{title}>" if alert.url.startswith(("http://", "https://")) else title
     facts = " · ".join(x for x in (_slack_escape(alert.source), alert.development or "", f"desk {alert.desk}") if x)
+    lines = "\n".join(f"*{name}:* {_slack_escape(value)}" for name, value in event_facts(entry))
     return {
         "text": _one_line(alert_line(alert), 3000),
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": f"*{link}*\n{facts}"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": lines}},
             {"type": "context", "elements": [
-                {"type": "mrkdwn", "text": _slack_escape(f"rule {alert.rule_id}: {_one_line(alert.matched, 500)}")},
+                {"type": "mrkdwn", "text": _slack_escape(f"rules {', '.join(alert.rules) or alert.rule_id}: "
+                                                         f"{_one_line(alert.matched, 500)}")},
             ]},
         ],
     }
@@ -164,7 +191,7 @@ class Notifier:
             try:
                 if alert is None:
                     raise DeliveryError(channel_id, "-", f"alert {alert_id} is not in the store")
-                self.send(alert, channel_id)
+                self.send(alert, channel_id, store.get_event(alert.event_id) if alert.event_id else None)
             except DeliveryError as exc:
                 message = str(exc)
                 if attempts + 1 >= self.max_attempts:
@@ -202,25 +229,26 @@ class Notifier:
 
     # ------------------------------------------------------------------ channels
 
-    def send(self, alert: Alert, channel_id: str) -> None:
+    def send(self, alert: Alert, channel_id: str, event: DevelopmentEvent | None = None) -> None:
+        """Send one alert; every channel carries the event as it stands now (log_entry)."""
         channel = self.config.channels.get(channel_id)
         if channel is None:
             raise DeliveryError(channel_id, "-", f"no such channel in {self.config.path}")
         if not channel.enabled:
             raise DeliveryError(channel_id, channel.type, "channel is disabled in the config")
         sender = getattr(self, f"_send_{channel.type}")
-        sender(alert, channel)
+        sender(alert, channel, log_entry(alert, event, self.config))
 
-    def _send_console(self, alert: Alert, channel: ChannelConfig) -> None:
+    def _send_console(self, alert: Alert, channel: ChannelConfig, entry: dict[str, Any]) -> None:
         out = self.stdout or sys.stdout
         try:
             print(alert_line(alert), file=out, flush=True)
         except (OSError, ValueError) as exc:
             raise DeliveryError(channel.id, "stdout", str(exc)) from None
 
-    def _send_jsonl(self, alert: Alert, channel: ChannelConfig) -> None:
+    def _send_jsonl(self, alert: Alert, channel: ChannelConfig, entry: dict[str, Any]) -> None:
         path = os.path.join(self.base_dir, channel.path or "")
-        line = json.dumps({**alert.to_dict(), "channel": channel.id}, ensure_ascii=False, sort_keys=True) + "\n"
+        line = json.dumps({**entry, "channel": channel.id}, ensure_ascii=False, sort_keys=True) + "\n"
         try:
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
             # One O_APPEND write per line, so concurrent writers never interleave inside a line.
@@ -241,12 +269,12 @@ class Notifier:
             raise DeliveryError(channel.id, target, f"{what}: environment variable {name} is not set")
         return value
 
-    def _send_webhook(self, alert: Alert, channel: ChannelConfig) -> None:
+    def _send_webhook(self, alert: Alert, channel: ChannelConfig, entry: dict[str, Any]) -> None:
         url = channel.url or self._env(channel, channel.url_env, "webhook url", f"${channel.url_env}") or ""
         target = _safe_target(url)
         if urlsplit(url).scheme not in ("http", "https"):
             raise DeliveryError(channel.id, target, "webhook url must be http(s)")
-        payload = slack_payload(alert) if channel.format == "slack" else alert.to_dict()
+        payload = slack_payload(alert, entry) if channel.format == "slack" else entry
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT,
                    "Idempotency-Key": alert.id, **channel.headers}
@@ -275,7 +303,8 @@ class Notifier:
         if not 200 <= status < 300:
             raise DeliveryError(channel.id, target, f"POST answered HTTP {status}")
 
-    def _email_message(self, alert: Alert, channel: ChannelConfig) -> EmailMessage:
+    def _email_message(self, alert: Alert, channel: ChannelConfig,
+                       entry: dict[str, Any] | None = None) -> EmailMessage:
         from_addr = channel.from_addr or ""
         domain = from_addr.rpartition("@")[2] or "newsmon.invalid"
         dev = f"{alert.development}: " if alert.development else ""
@@ -286,21 +315,25 @@ class Notifier:
         msg["Date"] = formatdate(localtime=False)
         msg["Message-ID"] = f"<alert-{alert.id}@{domain}>"
         msg["X-Newsmon-Alert-Id"] = alert.id
+        facts = event_facts(entry if entry is not None else log_entry(alert, None, self.config))
         text = (f"{alert.title}\n{alert.url}\n\nSource: {alert.source}\nDevelopment: {alert.development or '-'}\n"
-                f"Topics: {', '.join(alert.topics) or '-'}\nDesk: {alert.desk}\nRule: {alert.rule_id}\n"
+                + "".join(f"{name}: {value}\n" for name, value in facts)
+                + f"Topics: {', '.join(alert.topics) or '-'}\nDesk: {alert.desk}\n"
+                f"Rules: {', '.join(alert.rules) or alert.rule_id}\n"
                 f"Why: {alert.matched}\nStory: {alert.story_id}\nAlert: {alert.id}\n")
         esc = html.escape
         href = esc(alert.url, quote=True) if alert.url.startswith(("http://", "https://")) else ""
         title = f'<a href="{href}">{esc(alert.title)}</a>' if href else esc(alert.title)
         rows = "".join(f"<tr><th align=\"left\">{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in (
-            ("Source", alert.source), ("Development", alert.development or "-"),
-            ("Topics", ", ".join(alert.topics) or "-"), ("Desk", alert.desk), ("Rule", alert.rule_id),
+            ("Source", alert.source), ("Development", alert.development or "-"), *facts,
+            ("Topics", ", ".join(alert.topics) or "-"), ("Desk", alert.desk),
+            ("Rules", ", ".join(alert.rules) or alert.rule_id),
             ("Why", alert.matched), ("Alert", alert.id)))
         msg.set_content(text)
         msg.add_alternative(f"<html><body><h2>{title}</h2><table>{rows}</table></body></html>", subtype="html")
         return msg
 
-    def _send_email(self, alert: Alert, channel: ChannelConfig) -> None:
+    def _send_email(self, alert: Alert, channel: ChannelConfig, entry: dict[str, Any]) -> None:
         env_target = f"${channel.smtp_host_env}"
         host = channel.smtp_host or self._env(channel, channel.smtp_host_env, "smtp host", env_target) or ""
         target = f"smtp {host}:{channel.smtp_port}"
@@ -311,7 +344,7 @@ class Notifier:
         if password and not (channel.ssl or channel.starttls) and host not in _LOOPBACK_HOSTS:
             raise DeliveryError(channel.id, target, "refusing to send the SMTP password without TLS "
                                                     "(set starttls: true or ssl: true)")
-        msg = self._email_message(alert, channel)
+        msg = self._email_message(alert, channel, entry)
         try:
             if channel.ssl:
                 smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, channel.smtp_port, timeout=channel.timeout,

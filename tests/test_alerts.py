@@ -188,17 +188,18 @@ def test_all_given_conditions_must_hold_and_min_score():
 # --------------------------------------------------------------------------- firing
 
 
-def test_fires_once_per_rule_story_and_development_type(store):
+def test_fires_once_per_desk_story_and_development_type(store):
     eng = engine()
     fired = eng.evaluate(ARTICLES["1"], store, now=T0)
     assert [a.rule_id for a in fired] == ["ceasefire"]
     alert = fired[0]
-    expected_id = hashlib.sha256(b"ceasefire|story-truce|ceasefire-agreed").hexdigest()[:32]
-    assert alert.id == expected_id == alert_id("ceasefire", "story-truce", "ceasefire-agreed")
+    expected_id = hashlib.sha256(b"desk:security|story-truce|ceasefire-agreed").hexdigest()[:32]
+    assert alert.id == expected_id == alert_id("desk:security", "story-truce", "ceasefire-agreed")
+    assert alert.rules == ["ceasefire"] and alert.kind == "story"
     assert (alert.desk, alert.article_id, alert.story_id, alert.development) == (
         "security", ARTICLES["1"].id, "story-truce", "ceasefire-agreed")
     assert alert.topics == ["ceasefire", "border-clashes"]
-    assert alert.matched == "development ceasefire-agreed"
+    assert alert.matched == "ceasefire: development ceasefire-agreed"
     assert alert.created == "2025-10-19T08:00:00Z"
     # The disabled webhook is not queued; the desk's enabled channels are.
     assert alert.channels == ["console", "jsonl"]
@@ -232,12 +233,12 @@ def test_window_throttles_then_allows_a_new_firing(store):
     assert eng.evaluate(ARTICLES["2"], store, now=T0 + timedelta(hours=23, minutes=59)) == []
     later = eng.evaluate(ARTICLES["2"], store, now=T0 + timedelta(hours=24, minutes=1))
     assert len(later) == 1
-    assert later[0].id == alert_id("ceasefire", "story-truce", "ceasefire-agreed", 1) != first.id
+    assert later[0].id == alert_id("desk:security", "story-truce", "ceasefire-agreed", 1) != first.id
     assert later[0].article_id == ARTICLES["2"].id
     # ...and the new firing throttles in turn, measured from its own time.
     assert eng.evaluate(ARTICLES["1"], store, now=T0 + timedelta(hours=30)) == []
     third = eng.evaluate(ARTICLES["1"], store, now=T0 + timedelta(hours=48, minutes=2))
-    assert [a.id for a in third] == [alert_id("ceasefire", "story-truce", "ceasefire-agreed", 2)]
+    assert [a.id for a in third] == [alert_id("desk:security", "story-truce", "ceasefire-agreed", 2)]
     queued = {(a, c) for a, c, _ in store.pending_deliveries()}
     assert {(first.id, "jsonl"), (later[0].id, "jsonl"), (third[0].id, "jsonl")} <= queued
     assert len(queued) == 6
@@ -257,7 +258,8 @@ def test_keyword_rule_keys_on_development_type_too(store):
     moved.id = "a10000000000000000000000000000ff"
     moved.development = Development("ceasefire-violated", "x")
     fired = eng.evaluate(moved, store, now=T0 + timedelta(hours=1))
-    assert sorted(a.rule_id for a in fired) == ["ceasefire", "ttp-border"]
+    # Both rules are the security desk's: one notification that lists them both.
+    assert [sorted(a.rules) for a in fired] == [["ceasefire", "ttp-border"]]
     assert {a.development for a in fired} == {"ceasefire-violated"}
 
 

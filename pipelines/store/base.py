@@ -12,7 +12,7 @@ import socket
 from typing import Protocol, runtime_checkable
 
 from pipelines.errors import NewsmonError
-from pipelines.models import Alert, Article, FeedItem, FeedState, SearchHit
+from pipelines.models import Alert, Article, DevelopmentEvent, FeedItem, FeedState, SearchHit
 
 
 class StoreError(NewsmonError, RuntimeError):
@@ -108,7 +108,10 @@ class Store(Protocol):
         until: str | None = None,
         limit: int = 20,
         offset: int = 0,
-    ) -> list[SearchHit]: ...
+        collapse: str | None = None,
+    ) -> list[SearchHit]:
+        """bm25-ranked hits; collapse="story" or "event" keeps the best hit of each story or event
+        (an article without an event is its own group)."""
 
     def topic_counts(self, since: str | None = None, until: str | None = None) -> list[dict]:
         """[{"topic","hour":"YYYY-MM-DDTHH:00:00Z","count"}] by article published (or fetched) time."""
@@ -139,6 +142,24 @@ class Store(Protocol):
 
     def finish_items(self, keys: list[str]) -> None:
         """Mark these inbox items processed (stored or dropped) and seen; one transaction."""
+
+    # --- development events (pipelines/events.py) -----------------------
+    def save_event(self, event: DevelopmentEvent) -> None:
+        """Insert or replace by event.id: the whole event, its reports, status and states."""
+
+    def get_event(self, event_id: str) -> DevelopmentEvent | None: ...
+
+    def list_events(self, *, watch: str | None = None, family: str | None = None, since: str | None = None,
+                    until: str | None = None, limit: int = 1000, newest_first: bool = False) -> list[DevelopmentEvent]:
+        """Events whose `opened` is within [since, until], ordered by (opened, id), oldest first unless asked."""
+
+    def iter_events(self, after_id: str | None = None, batch: int = 500) -> list[DevelopmentEvent]:
+        """Next batch of events ordered by id (for reindex/resume)."""
+
+    def count_events(self) -> int: ...
+
+    def set_article_event(self, article_id: str, event_id: str | None) -> None:
+        """Record which event an article reports (so search can collapse by event)."""
 
     # --- alerts and their delivery outbox -------------------------------
     def record_alert(self, alert: Alert) -> bool:

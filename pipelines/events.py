@@ -1,0 +1,425 @@
+"""Development events and the watch's state: one real-world development, however many outlets report it.
+
+A report (a stored article whose development statement is asserted, alleged or denied) attaches to an
+open event when it reports the same development: some `matching` group of config/events.yaml holds both
+its type and the event's, it falls within that group's window of the event's first report, and venue,
+places and parties agree where both sides name them. Otherwise an asserted or alleged report opens a new
+event; a denial never opens one (it disputes the event it denies, when there is one).
+
+The watch's state (per family: ceasefire none / in force / extended / violated / collapsed; talks none /
+scheduled / in session / stalled / broken down / resumed / agreement) is a fold over the stored events in
+order of their first report, so rebuilding it from the store after a restart or a reindex gives the same
+state. The state reads the news (`interpret`): fighting between the two states' forces while a truce is in
+force is a violation even when no outlet writes "ceasefire"; "talks continue" after a stall is a resumption.
+
+Status: superseded once a later event of the same family moved the state on; disputed when a party
+denies it or every report is an allegation; corroborated when `status.corroborated_at` independent
+outlets report it; reported otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pipelines.errors import ConfigError
+from pipelines.models import Article, Development, DevelopmentEvent, EventReport, iso
+
+# Modes that announce something the event layer acts on.
+OPENING_MODES = ("asserted", "alleged")
+ACTING_MODES = (*OPENING_MODES, "denied")
+_TOP_KEYS = {"watch", "families", "readings", "matching", "status"}
+_FAMILY_KEYS = {"states", "types", "in_force"}
+_READING_KEYS = {"statement", "family", "in_states", "becomes"}
+_GROUP_KEYS = {"types", "window", "venue", "places", "parties"}
+
+
+@dataclass(frozen=True)
+class Family:
+    id: str
+    states: tuple[str, ...]
+    types: dict[str, str]  # development type -> the state it moves the family to
+    in_force: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Reading:
+    statement: str
+    family: str
+    in_states: frozenset[str]
+    becomes: str
+
+
+@dataclass(frozen=True)
+class MatchGroup:
+    types: frozenset[str]
+    window: timedelta
+    venue: bool = False
+    places: bool = False
+    parties: bool = True
+
+
+@dataclass(frozen=True)
+class EventRules:
+    path: str
+    watch: str
+    families: dict[str, Family]
+    readings: dict[str, Reading]
+    groups: tuple[MatchGroup, ...]
+    corroborated_at: int = 2
+
+    def family_of(self, dev_type: str) -> str | None:
+        return next((f.id for f in self.families.values() if dev_type in f.types), None)
+
+    def event_types(self) -> set[str]:
+        return {t for f in self.families.values() for t in f.types}
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_event_rules(data: Any, path: str) -> EventRules:
+    """Validate parsed events.yaml; ConfigError(path, entry, field, message) on the first problem."""
+    from pipelines.alerts import parse_window
+
+    if not isinstance(data, dict):
+        raise ConfigError(path, None, None, "must be a mapping with watch, families, readings, matching")
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise ConfigError(path, None, str(key), f"unknown key (allowed: {', '.join(sorted(_TOP_KEYS))})")
+    watch = data.get("watch")
+    if not isinstance(watch, str) or not watch.strip():
+        raise ConfigError(path, None, "watch", "is required: the id of the watch (theatre)")
+    raw_families = data.get("families")
+    if not isinstance(raw_families, dict) or not raw_families:
+        raise ConfigError(path, "families", None, "must map each family id to its states and types")
+    families: dict[str, Family] = {}
+    owner: dict[str, str] = {}
+    for fid, raw in raw_families.items():
+        entry = f"family {fid}"
+        _keys(path, entry, raw, _FAMILY_KEYS)
+        states = raw.get("states")
+        if not isinstance(states, list) or not states or not all(isinstance(s, str) for s in states):
+            raise ConfigError(path, entry, "states", "must be a non-empty list of state names")
+        types = raw.get("types")
+        if not isinstance(types, dict) or not types:
+            raise ConfigError(path, entry, "types", "must map development types to states")
+        for dev_type, state in types.items():
+            if state not in states:
+                raise ConfigError(path, entry, "types", f"{dev_type}: unknown state {state!r} (states: "
+                                                        f"{', '.join(states)})")
+            if dev_type in owner:
+                raise ConfigError(path, entry, "types", f"{dev_type} already belongs to family {owner[dev_type]}")
+            owner[dev_type] = fid
+        in_force = raw.get("in_force") or []
+        for state in in_force:
+            if state not in states:
+                raise ConfigError(path, entry, "in_force", f"unknown state {state!r}")
+        families[fid] = Family(fid, tuple(states), dict(types), frozenset(in_force))
+
+    readings: dict[str, Reading] = {}
+    for i, raw in enumerate(data.get("readings") or []):
+        entry = f"readings #{i + 1}"
+        _keys(path, entry, raw, _READING_KEYS)
+        fam = families.get(raw.get("family"))
+        if fam is None:
+            raise ConfigError(path, entry, "family", f"unknown family {raw.get('family')!r}")
+        if raw.get("becomes") not in fam.types:
+            raise ConfigError(path, entry, "becomes", f"{raw.get('becomes')!r} is not a type of family {fam.id}")
+        in_states = raw.get("in_states") or []
+        for state in in_states:
+            if state not in fam.states:
+                raise ConfigError(path, entry, "in_states", f"unknown state {state!r}")
+        statement = raw.get("statement")
+        if not isinstance(statement, str) or not statement:
+            raise ConfigError(path, entry, "statement", "is required")
+        readings[statement] = Reading(statement, fam.id, frozenset(in_states), raw["becomes"])
+
+    groups: list[MatchGroup] = []
+    for i, raw in enumerate(data.get("matching") or []):
+        entry = f"matching #{i + 1}"
+        _keys(path, entry, raw, _GROUP_KEYS)
+        types = raw.get("types")
+        if not isinstance(types, list) or not types:
+            raise ConfigError(path, entry, "types", "must be a non-empty list of development types")
+        for dev_type in types:
+            if dev_type not in owner:
+                raise ConfigError(path, entry, "types", f"unknown development type {dev_type!r}")
+        try:
+            window = parse_window(raw.get("window", "72h"))
+        except ValueError as exc:
+            raise ConfigError(path, entry, "window", str(exc)) from None
+        flags = {}
+        for flag in ("venue", "places", "parties"):
+            value = raw.get(flag, flag == "parties")
+            if not isinstance(value, bool):
+                raise ConfigError(path, entry, flag, "must be true or false")
+            flags[flag] = value
+        groups.append(MatchGroup(frozenset(types), window, **flags))
+    status = data.get("status") or {}
+    if not isinstance(status, dict) or set(status) - {"corroborated_at"}:
+        raise ConfigError(path, "status", None, "only corroborated_at is allowed")
+    corroborated_at = status.get("corroborated_at", 2)
+    if isinstance(corroborated_at, bool) or not isinstance(corroborated_at, int) or corroborated_at < 1:
+        raise ConfigError(path, "status", "corroborated_at", "must be a whole number >= 1")
+    return EventRules(path, watch.strip(), families, readings, tuple(groups), corroborated_at)
+
+
+def _keys(path: str, entry: str, raw: Any, allowed: set[str]) -> None:
+    if not isinstance(raw, dict):
+        raise ConfigError(path, entry, None, f"must be a mapping, not {type(raw).__name__}")
+    for key in raw:
+        if key not in allowed:
+            raise ConfigError(path, entry, str(key), f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def load_event_rules_file(path: str) -> EventRules:
+    from pipelines.config import load_yaml
+
+    return load_event_rules(load_yaml(path), path)
+
+
+# --------------------------------------------------------------------------- the watch's state
+
+
+@dataclass
+class FamilyState:
+    state: str
+    since: str | None = None
+    event_id: str | None = None
+
+
+@dataclass
+class WatchState:
+    """Each family's current state, with the event that set it and since when."""
+
+    families: dict[str, FamilyState] = field(default_factory=dict)
+
+    @classmethod
+    def initial(cls, rules: EventRules) -> WatchState:
+        return cls({fid: FamilyState(f.states[0]) for fid, f in rules.families.items()})
+
+    def get(self, family: str) -> str | None:
+        fs = self.families.get(family)
+        return fs.state if fs else None
+
+    def apply(self, rules: EventRules, dev_type: str, at: str | None, event_id: str | None = None) -> None:
+        fam = rules.family_of(dev_type)
+        if fam is not None:
+            self.families[fam] = FamilyState(rules.families[fam].types[dev_type], at, event_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {fid: {"state": fs.state, "since": fs.since, "event": fs.event_id} for fid, fs in self.families.items()}
+
+
+def state_from_events(rules: EventRules, events: list[DevelopmentEvent], until: str | None = None) -> WatchState:
+    """The state after every event opened up to `until` (all when None), in time order.
+
+    An event moves its own family's state when it opens; a report of another family folded into it (an
+    outcome told as "talks revived" by one outlet and "truce extended" by another) moves that family's
+    state too, at the time of its first such report."""
+    moves: list[tuple[str, str, str]] = []  # (time, event id, type)
+    for event in events:
+        moves.append((event.opened, event.id, event.type))
+        own = rules.family_of(event.type)
+        seen = {own}
+        for r in event.reports:
+            family = rules.family_of(r.type)
+            if family not in seen and r.mode in OPENING_MODES:
+                seen.add(family)
+                moves.append((r.time, event.id, r.type))
+    state = WatchState.initial(rules)
+    for at, event_id, dev_type in sorted(moves):
+        if until is not None and at > until:
+            break
+        state.apply(rules, dev_type, at, event_id)
+    return state
+
+
+def interpret(dev: Development | None, state: WatchState, rules: EventRules) -> Development | None:
+    """The development as the pipeline stores it: state-dependent statements read by the state.
+
+    None for a statement that announces nothing (hypothetical, future, question, background) and for a
+    state-dependent one the state does not turn into a development (fighting with no truce in force)."""
+    if dev is None or dev.mode not in ACTING_MODES:
+        return None
+    reading = rules.readings.get(dev.type)
+    if reading is not None:
+        if state.get(reading.family) not in reading.in_states:
+            return None
+        return replace(dev, type=reading.becomes)
+    if rules.family_of(dev.type) is None:
+        return None
+    return dev
+
+
+# --------------------------------------------------------------------------- attaching reports
+
+
+@dataclass
+class Attachment:
+    """What attaching one report did."""
+
+    event: DevelopmentEvent
+    opened: bool  # the report opened the event
+    added: bool  # the report was new to the event (False on a repeat: idempotent)
+    status_before: str | None  # None when opened
+    outlets_before: int
+
+
+def event_id_for(watch: str, dev_type: str, article_id: str) -> str:
+    return hashlib.sha256(f"{watch}|{dev_type}|{article_id}".encode()).hexdigest()[:32]
+
+
+def _time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _agree(a: list[str] | str | None, b: list[str] | str | None) -> bool:
+    """Where both name something, they must share it."""
+    left = {a} if isinstance(a, str) else set(a or ())
+    right = {b} if isinstance(b, str) else set(b or ())
+    return not left or not right or bool(left & right)
+
+
+def compatible(rules: EventRules, event: DevelopmentEvent, dev: Development, at: datetime) -> bool:
+    opened = _time(event.opened)
+    if opened is None:
+        return False
+    event_types = {event.type} | {r.type for r in event.reports}
+    for group in rules.groups:
+        if dev.type not in group.types or not (event_types & group.types):
+            continue
+        if abs(at - opened) > group.window:
+            continue
+        if group.venue and not _agree(event.venue, dev.venue):
+            continue
+        if group.places and not _agree(event.places, dev.places):
+            continue
+        if group.parties and not _agree(event.parties, dev.parties):
+            continue
+        return True
+    return False
+
+
+class EventBook:
+    """Attaches reports to events in a store and keeps the watch's state (rebuilt from the store)."""
+
+    def __init__(self, rules: EventRules, store: Any):
+        self.rules, self.store = rules, store
+        self._events: list[DevelopmentEvent] | None = None
+
+    def events(self) -> list[DevelopmentEvent]:
+        if self._events is None:
+            self._events = self.store.list_events(watch=self.rules.watch, limit=100_000)
+        return self._events
+
+    def refresh(self) -> None:
+        """Forget the cached events (another worker may have stored some)."""
+        self._events = None
+
+    def state(self, until: str | None = None) -> WatchState:
+        return state_from_events(self.rules, self.events(), until)
+
+    def interpret(self, dev: Development | None, at: str | None) -> Development | None:
+        return interpret(dev, self.state(at), self.rules)
+
+    def attach(self, article: Article) -> Attachment | None:
+        """Attach the article's development to its event, opening one when none matches; None when the
+        article reports no development the events track. Idempotent per article."""
+        dev = article.development
+        if dev is None or dev.mode not in ACTING_MODES or self.rules.family_of(dev.type) is None:
+            return None
+        events = self.events()
+        for event in events:
+            if event.has_report(article.id):
+                return Attachment(event, False, False, event.status, len(event.outlets))
+        when = article.seen_time()
+        at = _time(when) or _time(article.fetched)
+        if at is None:
+            return None
+        candidates = [e for e in events if compatible(self.rules, e, dev, at)]
+        report = EventReport(article_id=article.id, url=article.url, outlet=article.source,
+                             time=iso(at) or when, first_seen=article.fetched, language=article.language,
+                             evidence=dev.evidence, type=dev.type, mode=dev.mode, story_id=article.story_id,
+                             title=article.title)
+        if candidates:
+            event = min(candidates, key=lambda e: abs(at - (_time(e.opened) or at)))
+            status_before, outlets_before = event.status, len(event.outlets)
+            event.reports.append(report)
+            event.reports.sort(key=lambda r: (r.time, r.article_id))
+            event.opened = event.reports[0].time if event.reports[0].mode != "denied" else event.opened
+            event.updated = max(event.updated, report.time)
+            event.venue = event.venue or dev.venue
+            event.places = list(dict.fromkeys([*event.places, *dev.places]))
+            event.parties = list(dict.fromkeys([*event.parties, *dev.parties]))
+            self._settle(event)
+            self.store.save_event(event)
+            self.store.set_article_event(article.id, event.id)
+            article.event_id = event.id
+            return Attachment(event, False, True, status_before, outlets_before)
+        if dev.mode not in OPENING_MODES:
+            return None  # a denial of something nobody reported: nothing to dispute
+        family = self.rules.family_of(dev.type) or ""
+        before = self.state(iso(at))
+        event = DevelopmentEvent(
+            id=event_id_for(self.rules.watch, dev.type, article.id), watch=self.rules.watch, family=family,
+            type=dev.type, opened=report.time, updated=report.time, venue=dev.venue, places=list(dev.places),
+            parties=list(dev.parties), state_before=before.get(family),
+            state_after=self.rules.families[family].types[dev.type], reports=[report],
+            confidence=dev.confidence,
+        )
+        self._settle(event)
+        # The event moves the state on: the one that set the family's state before is superseded.
+        previous = before.families.get(family)
+        if previous and previous.event_id:
+            old = next((e for e in events if e.id == previous.event_id), None)
+            if old is not None and old.status != "superseded":
+                old.status, old.superseded_by = "superseded", event.id
+                self.store.save_event(old)
+        self.store.save_event(event)
+        self.store.set_article_event(article.id, event.id)
+        article.event_id = event.id
+        events.append(event)
+        return Attachment(event, True, True, None, 0)
+
+    def _settle(self, event: DevelopmentEvent) -> None:
+        """Status and confidence from the reports so far."""
+        outlets = len(event.outlets)
+        if event.superseded_by:
+            event.status = "superseded"
+        elif any(r.mode == "denied" for r in event.reports) or all(r.mode == "alleged" for r in event.reports):
+            event.status = "disputed"
+        elif outlets >= self.rules.corroborated_at:
+            event.status = "corroborated"
+        else:
+            event.status = "reported"
+        event.confidence = event_confidence(event)
+
+
+def event_confidence(event: DevelopmentEvent) -> float:
+    """0..1: more independent outlets raise it, allegations and denials lower it."""
+    outlets = len(event.outlets)
+    base = 1 - 0.5 ** (outlets + 1)  # 1 outlet 0.75, 2 0.875, 3 0.94
+    if any(r.mode == "denied" for r in event.reports):
+        base *= 0.6
+    elif all(r.mode == "alleged" for r in event.reports):
+        base *= 0.7
+    return round(base, 3)
+
+
+def status_label(event: DevelopmentEvent) -> str:
+    """How a desk reads the status: 'corroborated by 5', 'disputed', ..."""
+    if event.status == "corroborated":
+        return f"corroborated by {len(event.outlets)}"
+    if event.status == "disputed":
+        return "alleged" if all(r.mode == "alleged" for r in event.reports) else "disputed"
+    return event.status
