@@ -4,9 +4,11 @@ Articles go first, in id order and in batches (bulk on Elasticsearch); after eve
 written completely, a small checkpoint (var/reindex/<hash of the two URLs>.json, no credentials in
 it) remembers the last id, so an interrupted copy resumes where it stopped. A batch with any
 failed document stops the copy before the checkpoint moves, naming the document; running the
-command again retries it. Then the state tables (feed state, seen items, inbox, alerts and their
-outbox, stories and their keys) are copied create-if-absent, so repeating them is harmless and
-nothing already in the target is overwritten. The checkpoint is removed when everything is copied.
+command again retries it. Development events follow the same way (by id, checkpointed, replacing
+what the target has, as articles do). Then the state tables (feed state, seen items, inbox, alerts
+and their outbox, stories and their keys) are copied create-if-absent, so repeating them is
+harmless and nothing already in the target is overwritten. The checkpoint is removed when
+everything is copied.
 
 The store protocol has no way to list seen items, story keys or the outbox, so each backend here
 gets an exporter/importer of those tables in one row layout (the SQLite store's columns).
@@ -30,14 +32,13 @@ from pipelines.errors import NewsmonError
 from pipelines.models import FeedState
 from pipelines.store import open_store
 from pipelines.store.base import Store
+from pipelines.store.sqlite import _ALERT_COLUMNS, SCHEMA_VERSION, alert_fields, alert_row
 
 STATE_TABLES = ("feed_states", "seen_items", "inbox", "alerts", "deliveries", "stories", "story_keys")
 DEFAULT_CHECKPOINT_DIR = Path("var") / "reindex"
 
 Progress = Callable[[int, int], None]
 
-_ALERT_COLUMNS = ("id", "rule_id", "desk", "article_id", "story_id", "title", "url", "source", "development",
-                  "topics", "matched", "created", "copies", "channels", "last_seen")
 _FEED_COLUMNS = tuple(f.name for f in fields(FeedState))  # the feed_states table follows the dataclass
 _DELIVERY_COLUMNS = ("alert_id", "channel", "attempts", "last_error", "queued", "last_attempt", "delivered")
 
@@ -98,8 +99,6 @@ class SqliteTables:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout = 30000")
-        from pipelines.store.sqlite import SCHEMA_VERSION
-
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version != SCHEMA_VERSION:  # opening the store migrated it, so this is a newer newsmon's file
             conn.close()
@@ -127,12 +126,9 @@ class SqliteTables:
                     members.setdefault(row["story_id"], []).append(
                         {"article_id": row["article_id"], "source": row["source"], "first_seen": row["first_seen"]})
             for row in conn.execute(queries[table]):
-                data = dict(row)
+                data = alert_fields(row) if table == "alerts" else dict(row)
                 if table == "inbox":
                     data["item"] = json.loads(data["item"])
-                elif table == "alerts":
-                    data["topics"] = json.loads(data["topics"] or "[]")
-                    data["channels"] = json.loads(data["channels"] or "[]")
                 elif table == "stories":
                     data["members"] = members.get(data["id"], [])
                 yield data
@@ -173,12 +169,7 @@ class SqliteTables:
             values = {**row, "item": json.dumps(row["item"], ensure_ascii=False), "queued": row.get("queued") or ""}
             return insert("inbox", ("key", "feed_id", "item_id", "item", "queued"), values)
         if table == "alerts":
-            values = {c: row.get(c) for c in _ALERT_COLUMNS}
-            values["topics"] = json.dumps(row.get("topics") or [], ensure_ascii=False)
-            values["channels"] = json.dumps(row.get("channels") or [], ensure_ascii=False)
-            values["copies"] = int(row.get("copies") or 1)
-            values["last_seen"] = row.get("last_seen") or row.get("created") or ""
-            return insert("alerts", _ALERT_COLUMNS, values)
+            return insert("alerts", _ALERT_COLUMNS, alert_row(row, ""))
         if table == "deliveries":
             values = {c: row.get(c) for c in _DELIVERY_COLUMNS}
             values["attempts"] = int(values["attempts"] or 0)
@@ -239,12 +230,28 @@ def _write_articles(target: Store, articles: list) -> None:
         )
 
 
+def _write_events(target: Store, events: list) -> None:
+    bulk = getattr(target, "save_events", None)
+    if bulk is None:
+        for event in events:
+            target.save_event(event)
+        return
+    result = bulk(events)
+    if result.errors:
+        raise NewsmonError(
+            f"reindex: {len(result.errors)} of {len(events)} event(s) in this batch were not written "
+            f"(first: {result.errors[0]}); run again to retry from the last complete batch"
+        )
+
+
 def reindex(from_url: str, to_url: str, progress: Progress | None = None, batch: int = 500, *,
             checkpoint_dir: str | os.PathLike[str] = DEFAULT_CHECKPOINT_DIR, restart: bool = False,
             opener: Callable[[str], Store] = open_store) -> dict:
-    """Copy every article and every state table from one store to another; resumable.
+    """Copy every article, every development event and every state table from one store to another;
+    resumable.
 
-    Returns {"from","to","articles","articles_total","resumed_after","tables":{table: rows written}}."""
+    Returns {"from","to","articles","articles_total","resumed_after","events","events_total",
+    "tables":{table: rows written}}."""
     if _redact(from_url).rstrip("/") == _redact(to_url).rstrip("/"):
         raise NewsmonError(f"reindex: --from and --to are the same store ({_redact(from_url)})")
     batch = max(1, int(batch))
@@ -272,6 +279,18 @@ def reindex(from_url: str, to_url: str, progress: Progress | None = None, batch:
                 checkpoint.save(after_id=after, copied=copied, phase="articles")
                 if progress:
                     progress(copied, max(total, copied))
+            events_total = source.count_events()
+            events_after = state.get("events_after_id")
+            events = int(state.get("events_copied") or 0)
+            while True:
+                batch_events = source.iter_events(after_id=events_after, batch=batch)
+                if not batch_events:
+                    break
+                _write_events(target, batch_events)
+                events_after = batch_events[-1].id
+                events += len(batch_events)
+                checkpoint.save(after_id=after, copied=copied, events_after_id=events_after, events_copied=events,
+                                phase="events")
             exporter, importer = state_tables(source), state_tables(target)
             tables: dict[str, int] = {}
             for table in STATE_TABLES:
@@ -285,7 +304,7 @@ def reindex(from_url: str, to_url: str, progress: Progress | None = None, batch:
     finally:
         source.close()
     return {"from": _redact(from_url), "to": _redact(to_url), "articles": copied, "articles_total": total,
-            "resumed_after": resumed_after, "tables": tables}
+            "resumed_after": resumed_after, "events": events, "events_total": events_total, "tables": tables}
 
 
 # --- CLI --------------------------------------------------------------------------------------------
@@ -326,8 +345,8 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     else:
         resumed = f" (resumed after {summary['resumed_after']})" if summary["resumed_after"] else ""
         tables = ", ".join(f"{name} {count}" for name, count in summary["tables"].items())
-        print(f"{summary['from']} -> {summary['to']}: {summary['articles']} article(s) copied{resumed}; "
-              f"state rows written: {tables}")
+        print(f"{summary['from']} -> {summary['to']}: {summary['articles']} article(s) copied{resumed}, "
+              f"{summary['events']} event(s); state rows written: {tables}")
     sys.stdout.flush()
     return 0
 

@@ -18,7 +18,7 @@ from pipelines.reindex import Checkpoint, add_reindex_parser, reindex, state_tab
 from pipelines.store import open_store
 from tests.store import conftest as store_fixtures
 from tests.store.conftest import EsTarget, load_fixture_articles, make_article
-from tests.store.test_store_contract import make_alert
+from tests.store.test_store_contract import make_alert, make_event
 
 # the store suite's Elasticsearch fixtures (stand-in or NEWSMON_ES_URL), for this module too
 es_base = store_fixtures.es_base
@@ -61,6 +61,16 @@ def fill(store) -> dict:
     store.bump_story("story-old", "a1", "Frontier Ledger")
     store.bump_story("story-old", "a2", "Karachi Courier")
     store.bump_story("story-new", "a3", "Peshawar Post")
+    store.save_event(make_event("ev-1", "2025-10-20T08:15:00Z"))
+    store.save_event(make_event("ev-2", "2025-10-25T11:00:00+00:00", family="talks", type="talks-held",
+                                status="reported", reports=[]))
+    store.set_article_event(articles["chaman-ceasefire"].id, "ev-1")
+    store.set_article_event(articles["urdu-ceasefire"].id, "ev-1")
+    store.set_article_event(articles["istanbul-round"].id, "ev-2")
+    store.record_alert(make_alert("alert-ev", "2025-10-30T10:00:00Z", rules=["r1", "r2"], event_id="ev-1",
+                                  kind="event", published="2025-10-20T08:15:00Z", first_seen="2025-10-20T08:20:00Z",
+                                  state_before="hostilities", state_after="ceasefire", evidence="Agreed.",
+                                  confidence=0.9))
     return articles
 
 
@@ -78,6 +88,9 @@ def snapshot(store, articles) -> dict:
         "deliveries": store.pending_deliveries(),
         "stories": {s: store.get_story(s) for s in ("story-old", "story-new")},
         "story_for": [store.story_for_keys(["shared"]), store.story_for_keys(["k3"])],
+        "events": store.list_events(),
+        "event_count": store.count_events(),
+        "by_event": [h.article.id for h in store.search("ceasefire", collapse="event")],
     }
 
 
@@ -88,15 +101,19 @@ def test_sqlite_to_elasticsearch_and_back_loses_nothing(tmp_path, es_target):
     expected = snapshot(original, articles)
     original.close()
     assert expected["deliveries"] == [("alert-1", "email", 1), ("alert-1", "webhook", 0)]
-    assert expected["alerts"][1].copies == 2
+    assert expected["alerts"][2].copies == 2
+    assert [e.id for e in expected["events"]] == ["ev-1", "ev-2"] and expected["events"][0].reports
+    assert expected["articles"]["chaman-ceasefire"].event_id == "ev-1"
+    assert expected["alerts"][0].kind == "event" and expected["alerts"][0].rules == ["r1", "r2"]
 
     seen_progress: list[tuple[int, int]] = []
     opener = opener_for(es_target)
     summary = reindex(original_url, es_target.url, progress=lambda d, t: seen_progress.append((d, t)), batch=4,
                       checkpoint_dir=tmp_path / "ckpt", opener=opener)
     assert summary["articles"] == summary["articles_total"] == len(articles)
-    assert summary["tables"] == {"feed_states": 2, "seen_items": 2, "inbox": 3, "alerts": 2, "deliveries": 3,
+    assert summary["tables"] == {"feed_states": 2, "seen_items": 2, "inbox": 3, "alerts": 3, "deliveries": 3,
                                  "stories": 2, "story_keys": 4}
+    assert summary["events"] == summary["events_total"] == 2
     assert seen_progress[0] == (0, len(articles)) and seen_progress[-1] == (len(articles), len(articles))
     assert [d for d, _t in seen_progress] == sorted(d for d, _t in seen_progress)
     assert not list((tmp_path / "ckpt").glob("*.json"))  # done: the checkpoint is gone
@@ -110,6 +127,7 @@ def test_sqlite_to_elasticsearch_and_back_loses_nothing(tmp_path, es_target):
     back_url = sqlite_url(tmp_path / "back.db")
     summary = reindex(es_target.url, back_url, batch=3, checkpoint_dir=tmp_path / "ckpt", opener=opener)
     assert summary["articles"] == len(articles)
+    assert summary["events"] == 2
     back = open_store(back_url)
     original = open_store(original_url)
     try:
@@ -196,6 +214,56 @@ def test_interrupted_copy_resumes_after_the_last_complete_batch(tmp_path):
     target = open_store(target_url)
     try:
         assert [a.id for a in target.iter_articles(batch=100)] == ids
+    finally:
+        target.close()
+
+
+class FailingEventTarget(FailingTarget):
+    """A real store that stops accepting events after some, like a cluster going away."""
+
+    def upsert_article(self, article):
+        return self.store.upsert_article(article)
+
+    def save_event(self, event):
+        self.calls += 1
+        if self.calls >= self.fail_on_call:
+            raise NewsmonError("store went away")
+        self.written.append(event.id)
+        return self.store.save_event(event)
+
+
+def test_interrupted_event_copy_resumes_after_the_last_complete_batch(tmp_path):
+    source_url, target_url = sqlite_url(tmp_path / "src.db"), sqlite_url(tmp_path / "dst.db")
+    source = open_store(source_url)
+    source.upsert_article(make_article("only", "Only article", "Body."))
+    ids = [f"ev-{n}" for n in range(7)]
+    for event_id in ids:
+        source.save_event(make_event(event_id, "2025-11-01T08:00:00Z"))
+    source.close()
+    targets: list[FailingEventTarget] = []
+
+    def opener_failing_at(call):
+        def opener(url):
+            store = open_store(url)
+            if url == target_url:
+                targets.append(FailingEventTarget(store, fail_on_call=call))
+                return targets[-1]
+            return store
+        return opener
+
+    with pytest.raises(NewsmonError, match="store went away"):
+        reindex(source_url, target_url, batch=2, checkpoint_dir=tmp_path / "ckpt", opener=opener_failing_at(6))
+    checkpoint = Checkpoint(tmp_path / "ckpt", source_url, target_url).load()
+    assert checkpoint["phase"] == "events" and checkpoint["events_after_id"] == ids[3]
+    assert checkpoint["events_copied"] == 4 and checkpoint["copied"] == 1
+
+    summary = reindex(source_url, target_url, batch=2, checkpoint_dir=tmp_path / "ckpt",
+                      opener=opener_failing_at(10**9))
+    assert targets[-1].written == ids[4:]  # only what the first run had not finished
+    assert summary["events"] == summary["events_total"] == 7 and summary["articles"] == 1
+    target = open_store(target_url)
+    try:
+        assert [e.id for e in target.iter_events(batch=100)] == ids
     finally:
         target.close()
 

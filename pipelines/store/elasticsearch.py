@@ -5,8 +5,9 @@ Layout (``prefix`` defaults to ``newsmon``):
     {prefix}-articles-NNNNNN   articles, from config/elasticsearch/articles-template.json; written through
                                the ``{prefix}-articles`` write alias (rolled over by ILM), read through
                                ``{prefix}-articles-read`` (every backing index joins it via the template)
-    {prefix}-feeds, -seen, -inbox, -alerts, -outbox, -stories, -story-keys
-                               the small state tables, one index each (config/elasticsearch/indices/*.json)
+    {prefix}-feeds, -seen, -inbox, -alerts, -outbox, -stories, -story-keys, -events
+                               the small state tables and the development events, one index each
+                               (config/elasticsearch/indices/*.json)
 
 Consistency: Elasticsearch has no transactions, so every multi-step operation is ordered so that a
 crash in the middle repeats work instead of losing it (finish_items marks items seen before deleting
@@ -43,10 +44,10 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pipelines.errors import ConfigError, NewsmonError
-from pipelines.models import Alert, Article, FeedItem, FeedState, SearchHit, iso, utcnow
+from pipelines.models import Alert, Article, DevelopmentEvent, FeedItem, FeedState, SearchHit, iso, utcnow
 from pipelines.store.base import StoreError, claimer_is_gone
 from pipelines.store.search_query import parse_query
-from pipelines.store.sqlite import fts_fallback_query, inbox_key, normalise_time
+from pipelines.store.sqlite import check_collapse, fts_fallback_query, inbox_key, normalise_time
 
 DEFAULT_PREFIX = "newsmon"
 TITLE_BOOST = 10.0
@@ -59,7 +60,7 @@ CAS_ATTEMPTS = 50
 BULK_CHUNK = 500
 BULK_RETRIES = 5
 RETRY_STATUSES = (429, 500, 502, 503, 504)
-STATE_INDICES = ("feeds", "seen", "inbox", "alerts", "outbox", "stories", "story-keys")
+STATE_INDICES = ("feeds", "seen", "inbox", "alerts", "outbox", "stories", "story-keys", "events")
 _PREFIX_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,80}")
 _SAFE_ID_RE = re.compile(r"[A-Za-z0-9._:@-]{1,200}")
 
@@ -614,7 +615,7 @@ class ElasticsearchStore:
         return self._config
 
     def index_name(self, table: str) -> str:
-        """The index of one state table (feeds, seen, inbox, alerts, outbox, stories, story-keys)."""
+        """The index of one state table (feeds, seen, inbox, alerts, outbox, stories, story-keys, events)."""
         return self._state[table]
 
     # --- errors ------------------------------------------------------------------------------
@@ -1048,9 +1049,11 @@ class ElasticsearchStore:
         until: str | None = None,
         limit: int = 20,
         offset: int = 0,
+        collapse: str | None = None,
     ) -> list[SearchHit]:
         """Full-text search plus filters, as the SQLite store: since inclusive, until exclusive, on
         published else fetched; a query without searchable terms means filters only."""
+        collapse = check_collapse(collapse)
         since_bound, until_bound = _bound("since", since), _bound("until", until)
         offset = max(0, int(offset))
         limit = max(0, min(int(limit), MAX_RESULT_WINDOW - offset))
@@ -1059,35 +1062,75 @@ class ElasticsearchStore:
         filters = self._filters(topic, desk, source, language, since_bound, until_bound)
         tree = parse_query(query)
         if tree is None:
-            response = self._search("search", self.articles_read, query={"bool": {"filter": filters}},
-                                    size=limit, from_=offset, sort=[{"event_time": "desc"}, {"id": "asc"}])
+            hits = self._ranked_hits(limit, offset, collapse, query={"bool": {"filter": filters}},
+                                     sort=[{"event_time": "desc"}, {"id": "asc"}])
             return [SearchHit(article=self._doc_article(h["_source"]), score=0.0,
                               snippet=_plain_snippet(h["_source"].get("text") or ""))
-                    for h in response["hits"]["hits"]]
+                    for h in hits]
 
         from elasticsearch import BadRequestError
 
-        response = None
+        hits = None
         for candidate in (compile_query(tree), fallback_query(query)):
             if candidate is None:
                 break
             try:
-                response = self._search(
-                    "search", self.articles_read, query={"bool": {"must": [candidate], "filter": filters}},
-                    size=limit, from_=offset, track_scores=True, highlight=_HIGHLIGHT,
+                hits = self._ranked_hits(
+                    limit, offset, collapse, query={"bool": {"must": [candidate], "filter": filters}},
+                    track_scores=True, highlight=_HIGHLIGHT,
                     sort=[{"_score": "desc"}, {"event_time": "desc"}, {"id": "asc"}],
                 )
                 break
             except StoreError as err:
                 if not isinstance(err.__cause__, BadRequestError):
                     raise  # a refused query falls back to plain words; an outage does not
-        if response is None:
+        if hits is None:
             return []
         return [
             SearchHit(article=self._doc_article(h["_source"]), score=float(h.get("_score") or 0.0),
                       snippet=_snippet_from(h, h["_source"].get("text") or ""))
-            for h in response["hits"]["hits"]
+            for h in hits
         ]
+
+    @staticmethod
+    def _group(hit: dict, collapse: str) -> tuple[str, str]:
+        """The story or event a hit belongs to; an article without one is its own group."""
+        value = (hit.get("_source") or {}).get("story_id" if collapse == "story" else "event_id")
+        return (collapse, value) if value else ("article", hit["_id"])
+
+    def _ranked_hits(self, limit: int, offset: int, collapse: str | None, **body: Any) -> list[dict]:
+        """One page of ranked hits; collapsed, the best-ranked hit of each story or event, paged by group.
+
+        Collapsed here, not with the search `collapse` option: that groups every article without an
+        event into one (missing values collapse together) and needs event_id mapped in every backing
+        index, which indices created before events lack. So ranked hits are read page by page with
+        only their group fields until offset+limit groups are known (within the first
+        MAX_RESULT_WINDOW hits), then just the chosen hits are fetched with sources and highlights."""
+        if collapse is None:
+            return self._search("search", self.articles_read, size=limit, from_=offset, **body)["hits"]["hits"]
+        wanted = offset + limit
+        best: dict[tuple[str, str], str] = {}  # group -> id of its best hit, in rank order
+        page = min(MAX_RESULT_WINDOW, max(PAGE, 2 * wanted))
+        start = 0
+        lean = {k: v for k, v in body.items() if k != "highlight"}
+        while len(best) < wanted and start < MAX_RESULT_WINDOW:
+            size = min(page, MAX_RESULT_WINDOW - start)
+            hits = self._search("search", self.articles_read, size=size, from_=start,
+                                source=["story_id", "event_id"], **lean)["hits"]["hits"]
+            for hit in hits:
+                best.setdefault(self._group(hit, collapse), hit["_id"])
+            if len(hits) < size:
+                break
+            start += size
+        chosen = list(best.values())[offset:wanted]
+        if not chosen:
+            return []
+        query = {"bool": {"must": [body["query"]], "filter": [{"ids": {"values": chosen}}]}}
+        hits = self._search("search", self.articles_read, size=2 * len(chosen), **{**body, "query": query})
+        by_id: dict[str, dict] = {}
+        for hit in hits["hits"]["hits"]:
+            by_id.setdefault(hit["_id"], hit)
+        return [by_id[i] for i in chosen if i in by_id]
 
     def topic_counts(self, since: str | None = None, until: str | None = None) -> list[dict]:
         """Articles per (topic, hour of event_time), paged with a composite aggregation."""
@@ -1210,6 +1253,67 @@ class ElasticsearchStore:
                   if not ok and info.get("status") != 404]
         if errors:
             raise StoreError(f"store {self.url}: finish inbox items failed for {len(errors)} item(s): {errors[0]}")
+
+    # --- development events ------------------------------------------------------------------------
+
+    def save_event(self, event: DevelopmentEvent) -> None:
+        self._call(f"save event {event.id}", self.client.index, index=self._state["events"],
+                   id=_safe_id(event.id), document=event.to_dict(), refresh=self.refresh)
+
+    def save_events(self, events: list[DevelopmentEvent]) -> BulkResult:
+        """Bulk save_event (reindex); every event that could not be written is in the result's errors."""
+        actions = ({"_op_type": "index", "_index": self._state["events"], "_id": _safe_id(e.id),
+                    "_source": e.to_dict()} for e in events)
+        results, errors = self._bulk("bulk save events", actions)
+        result = BulkResult(errors=errors)
+        for ok, _op, info in results:
+            if ok and info.get("status") == 201:
+                result.created += 1
+            elif ok:
+                result.updated += 1
+        return result
+
+    def get_event(self, event_id: str) -> DevelopmentEvent | None:
+        found = self._get("get event", self._state["events"], _safe_id(event_id))
+        return DevelopmentEvent.from_dict(found["_source"]) if found else None
+
+    def list_events(self, *, watch: str | None = None, family: str | None = None, since: str | None = None,
+                    until: str | None = None, limit: int = 1000, newest_first: bool = False) -> list[DevelopmentEvent]:
+        """since and until are both inclusive, on `opened`."""
+        since_bound, until_bound = _bound("since", since), _bound("until", until)
+        filters: list[dict] = [{"term": {name: value}} for name, value in (("watch", watch), ("family", family))
+                               if value]
+        opened = {key: value for key, value in (("gte", since_bound), ("lte", until_bound)) if value}
+        if opened:
+            filters.append({"range": {"opened": opened}})
+        order = "desc" if newest_first else "asc"
+        hits = self._scan("list events", self._state["events"], query={"bool": {"filter": filters}},
+                          sort=[{"opened": order}, {"id": order}], limit=limit)
+        return [DevelopmentEvent.from_dict(h["_source"]) for h in hits]
+
+    def iter_events(self, after_id: str | None = None, batch: int = 500) -> list[DevelopmentEvent]:
+        query = {"range": {"id": {"gt": after_id}}} if after_id else None
+        hits = self._scan("iterate events", self._state["events"], query=query, sort=[{"id": "asc"}],
+                          limit=max(1, int(batch)))
+        return [DevelopmentEvent.from_dict(h["_source"]) for h in hits]
+
+    def count_events(self) -> int:
+        return self._call("count events", self.client.count, index=self._state["events"])["count"]
+
+    def set_article_event(self, article_id: str, event_id: str | None) -> None:
+        """Rewrites the article where it lives (read-modify-write); an unknown article is left alone."""
+        where = self._locate([article_id]).get(article_id)
+        if where is None:
+            return
+        event_id = event_id or None
+
+        def change(doc: dict) -> dict | None:
+            if doc.get("event_id") == event_id:
+                return None
+            doc["event_id"] = event_id
+            return doc
+
+        self._cas(f"set event of article {article_id}", where["index"], article_id, change)
 
     # --- alerts and outbox -------------------------------------------------------------------------
 
@@ -1339,7 +1443,7 @@ class ElasticsearchStore:
         elif table == "alerts":
             for hit in self._scan("export alerts", self._state["alerts"], query=None,
                                   sort=[{"seq": "asc"}, {"id": "asc"}]):
-                yield {k: hit["_source"].get(k) for k in _ALERT_FIELDS}
+                yield {k: hit["_source"][k] for k in _ALERT_FIELDS if k in hit["_source"]}  # absent: default
         elif table == "deliveries":
             for hit in self._scan("export deliveries", self._state["outbox"], query=None,
                                   sort=[{"seq": "asc"}, {"channel": "asc"}]):
@@ -1379,7 +1483,8 @@ class ElasticsearchStore:
                        for r in rows]
         elif table == "alerts":
             actions = [{"_op_type": "create", "_index": self._state["alerts"], "_id": _safe_id(r["id"]),
-                        "_source": {**{k: r.get(k) for k in _ALERT_FIELDS}, "seq": _next_seq()}} for r in rows]
+                        "_source": {**{k: r[k] for k in _ALERT_FIELDS if k in r}, "seq": _next_seq()}}
+                       for r in rows]
         elif table == "deliveries":
             actions = [{"_op_type": "create", "_index": self._state["outbox"],
                         "_id": _hash_id(r["alert_id"], r["channel"]),

@@ -26,16 +26,16 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, fields
+from dataclasses import MISSING, asdict, fields
 from datetime import datetime
 from typing import Any
 
 from pipelines.errors import NewsmonError
-from pipelines.models import Alert, Article, FeedItem, FeedState, SearchHit, iso, utcnow
+from pipelines.models import Alert, Article, DevelopmentEvent, FeedItem, FeedState, SearchHit, iso, utcnow
 from pipelines.store.base import StoreError, claimer_is_gone
 from pipelines.store.search_query import parse_query
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # bm25 column weights: a term in the headline says far more about an article than one in the body.
 TITLE_WEIGHT = 10.0
@@ -192,20 +192,61 @@ _SCHEMA_V3: tuple[str, ...] = (
     "ALTER TABLE deliveries ADD COLUMN claimed_until REAL",
 )
 
-_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+# v4: development events (one real-world development, however many outlets report it), the event an
+# article reports, and the event alert's fields. Existing alerts read as keyword-rule ("story") alerts.
+_SCHEMA_V4: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS events (
+        id TEXT PRIMARY KEY,
+        watch TEXT NOT NULL,
+        family TEXT NOT NULL,
+        type TEXT NOT NULL,
+        opened TEXT NOT NULL,              -- normalised ISO UTC (Z), so string order is time order
+        updated TEXT NOT NULL,
+        status TEXT NOT NULL,
+        event TEXT NOT NULL                -- JSON DevelopmentEvent, reports included
+    )""",
+    "CREATE INDEX IF NOT EXISTS events_watch_opened ON events(watch, opened)",
+    "CREATE INDEX IF NOT EXISTS events_opened ON events(opened, id)",
+    "ALTER TABLE articles ADD COLUMN event_id TEXT",
+    "CREATE INDEX IF NOT EXISTS articles_event ON articles(event_id)",
+    "ALTER TABLE alerts ADD COLUMN rules TEXT NOT NULL DEFAULT '[]'",
+    "ALTER TABLE alerts ADD COLUMN event_id TEXT",
+    "ALTER TABLE alerts ADD COLUMN kind TEXT NOT NULL DEFAULT 'story'",
+    "ALTER TABLE alerts ADD COLUMN escalation TEXT",
+    "ALTER TABLE alerts ADD COLUMN published TEXT",
+    "ALTER TABLE alerts ADD COLUMN first_seen TEXT",
+    "ALTER TABLE alerts ADD COLUMN state_before TEXT",
+    "ALTER TABLE alerts ADD COLUMN state_after TEXT",
+    "ALTER TABLE alerts ADD COLUMN evidence TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE alerts ADD COLUMN confidence REAL",
+)
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
 
 _ARTICLE_COLUMNS = (
     "id", "url", "original_url", "feed_id", "desk", "source", "title", "text", "content_hash",
     "story_id", "language", "author", "published", "fetched", "event_time", "extraction_source",
-    "topics", "entities", "places", "development", "relevant", "first_stored", "last_stored",
+    "topics", "entities", "places", "development", "relevant", "first_stored", "last_stored", "event_id",
 )
 _ARTICLE_UPDATE_COLUMNS = tuple(c for c in _ARTICLE_COLUMNS if c not in ("id", "first_stored"))
 _FEED_STATE_FIELDS = tuple(f.name for f in fields(FeedState))
 _FEED_ITEM_FIELDS = frozenset(f.name for f in fields(FeedItem))
 _ALERT_COLUMNS = (
     "id", "rule_id", "desk", "article_id", "story_id", "title", "url", "source", "development",
-    "topics", "matched", "created", "copies", "channels", "last_seen",
+    "topics", "matched", "created", "copies", "channels", "last_seen", "rules", "event_id", "kind",
+    "escalation", "published", "first_seen", "state_before", "state_after", "evidence", "confidence",
 )
+_ALERT_LIST_COLUMNS = ("topics", "channels", "rules")  # JSON text in the table, lists in an Alert
+_ALERT_DEFAULTS = {f.name: f.default for f in fields(Alert) if f.default is not MISSING}
+_EVENT_COLUMNS = ("id", "watch", "family", "type", "opened", "updated", "status", "event")
+COLLAPSE_MODES = (None, "story", "event")
+
+
+def check_collapse(collapse: str | None) -> str | None:
+    """The search collapse mode, refused early when unknown (both backends share the rule)."""
+    if collapse not in COLLAPSE_MODES:
+        raise NewsmonError(f"collapse={collapse!r} must be one of story, event (or none)")
+    return collapse
 
 
 def inbox_key(feed_id: str, item_id: str) -> str:
@@ -245,6 +286,33 @@ def _chunks(values: Sequence[str], size: int = IN_CHUNK) -> Iterator[Sequence[st
 
 def _marks(count: int) -> str:
     return ",".join("?" * count)
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def alert_row(data: dict[str, Any], now: str) -> dict[str, Any]:
+    """An alerts table row from an Alert's fields (or a reindexed row): list columns as JSON text,
+    missing or null fields as the Alert defaults, so rows from an older store fill in."""
+    row = {}
+    for column in _ALERT_COLUMNS:
+        value = data.get(column)
+        row[column] = _ALERT_DEFAULTS.get(column) if value is None else value
+    for column in _ALERT_LIST_COLUMNS:
+        row[column] = _json_text(list(data.get(column) or []))
+    row["created"] = data.get("created") or now
+    row["copies"] = max(1, int(data.get("copies") or 1))
+    row["last_seen"] = data.get("last_seen") or row["created"]
+    return row
+
+
+def alert_fields(row: sqlite3.Row) -> dict[str, Any]:
+    """An alerts table row back as plain values (list columns decoded), last_seen included."""
+    data = {key: row[key] for key in row.keys()}
+    for column in _ALERT_LIST_COLUMNS:
+        data[column] = json.loads(data.get(column) or "[]")
+    return data
 
 
 # --- user query -> safe FTS5 expression -------------------------------------------------------
@@ -307,6 +375,22 @@ def _plain_snippet(text: str) -> str:
     if space > PLAIN_SNIPPET_CHARS // 2:
         cut = cut[:space]
     return html.escape(cut) + "…"
+
+
+# search(collapse=...): the groups a hit belongs to. PARTITION BY treats NULLs as equal, so an
+# article without an event is kept apart by its own pk.
+_COLLAPSE_KEYS = {"story": "story_id", "event": "event_id, CASE WHEN event_id IS NULL THEN pk END"}
+
+
+def _ranked(select: str, order: str, collapse: str | None) -> str:
+    """select ordered and paged (LIMIT ? OFFSET ?); collapsed, only each group's first row in that
+    order survives, before paging."""
+    if collapse is None:
+        return f"{select} ORDER BY {order} LIMIT ? OFFSET ?"
+    return (
+        f"SELECT * FROM (SELECT hit.*, row_number() OVER (PARTITION BY {_COLLAPSE_KEYS[collapse]} "
+        f"ORDER BY {order}) AS nth FROM ({select}) hit) WHERE nth = 1 ORDER BY {order} LIMIT ? OFFSET ?"
+    )
 
 
 # --- the store ----------------------------------------------------------------------------------
@@ -513,14 +597,14 @@ class SQLiteStore:
             "fetched": article.fetched or now,
             "event_time": event_time,
             "extraction_source": article.extraction_source,
-            "topics": json.dumps([asdict(t) for t in article.topics], ensure_ascii=False),
-            "entities": json.dumps(article.entities, ensure_ascii=False),
-            "places": json.dumps(article.places, ensure_ascii=False),
-            "development": json.dumps(asdict(article.development), ensure_ascii=False)
-            if article.development else None,
+            "topics": _json_text([asdict(t) for t in article.topics]),
+            "entities": _json_text(article.entities),
+            "places": _json_text(article.places),
+            "development": _json_text(asdict(article.development)) if article.development else None,
             "relevant": 1 if article.relevant else 0,
             "first_stored": now,
             "last_stored": now,
+            "event_id": article.event_id or None,
         }
 
     @staticmethod
@@ -667,9 +751,12 @@ class SQLiteStore:
         until: str | None = None,
         limit: int = 20,
         offset: int = 0,
+        collapse: str | None = None,
     ) -> list[SearchHit]:
         """Full-text search plus filters. since is inclusive, until exclusive (on published,
-        else fetched). A query without searchable terms ("AND (((") means filters only."""
+        else fetched). A query without searchable terms ("AND (((") means filters only.
+        collapse keeps the best-ranked hit per story or event; limit and offset page the groups."""
+        collapse = check_collapse(collapse)
         since_bound, until_bound = _bound("since", since), _bound("until", until)
         limit = max(0, min(int(limit), MAX_LIMIT))
         offset = max(0, int(offset))
@@ -694,21 +781,19 @@ class SQLiteStore:
         expression = fts_query(query)
         if expression is None:
             where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+            sql = _ranked(f"SELECT a.* FROM articles a {where}", "event_time DESC, id", collapse)
             with self._read("search") as conn:
-                rows = conn.execute(
-                    f"SELECT a.* FROM articles a {where} ORDER BY a.event_time DESC, a.id LIMIT ? OFFSET ?",
-                    (*params, limit, offset),
-                ).fetchall()
+                rows = conn.execute(sql, (*params, limit, offset)).fetchall()
             return [SearchHit(article=self._row_article(r), score=0.0, snippet=_plain_snippet(r["text"]))
                     for r in rows]
 
         extra = "".join(f" AND {c}" for c in conditions)
-        sql = (
+        sql = _ranked(
             f"SELECT a.*, bm25(articles_fts, {TITLE_WEIGHT}, {TEXT_WEIGHT}) AS rank, "
             f"snippet(articles_fts, -1, ?, ?, '…', {SNIPPET_TOKENS}) AS snip "
             "FROM articles_fts JOIN articles a ON a.pk = articles_fts.rowid "
-            f"WHERE articles_fts MATCH ?{extra} "
-            "ORDER BY rank, a.event_time DESC, a.id LIMIT ? OFFSET ?"
+            f"WHERE articles_fts MATCH ?{extra}",
+            "rank, event_time DESC, id", collapse,
         )
         rows = None
         for candidate in (expression, fts_fallback_query(query)):
@@ -804,7 +889,7 @@ class SQLiteStore:
         now = iso(utcnow()) or ""
         rows = [
             (inbox_key(item.feed_id, item.item_id), item.feed_id, item.item_id,
-             json.dumps(asdict(item), ensure_ascii=False), now, item.feed_id, item.item_id)
+             _json_text(asdict(item)), now, item.feed_id, item.item_id)
             for item in items
         ]
         queued = 0
@@ -849,22 +934,82 @@ class SQLiteStore:
                 )
                 conn.execute(f"DELETE FROM inbox WHERE key IN ({marks})", tuple(chunk))
 
+    # --- development events -------------------------------------------------------------------
+
+    @staticmethod
+    def _row_event(row: sqlite3.Row) -> DevelopmentEvent:
+        return DevelopmentEvent.from_dict(json.loads(row["event"]))
+
+    def save_event(self, event: DevelopmentEvent) -> None:
+        row = {
+            "id": event.id, "watch": event.watch, "family": event.family, "type": event.type,
+            "opened": normalise_time(event.opened) or event.opened,
+            "updated": normalise_time(event.updated) or event.updated,
+            "status": event.status, "event": _json_text(event.to_dict()),
+        }
+        columns = ", ".join(_EVENT_COLUMNS)
+        values = ", ".join(f":{c}" for c in _EVENT_COLUMNS)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _EVENT_COLUMNS if c != "id")
+        with self._write(f"save event {event.id}") as conn:
+            conn.execute(
+                f"INSERT INTO events ({columns}) VALUES ({values}) ON CONFLICT(id) DO UPDATE SET {updates}", row
+            )
+
+    def get_event(self, event_id: str) -> DevelopmentEvent | None:
+        with self._read("get event") as conn:
+            row = conn.execute("SELECT event FROM events WHERE id = ?", (event_id,)).fetchone()
+        return self._row_event(row) if row else None
+
+    def list_events(self, *, watch: str | None = None, family: str | None = None, since: str | None = None,
+                    until: str | None = None, limit: int = 1000, newest_first: bool = False) -> list[DevelopmentEvent]:
+        """since and until are both inclusive, on `opened`."""
+        since_bound, until_bound = _bound("since", since), _bound("until", until)
+        conditions: list[str] = []
+        params: list[Any] = []
+        for column, value in (("watch", watch), ("family", family)):
+            if value:
+                conditions.append(f"{column} = ?")
+                params.append(value)
+        if since_bound:
+            conditions.append("opened >= ?")
+            params.append(since_bound)
+        if until_bound:
+            conditions.append("opened <= ?")
+            params.append(until_bound)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        direction = "DESC" if newest_first else "ASC"
+        with self._read("list events") as conn:
+            rows = conn.execute(
+                f"SELECT event FROM events {where} ORDER BY opened {direction}, id {direction} LIMIT ?",
+                (*params, max(0, int(limit))),
+            ).fetchall()
+        return [self._row_event(r) for r in rows]
+
+    def iter_events(self, after_id: str | None = None, batch: int = 500) -> list[DevelopmentEvent]:
+        with self._read("iterate events") as conn:
+            rows = conn.execute(
+                "SELECT event FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id or "", max(1, int(batch)))
+            ).fetchall()
+        return [self._row_event(r) for r in rows]
+
+    def count_events(self) -> int:
+        with self._read("count events") as conn:
+            return conn.execute("SELECT count(*) FROM events").fetchone()[0]
+
+    def set_article_event(self, article_id: str, event_id: str | None) -> None:
+        """An unknown article is left alone (nothing to attach), as on Elasticsearch."""
+        with self._write(f"set event of article {article_id}") as conn:
+            conn.execute("UPDATE articles SET event_id = ? WHERE id = ?", (event_id or None, article_id))
+
     # --- alerts and outbox ---------------------------------------------------------------------
 
     @staticmethod
     def _row_alert(row: sqlite3.Row) -> Alert:
-        data = {key: row[key] for key in row.keys()}
-        data["topics"] = json.loads(data["topics"] or "[]")
-        data["channels"] = json.loads(data["channels"] or "[]")
-        return Alert.from_dict(data)
+        return Alert.from_dict(alert_fields(row))
 
     def record_alert(self, alert: Alert) -> bool:
         now = iso(utcnow()) or ""
-        row = asdict(alert)
-        row["topics"] = json.dumps(alert.topics, ensure_ascii=False)
-        row["channels"] = json.dumps(alert.channels, ensure_ascii=False)
-        row["created"] = alert.created or now
-        row["copies"] = max(1, int(alert.copies or 1))
+        row = alert_row(asdict(alert), now)
         row["last_seen"] = now
         columns = ", ".join(_ALERT_COLUMNS)
         values = ", ".join(f":{c}" for c in _ALERT_COLUMNS)

@@ -79,7 +79,7 @@ def test_setup_applies_template_aliases_and_state_indices(es):
         assert props[f]["type"] == "keyword", f
     assert props["development"]["properties"]["type"]["type"] == "keyword"
     assert props["entities"]["properties"]["name"]["type"] == "keyword"
-    for table in ("feeds", "seen", "inbox", "alerts", "outbox", "stories", "story-keys"):
+    for table in ("feeds", "seen", "inbox", "alerts", "outbox", "stories", "story-keys", "events"):
         assert es.client.indices.exists(index=es.index_name(table)), table
     feeds = es.client.indices.get_mapping(index=es.index_name("feeds"))[es.index_name("feeds")]
     assert feeds["mappings"]["properties"]["feed_id"]["type"] == "keyword"
@@ -97,7 +97,8 @@ def test_config_is_renamed_for_another_prefix_and_loses_ilm_settings_without_ilm
     assert not [k for k in without if "lifecycle" in k]
     assert "analysis" in without
     assert "rollover" in config.ilm_policy["phases"]["hot"]["actions"]
-    assert set(config.state_indices) == {"feeds", "seen", "inbox", "alerts", "outbox", "stories", "story-keys"}
+    assert set(config.state_indices) == {"feeds", "seen", "inbox", "alerts", "outbox", "stories", "story-keys",
+                                        "events"}
 
 
 def test_broken_config_file_is_a_one_line_error_naming_it(tmp_path):
@@ -118,7 +119,7 @@ def test_reopening_a_set_up_cluster_costs_one_request(es, es_target, es_proxy):
     store = open_store(url, **es_target.options)
     store.close()
     assert [(r.method, r.path.split("?")[0]) for r in es_proxy.log] == [
-        ("GET", f"/{es.articles_write},{','.join(es.index_name(t) for t in ('feeds', 'seen', 'inbox', 'alerts', 'outbox', 'stories', 'story-keys'))}/_alias"),
+        ("GET", f"/{es.articles_write},{','.join(es.index_name(t) for t in ('feeds', 'seen', 'inbox', 'alerts', 'outbox', 'stories', 'story-keys', 'events'))}/_alias"),
     ]
 
 
@@ -530,7 +531,7 @@ def test_setup_script_builds_what_the_store_builds_and_imports_the_dashboard(es,
         mine, theirs = store.write_index(), es.write_index()
         assert mine == f"{prefix}-articles-000001"
         assert store.client.indices.get_mapping(index=mine)[mine] == es.client.indices.get_mapping(index=theirs)[theirs]
-        for table in ("feeds", "alerts", "story-keys"):
+        for table in ("feeds", "alerts", "story-keys", "events"):
             a, b = store.index_name(table), es.index_name(table)
             assert store.client.indices.get_mapping(index=a)[a] == es.client.indices.get_mapping(index=b)[b]
         article = make_article("via-setup-sh", "Set up by the script", "Ceasefire text.")

@@ -174,12 +174,55 @@ def test_v2_store_migrates_to_v3_keeping_its_outbox(db_path):
     conn.commit()
     conn.close()
     with SQLiteStore(db_path) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 3
+        assert store.schema_version() == SCHEMA_VERSION  # every later migration runs too
         assert store.pending_deliveries() == [("a1", "email", 3)]
         assert store.claim_delivery("a1", "email", "run-1", 600) is True
         assert store.claim_delivery("a1", "email", "run-2", 600) is False
         (row,) = store.delivery_status("a1")
         assert row["claimed_by"] == "run-1" and row["claimed_until"] > 0
+
+
+def test_v3_store_migrates_to_v4_keeping_articles_and_alerts(db_path):
+    """A store written by the previous release (schema v3) opens, gains events, articles' event_id
+    and the event alert columns; its articles and alerts read back as before, with the new defaults."""
+    from pipelines.models import DevelopmentEvent
+    from pipelines.store.sqlite import _MIGRATIONS
+
+    article = load_fixture_articles()["chaman-ceasefire"]
+    alert = Alert(id="alert-old", rule_id="ceasefire-desk", desk="pakistan", article_id=article.id,
+                  story_id=article.story_id, title=article.title, url=article.url, source=article.source,
+                  development=None, topics=["ceasefire"], matched="topic ceasefire", created="2025-10-20T09:00:00Z",
+                  channels=["email"])
+    db_path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db_path)
+    for version in (1, 2, 3):
+        for statement in _MIGRATIONS[version]:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 3")
+    row = SQLiteStore._article_row(article, "2025-10-20T09:00:00Z")
+    del row["event_id"]  # not a v3 column
+    conn.execute(f"INSERT INTO articles ({', '.join(row)}) VALUES ({', '.join(':' + c for c in row)})", row)
+    conn.execute(
+        "INSERT INTO alerts (id, rule_id, desk, article_id, story_id, title, url, source, development, topics, "
+        "matched, created, copies, channels, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, 1, ?, ?)",
+        (alert.id, alert.rule_id, alert.desk, alert.article_id, alert.story_id, alert.title, alert.url,
+         alert.source, '["ceasefire"]', alert.matched, alert.created, '["email"]', alert.created),
+    )
+    conn.commit()
+    conn.close()
+    with SQLiteStore(db_path) as store:
+        assert store.schema_version() == SCHEMA_VERSION == 4
+        assert store.get_article(article.id) == article
+        assert [h.article.id for h in store.search("ceasefire", source="Frontier Ledger")] == [article.id]
+        assert store.get_alert("alert-old") == alert  # kind "story", no rules, no event
+        assert store.count_events() == 0 and store.list_events() == []
+        event = DevelopmentEvent(id="ev-1", watch="pak-afg", family="ceasefire", type="ceasefire-agreed",
+                                 opened="2025-10-20T08:15:00Z", updated="2025-10-20T08:15:00Z")
+        store.save_event(event)
+        store.set_article_event(article.id, event.id)
+        assert store.get_event("ev-1") == event
+        assert store.get_article(article.id).event_id == "ev-1"
+    fts_integrity_ok(db_path)
 
 
 def test_closed_store_refuses_work(db_path):

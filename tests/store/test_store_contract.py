@@ -12,8 +12,19 @@ from dataclasses import replace
 import pytest
 
 from pipelines.errors import NewsmonError
-from pipelines.models import Alert, FeedItem, FeedState, SearchHit, TopicHit
+from pipelines.models import (
+    Alert,
+    Development,
+    DevelopmentEvent,
+    EventReport,
+    FeedItem,
+    FeedState,
+    SearchHit,
+    TopicHit,
+)
 from pipelines.store.base import Store, delivery_claimer
+
+from .conftest import make_article
 
 
 def keys_of(hits: list[SearchHit], articles) -> list[str]:
@@ -490,3 +501,207 @@ def test_bump_story_without_keys_creates_it(store):
     assert store.bump_story("story-2", "a9", "Peshawar Post") == 1
     assert store.get_story("story-2")["articles"] == ["a9"]
 
+
+
+# --- development events ------------------------------------------------------------------------
+
+
+def make_event(event_id: str, opened: str, **extra) -> DevelopmentEvent:
+    reports = [
+        EventReport(article_id="a" * 32, url="https://news.example.org/agreed", outlet="Frontier Ledger",
+                    time=opened, first_seen="2025-11-01T08:05:00Z", language="en",
+                    evidence="Both sides agreed to a ceasefire at Torkham.", type="ceasefire-agreed",
+                    story_id="story-1", title="Ceasefire agreed"),
+        EventReport(article_id="b" * 32, url="https://news.example.org/denied", outlet="Karachi Courier",
+                    time="2025-11-01T09:00:00Z", first_seen="2025-11-01T09:01:00Z", language=None,
+                    evidence="Officials denied any ceasefire.", type="ceasefire-agreed", mode="denied"),
+    ]
+    values = dict(id=event_id, watch="pak-afg", family="ceasefire", type="ceasefire-agreed", opened=opened,
+                  updated="2025-11-01T09:00:00Z", status="disputed", venue="doha", places=["torkham"],
+                  parties=["pk", "af"], state_before="hostilities", state_after="ceasefire", reports=reports,
+                  confidence=0.75)
+    values.update(extra)
+    return DevelopmentEvent(**values)
+
+
+def test_save_and_get_event_round_trip(store):
+    assert store.count_events() == 0
+    assert store.get_event("ev-1") is None
+    event = make_event("ev-1", "2025-11-01T08:00:00Z")
+    store.save_event(event)
+    assert store.get_event("ev-1") == event
+    assert store.count_events() == 1
+
+
+def test_save_event_replaces(store):
+    store.save_event(make_event("ev-1", "2025-11-01T08:00:00Z"))
+    later = make_event("ev-1", "2025-11-01T08:00:00Z", status="superseded", superseded_by="ev-2",
+                       state_after="talks", reports=[], updated="2025-11-02T00:00:00Z")
+    store.save_event(later)
+    assert store.get_event("ev-1") == later
+    assert store.count_events() == 1
+    assert store.list_events() == [later]
+
+
+def test_list_events_filters_and_order(store):
+    events = {
+        "ev-4": make_event("ev-4", "2025-11-03T00:00:00Z", watch="sudan"),
+        "ev-2": make_event("ev-2", "2025-11-01T08:00:00Z", family="talks", type="talks-held"),
+        "ev-3": make_event("ev-3", "2025-11-02T10:00:00+05:00"),  # 05:00 UTC
+        "ev-1": make_event("ev-1", "2025-11-01T08:00:00Z"),
+    }
+    for event in events.values():
+        store.save_event(event)
+
+    def ids(**kwargs) -> list[str]:
+        found = store.list_events(**kwargs)
+        assert found == [events[e.id] for e in found]  # whole events, unchanged
+        return [e.id for e in found]
+
+    assert ids() == ["ev-1", "ev-2", "ev-3", "ev-4"]  # opened, then id
+    assert ids(newest_first=True) == ["ev-4", "ev-3", "ev-2", "ev-1"]
+    assert ids(limit=2) == ["ev-1", "ev-2"]
+    assert ids(limit=2, newest_first=True) == ["ev-4", "ev-3"]
+    assert ids(watch="pak-afg") == ["ev-1", "ev-2", "ev-3"]
+    assert ids(family="talks") == ["ev-2"]
+    assert ids(watch="pak-afg", family="ceasefire") == ["ev-1", "ev-3"]
+    assert ids(watch="nowhere") == []
+    # both bounds inclusive, any offset, a date alone
+    assert ids(since="2025-11-01T08:00:00Z") == ["ev-1", "ev-2", "ev-3", "ev-4"]
+    assert ids(since="2025-11-01T08:00:01Z") == ["ev-3", "ev-4"]
+    assert ids(until="2025-11-02T05:00:00Z") == ["ev-1", "ev-2", "ev-3"]
+    assert ids(until="2025-11-02") == ["ev-1", "ev-2"]
+    assert ids(since="2025-11-02T09:00:00+05:00", until="2025-11-02T23:59:59Z") == ["ev-3"]
+    with pytest.raises(NewsmonError, match="yesterday"):
+        store.list_events(since="yesterday")
+
+
+def test_iter_events_pages_in_id_order(store):
+    wanted = [f"ev-{n:02d}" for n in (5, 0, 3, 6, 1, 4, 2)]
+    for event_id in wanted:
+        store.save_event(make_event(event_id, "2025-11-01T08:00:00Z"))
+    seen: list[str] = []
+    after = None
+    while True:
+        batch = store.iter_events(after_id=after, batch=3)
+        if not batch:
+            break
+        assert len(batch) <= 3
+        seen.extend(e.id for e in batch)
+        after = batch[-1].id
+    assert seen == sorted(wanted)
+    assert store.iter_events(after_id=seen[-1]) == []
+    assert store.count_events() == len(wanted)
+
+
+def test_set_article_event(store, articles):
+    article = articles["chaman-ceasefire"]
+    store.upsert_article(article)
+    assert store.get_article(article.id).event_id is None
+    store.set_article_event(article.id, "ev-1")
+    stored = store.get_article(article.id)
+    assert stored.event_id == "ev-1"
+    assert stored == replace(article, event_id="ev-1")  # nothing else changes
+    assert [h.article.event_id for h in store.search("ceasefire", source="Frontier Ledger")] == ["ev-1"]
+    store.set_article_event(article.id, None)
+    assert store.get_article(article.id).event_id is None
+    store.set_article_event("0" * 32, "ev-1")  # an unknown article: nothing to attach, no error
+    assert store.get_article("0" * 32) is None
+
+
+def test_article_keeps_event_id_and_development_fields(store):
+    development = Development(type="ceasefire-agreed", evidence="Pakistan and Afghanistan agreed a truce in Doha.",
+                              start=0, end=48, field="title", mode="alleged", parties=["pk", "af"],
+                              mediators=["qa", "tr"], venue="doha", places=["torkham", "chaman"], confidence=0.6)
+    article = make_article("dev-fields", "Pakistan and Afghanistan agreed a truce in Doha",
+                           "Officials said the truce starts at midnight.", development=development, event_id="ev-7")
+    store.upsert_article(article)
+    assert store.get_article(article.id) == article
+    assert store.iter_articles() == [article]
+    assert [h.article for h in store.search("truce")] == [article]
+
+
+def collapse_articles() -> dict:
+    """Four stories and four event groups; ev-1 spans two stories, story-m has no event."""
+    specs = [
+        ("a1", "Truce holds at Torkham", "The truce held overnight at Torkham.", "story-t", "ev-1"),
+        ("a2", "Torkham crossing reopens", "Traders said the truce let lorries through.", "story-t", "ev-1"),
+        ("b1", "Truce talks in Doha", "Delegations discussed a truce and a truce monitor in Doha.", "story-d",
+         "ev-1"),
+        ("c1", "Truce broken in Kurram", "The truce in Kurram broke down.", "story-k", "ev-2"),
+        ("d1", "Markets and the truce", "Prices steadied with the truce.", "story-m", None),
+        ("d2", "Markets again", "Prices steadied again with the truce, traders said.", "story-m", None),
+    ]
+    return {
+        key: (make_article(f"collapse-{key}", title, text, story_id=story, published=f"2025-11-01T{8 + n:02d}:00:00Z"),
+              event)
+        for n, (key, title, text, story, event) in enumerate(specs)
+    }
+
+
+def best_of_each(hits: list[SearchHit], collapse: str) -> list[str]:
+    groups: set = set()
+    kept = []
+    for hit in hits:
+        article = hit.article
+        group = article.story_id if collapse == "story" else (article.event_id or ("article", article.id))
+        if group not in groups:
+            groups.add(group)
+            kept.append(article.id)
+    return kept
+
+
+@pytest.mark.parametrize("collapse", ["story", "event"])
+@pytest.mark.parametrize("query", ["truce", None])
+def test_search_collapse_keeps_the_best_hit_of_each_group(store, collapse, query):
+    for article, event in collapse_articles().values():
+        store.upsert_article(article)
+        if event:
+            store.set_article_event(article.id, event)
+    full = store.search(query, limit=100)
+    assert len(full) == 6
+    expected = best_of_each(full, collapse)
+    assert len(expected) == 4
+    collapsed = store.search(query, limit=100, collapse=collapse)
+    assert [h.article.id for h in collapsed] == expected
+    by_id = {h.article.id: h for h in full}
+    for hit in collapsed:  # the same hit as uncollapsed: score, snippet, article
+        assert hit.article == by_id[hit.article.id].article
+        assert hit.snippet == by_id[hit.article.id].snippet
+        assert hit.score == pytest.approx(by_id[hit.article.id].score)
+    # limit and offset page the collapsed list
+    pages = [h.article.id for offset in range(0, 4) for h in store.search(query, limit=1, offset=offset,
+                                                                          collapse=collapse)]
+    assert pages == expected
+    assert [h.article.id for h in store.search(query, limit=2, offset=1, collapse=collapse)] == expected[1:3]
+    assert store.search(query, limit=5, offset=4, collapse=collapse) == []
+    # filters apply before collapsing
+    late = store.search(query, since="2025-11-01T12:00:00Z", limit=100, collapse=collapse)
+    assert [h.article.id for h in late] == best_of_each(store.search(query, since="2025-11-01T12:00:00Z",
+                                                                     limit=100), collapse)
+
+
+def test_collapse_by_event_keeps_articles_without_an_event_apart(store):
+    for article, _event in collapse_articles().values():
+        store.upsert_article(article)  # no events at all: every article is its own group
+    assert len(store.search("truce", collapse="event", limit=100)) == 6
+    assert len(store.search("truce", collapse="story", limit=100)) == 4
+
+
+def test_unknown_collapse_mode_is_a_clear_error(store):
+    with pytest.raises(NewsmonError, match="collapse"):
+        store.search("truce", collapse="outlet")
+
+
+def test_event_alert_fields_round_trip(store):
+    alert = make_alert("alert-ev", "2025-11-01T09:00:00Z", rules=["ceasefire-desk", "border-desk"], event_id="ev-1",
+                       kind="escalation", escalation="corroborated:3", published="2025-11-01T08:00:00Z",
+                       first_seen="2025-11-01T08:05:00Z", state_before="hostilities", state_after="ceasefire",
+                       evidence="Both sides agreed to a ceasefire at Torkham.", confidence=0.85)
+    assert store.record_alert(alert) is True
+    assert store.get_alert("alert-ev") == alert
+    assert store.list_alerts() == [alert]
+    plain = make_alert("alert-plain", "2025-11-01T10:00:00Z")
+    store.record_alert(plain)
+    stored = store.get_alert("alert-plain")
+    assert stored == plain and stored.kind == "story" and stored.rules == [] and stored.confidence is None
