@@ -67,11 +67,18 @@ class CoverageServer:
         self.httpd.server_close()
 
 
-def write_demo_config(config_src: Path, target: Path, base: str, feeds_template: Path | None = None, *,
-                      alerts_jsonl: Path | None = None, per_host_delay: float = 0.02) -> Path:
-    """A config dir: the project's topics, alerts and settings; feeds pointing at the local server.
+# Wide enough that the 2025 sample coverage counts as fresh today (the demo shows what desks would get).
+DEMO_MAX_AGE = "3650d"
 
-    alerts_jsonl: where jsonl alert channels write instead (tests keep the repo's var/ clean)."""
+
+def write_demo_config(config_src: Path, target: Path, base: str, feeds_template: Path | None = None, *,
+                      alerts_jsonl: Path | None = None, per_host_delay: float = 0.02,
+                      max_age: str | None = DEMO_MAX_AGE) -> Path:
+    """A config dir: the project's topics, alerts, events and settings; feeds pointing at the local server.
+
+    alerts_jsonl: where jsonl alert channels write instead (tests keep the repo's var/ clean).
+    max_age: the freshness limit (alerts.max_age); the sample coverage dates from 2025, so the demo
+    treats it as news unless told otherwise (None keeps the project's setting)."""
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(config_src / "topics.yaml", target / "topics.yaml")
     if (config_src / "events.yaml").exists():
@@ -92,6 +99,8 @@ def write_demo_config(config_src: Path, target: Path, base: str, feeds_template:
     # one local host serves every page: a short politeness delay keeps the demo quick
     settings.setdefault("fetch", {})["per_host_delay"] = per_host_delay
     settings["store"] = None
+    if max_age is not None:
+        settings.setdefault("alerts", {})["max_age"] = max_age
     (target / "newsmon.yaml").write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
     return target
 

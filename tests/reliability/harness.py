@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from pipelines.cycle import Context, open_context, run_cycle
+from pipelines.demo import DEMO_MAX_AGE
 from pipelines.models import CycleReport
 from pipelines.netguard import NetworkPolicy
 from pipelines.notify import SIGNATURE_HEADER, verify_signature
@@ -195,10 +196,13 @@ def write_config(target: Path, feeds: list[dict[str, Any]], *, hook: bool = Fals
     """A config directory: the project's topics, the test alert routing, these feeds, fast fetch limits."""
     target.mkdir(parents=True, exist_ok=True)
     (target / "topics.yaml").write_bytes((REPO / "config" / "topics.yaml").read_bytes())
+    (target / "events.yaml").write_bytes((REPO / "config" / "events.yaml").read_bytes())
     (target / "alerts.yaml").write_text(yaml.safe_dump(alerts_config(hook), sort_keys=False), encoding="utf-8")
     entries = [{"desk": "regional", "language": "en", "interval": 60, **feed} for feed in feeds]
     (target / "feeds.yaml").write_text(yaml.safe_dump({"feeds": entries}, sort_keys=False), encoding="utf-8")
-    settings: dict[str, Any] = {"fetch": {**FAST_FETCH, **(fetch or {})}, "store": None}
+    # The sample coverage dates from 2025: as wide a freshness limit as the demo's, so it notifies.
+    settings: dict[str, Any] = {"fetch": {**FAST_FETCH, **(fetch or {})}, "store": None,
+                                "alerts": {"max_age": DEMO_MAX_AGE}}
     if batch_size:
         settings["batch_size"] = batch_size
     (target / "newsmon.yaml").write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
