@@ -3,6 +3,7 @@
 eval extraction DIR   F1 over 4-token shingles, date accuracy, pages/s on a benchmark folder
 eval tagging FILE...  relevance, development, alert and per-topic figures on labelled JSONL
 eval stories FILE...  how often near-duplicate and unrelated pairs share a story key
+eval replay FILE...   dated labelled reports replayed through real daily cycles: event alerts (eval_replay.py)
 eval all              all of it on the shared data and our fixtures; exit 1 when a target is missed
 """
 
@@ -58,11 +59,15 @@ def add_eval_parser(subparsers, parents: Iterable[argparse.ArgumentParser] = ())
     p.add_argument("--errors", action="store_true", help="list missed and wrongly merged pairs")
     p.set_defaults(func=cmd_eval_stories)
 
+    from pipelines.eval_replay import add_replay_parser
+
+    add_replay_parser(sub, parents)
+
     p = sub.add_parser("all", parents=parents, help="every evaluation; exit 1 when a target is missed")
     p.add_argument("--data", default=None,
                    help="the shared data folder (env NEWSMON_SHARED_DATA, default ../shared/data beside the repo)")
     p.add_argument("--fixtures", default=str(REPO / "tests" / "fixtures"),
-                   help="folder holding tagging/*.jsonl and stories/*.jsonl (default tests/fixtures)")
+                   help="folder holding tagging/, stories/ and chronologies/ JSONL (default tests/fixtures)")
     p.add_argument("--no-extraction", action="store_true", help="skip the (slowest) extraction benchmarks")
     p.add_argument("--extraction-limit", type=int, default=None,
                    help="only the first N pages of each extraction set (floors are then not checked)")
@@ -270,6 +275,10 @@ def cmd_eval_all(args: argparse.Namespace) -> int:
         say(stories_text(result, False))
         say()
         report["misses"].extend(f"stories {name}: {miss}" for miss in ev.story_target_misses(result))
+
+    from pipelines.eval_replay import run_for_all
+
+    run_for_all(data, fixtures, args.config, report, say)
 
     if quiet:
         print(json.dumps(report, ensure_ascii=False, default=str))

@@ -218,11 +218,8 @@ def monitor(workdir: Path, feeds: list[dict[str, Any]], *, allow: tuple[str, ...
     `store` swaps in an already opened store (a backend that needs client options a URL cannot
     carry); the context closes it at the end like its own."""
     config_dir = write_config(workdir / "config", feeds, hook=hook_url is not None, **config)
-    ctx = open_context(str(config_dir), store_url or f"sqlite:///{workdir / 'store.db'}",
+    ctx = open_context(str(config_dir), store_url or f"sqlite:///{workdir / 'store.db'}", store=store,
                        policy=NetworkPolicy(allow=list(allow)), base_dir=str(workdir))
-    if store is not None:
-        ctx.store.close()
-        ctx.store = store
     if hook_url is not None:
         # The notifier reads secrets from the environment; these tests give it its own mapping.
         ctx.notifier.env = {HOOK_URL_ENV: hook_url, HOOK_SECRET_ENV: HOOK_SECRET}
