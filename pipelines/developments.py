@@ -1,14 +1,41 @@
-"""Development detection: does this article announce a NEW ceasefire or talks development?
+"""Development detection: which development STATEMENT does the title or lead make, and how?
 
-Works sentence by sentence over the title and the lead (desks write news top-down; analysis that
-restates old facts lives further down).  A sentence qualifies when it is anchored in the theatre, it
-names the subject of a development type (a term of one of the type's `requires` topics), and one of
-the type's patterns (topics.yaml `developments`) matches in it and survives the filters:
-a denial, a negation, a hypothetical/conditional, a request ("urged a ceasefire"), a future tense
-(except for talks-scheduled and patterns marked future_ok), a subordinate background clause ("after
-the talks broke down") or a background time marker ("agreed last month") in the same clause rejects
-the match.  A title of a background genre (the `genre` filter: "Timeline:", "Explainer:", "Analysis:")
-announces nothing at all.
+A statement is who (parties and mediators), what (a development type), how (its mode), where (venue,
+places).  It is read sentence by sentence over the title and the lead (desks write news top-down;
+analysis that restates old facts lives further down).
+
+What: a sentence qualifies for a type when it is anchored in the theatre, names the type's subject (a
+term of one of its `requires` topics) and one of the type's patterns (topics.yaml `developments`)
+matches in it.  Patterns are written with verb FAMILIES (`families`): a family lists lemmas and every
+inflection of each (extend, extends, extended, extending, extension) is generated at load by the small
+suffix rules of `inflect`, so a pattern written once matches every form of its verbs.
+
+How (mode), from the clause around the match (the filters of topics.yaml):
+  denied       "Kabul denies talks have collapsed", "rejects reports that ...": the statement IS returned,
+               with mode denied, so the event layer can dispute an event; it is no development to alert on;
+  alleged      one party accuses the other ("X accused Y of violating the truce", "claimed", "alleged");
+  hypothetical a conditional, a fear, a request ("urged a ceasefire"), "could collapse";
+  future       a future tense (except for talks-scheduled and future_ok patterns);
+  background   a subordinate background clause ("after the talks broke down") or time marker ("last month");
+  question     the sentence is a question;
+  asserted     otherwise.
+A negation ("is not holding") rejects the match outright.  Only asserted, alleged and denied statements
+come back; hypothetical, future, background and question ones announce nothing.  A title of a background
+genre (the `genre` filter: "Timeline:", "Explainer:", "Why ...") or a question headline ("Will the truce
+hold?") makes the whole article a restatement: it announces nothing.
+
+State-dependent statements: `hostilities` (fighting between the two states' forces) and `talks-continue`
+are reported as written; pipelines/events.py reads them against the watch's state.  A type with
+`sides: both` needs the sentence to name both sides (entities, places or demonyms with a `side`), a border
+place (`border_kinds`) or a border word (the `border` filter), and no militant named before the match.
+
+Who and where: entities and places named in the evidence sentence, by their `side` (pakistan, afghanistan,
+mediator, militant; "Islamabad"/"Kabul" stand for their governments via `stands_for`), demonyms
+(`demonyms`: Pakistani, Afghan, Qatari ...), the venue (`venues`) and the other places.
+
+Which sentence: the title and the lead each give their first statement.  The evidence is the lead
+sentence when the lead carries the same statement as the title, or when the lead's first two sentences
+carry another one (desks label a report by its lead); it is the title when only the title carries one.
 """
 
 from __future__ import annotations
@@ -24,9 +51,15 @@ from pipelines.textnorm import fold_pattern, fold_term
 if TYPE_CHECKING:
     from pipelines.tag import Analysis, Taxonomy
 
-FILTERS = ("denial", "negation", "hypothetical", "request", "future", "subordinate", "background", "genre")
-_DEV_KEYS = {"lead_sentences", "macros", "filters", "types"}
-_TYPE_KEYS = {"id", "requires", "future_ok", "patterns"}
+FILTERS = ("denial", "negation", "hypothetical", "request", "future", "subordinate", "background", "genre",
+           "allegation", "border", "additional")
+SIDES = ("pakistan", "afghanistan", "mediator", "militant")
+ANNOUNCING = ("asserted", "alleged", "denied")  # the modes detection returns
+# Statements the event layer reads against the watch's state; in the lead they never outweigh an
+# explicit statement of the title.
+STATE_TYPES = ("hostilities", "talks-continue")
+_DEV_KEYS = {"lead_sentences", "macros", "families", "filters", "types", "demonyms", "venues", "border_kinds"}
+_TYPE_KEYS = {"id", "requires", "future_ok", "patterns", "sides", "reread"}
 _PATTERN_KEYS = {"re", "negation_ok", "bare_participle", "future_ok"}
 # A determiner and up to two modifiers right before a match: "the (temporary) truce agreed ..." is a noun phrase.
 _DETERMINER_TAIL = re.compile(r"\b(?:the|this|that|these|those|its|their|a|an)\s+(?:[\w']+\s+){0,2}$")
@@ -36,6 +69,52 @@ _CLAUSE_DELIMS = re.compile(r"[,;:()\"\[\]\u060c\u061b]")  # Latin and Arabic-sc
 _RELATIVE = re.compile(r"\b(?:which|that|who|whose|agreed|reached|signed|brokered|announced|declared|mediated|"
                        r"struck|sealed|extended|hosted|held|since|after|following|amid|before|until|despite)\b")
 _MAX_SENTENCE = 1000  # characters of a lead "sentence" the patterns look at (runaway text without stops)
+_LEAD_OVER_TITLE = 2  # lead sentences whose statement wins over a different one in the title
+_CONFIDENCE = {"asserted": 0.9, "alleged": 0.7, "denied": 0.6}
+
+
+# --- inflection ----------------------------------------------------------------------------------
+
+_VOWELS = "aeiou"
+
+
+def inflect(lemma: str) -> list[str]:
+    """Every form of a (phrasal) verb lemma by suffix rules; the first word inflects ("call off" ->
+    calls off, called off, calling off).  Over-generation is harmless (no text says "stoped"); irregular
+    forms are listed beside the lemma in topics.yaml ("break|broke|broken")."""
+    head, sep, rest = lemma.partition(" ")
+    w = head
+    forms = {w}
+    if w.endswith(("s", "sh", "ch", "x", "z", "o")):
+        forms.add(w + "es")
+    elif w.endswith("y") and len(w) > 1 and w[-2] not in _VOWELS:
+        forms.add(w[:-1] + "ies")
+    else:
+        forms.add(w + "s")
+    if w.endswith("e"):
+        forms |= {w + "d", w[:-1] + "ing"}
+    elif w.endswith("y") and len(w) > 1 and w[-2] not in _VOWELS:
+        forms |= {w[:-1] + "ied", w + "ing"}
+    else:
+        forms |= {w + "ed", w + "ing"}
+        if len(w) >= 3 and w[-1] not in _VOWELS + "wxy" and w[-2] in _VOWELS and w[-3] not in _VOWELS:
+            forms |= {w + w[-1] + "ed", w + w[-1] + "ing"}  # plan -> planned, begin -> beginning
+    if not sep:  # nominalisations of one-word verbs: extension, violation, resumption, revival
+        for suffix, noun in (("end", "ension"), ("ate", "ation"), ("ume", "umption"), ("ive", "ival"),
+                             ("ect", "ection")):
+            if w.endswith(suffix):
+                base = w[: -len(suffix)] + noun
+                forms |= {base, base + "s"}
+    return [f + sep + rest for f in forms]
+
+
+def _family_forms(spec: str) -> list[str]:
+    """"lemma|extra|extra": the lemma's inflections and the extra (irregular) forms as written."""
+    lemma, *extra = [part.strip() for part in spec.split("|")]
+    return inflect(lemma) + [e for e in extra if e]
+
+
+# --- configuration -------------------------------------------------------------------------------
 
 
 @dataclass
@@ -49,6 +128,20 @@ class DevelopmentType:
     negation_ok: tuple[bool, ...]
     bare_participle: tuple[bool, ...]
     pattern_future_ok: tuple[bool, ...] = ()  # per pattern: "the truce will take effect at midnight" is news
+    both_sides: bool = False  # `sides: both`: the sentence must name both sides or a border (hostilities)
+    reread: tuple[re.Pattern[str], str] | None = None  # (sentence regex, type): read as that type instead
+
+
+@dataclass
+class Naming:
+    """Who and where a sentence names: one regex over every folded name with a side or a place kind."""
+
+    regex: re.Pattern[str] | None = None
+    ids: dict[str, tuple[str, ...]] = field(default_factory=dict)  # folded name -> ids (after stands_for)
+    side: dict[str, str] = field(default_factory=dict)  # id -> side
+    kind: dict[str, str] = field(default_factory=dict)  # place id -> kind
+    place_ids: frozenset[str] = frozenset()
+    party_place: frozenset[str] = frozenset()  # places that stand for a party (capitals, countries)
 
 
 @dataclass
@@ -58,10 +151,27 @@ class DevelopmentRules:
     filters: dict[str, re.Pattern[str]] = field(default_factory=dict)
     # Topic indices a sentence must mention for any type to apply; empty when some type requires none.
     subject_topics: frozenset[int] = frozenset()
+    naming: Naming = field(default_factory=Naming)
+    venues: frozenset[str] = frozenset()
+    border_kinds: frozenset[str] = frozenset()
 
 
-def compile_developments(raw: Any, path: str, topic_ids: list[str]) -> DevelopmentRules:
-    """Validate and compile the `developments` section of topics.yaml (topic_ids in taxonomy order)."""
+@dataclass(frozen=True)
+class Named:
+    """One entity or place of the taxonomy as development detection sees it."""
+
+    id: str
+    side: str | None
+    stands_for: str | None
+    kind: str  # person / organisation kind / place kind
+    is_place: bool
+    terms: tuple[str, ...]  # folded names (exact-case acronyms left out: the sentence is folded)
+
+
+def compile_developments(raw: Any, path: str, topic_ids: list[str],
+                         named: list[Named] | None = None) -> DevelopmentRules:
+    """Validate and compile the `developments` section of topics.yaml (topic_ids in taxonomy order;
+    `named`: the entities and places, for parties, mediators, venue and places)."""
     if raw is None:
         return DevelopmentRules(types=[])
     if not isinstance(raw, dict):
@@ -76,6 +186,7 @@ def compile_developments(raw: Any, path: str, topic_ids: list[str]) -> Developme
     rules.lead_sentences = lead
 
     macros = _compile_macros(raw.get("macros") or {}, path)
+    _compile_families(raw.get("families") or {}, path, macros)
 
     filters = raw.get("filters") or {}
     if not isinstance(filters, dict):
@@ -89,6 +200,7 @@ def compile_developments(raw: Any, path: str, topic_ids: list[str]) -> Developme
     if not isinstance(types, list) or not types:
         raise ConfigError(path, "developments", "types", "expected a non-empty list of development types")
     seen: set[str] = set()
+    rereads: list[tuple[DevelopmentType, str]] = []
     for i, item in enumerate(types):
         label = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else f"types[{i}]"
         if not isinstance(item, dict):
@@ -114,6 +226,9 @@ def compile_developments(raw: Any, path: str, topic_ids: list[str]) -> Developme
         future_ok = item.get("future_ok", False)
         if not isinstance(future_ok, bool):
             raise ConfigError(path, type_id, "future_ok", f"expected true or false, got {future_ok!r}")
+        sides = item.get("sides")
+        if sides is not None and sides != "both":
+            raise ConfigError(path, type_id, "sides", f"expected 'both', got {sides!r}")
         patterns = item["patterns"]
         if not isinstance(patterns, list) or not patterns:
             raise ConfigError(path, type_id, "patterns", "expected a non-empty list of regexes")
@@ -151,11 +266,112 @@ def compile_developments(raw: Any, path: str, topic_ids: list[str]) -> Developme
         # it on its first character, and _which tells them apart after the (rare) match instead.
         regex = re.compile("(?<!\\w)(?:" + "|".join(parts) + ")")
         requires_idx = frozenset(topic_ids.index(r) for r in requires)
-        rules.types.append(DevelopmentType(type_id, frozenset(requires), requires_idx, future_ok, regex,
-                                           tuple(compiled_patterns), tuple(negation_ok), tuple(bare), tuple(future)))
+        dtype = DevelopmentType(type_id, frozenset(requires), requires_idx, future_ok, regex,
+                                tuple(compiled_patterns), tuple(negation_ok), tuple(bare), tuple(future),
+                                both_sides=sides == "both")
+        reread = item.get("reread")
+        if reread is not None:
+            if not isinstance(reread, dict) or set(reread) != {"when", "as"} or not isinstance(reread["as"], str):
+                raise ConfigError(path, type_id, "reread", "expected {when: REGEX, as: TYPE}")
+            dtype.reread = (_compile(reread["when"], path, type_id, "reread.when", macros), reread["as"])
+            rereads.append((dtype, reread["as"]))
+        rules.types.append(dtype)
+    for dtype, other in rereads:
+        if other not in seen:
+            raise ConfigError(path, dtype.id, "reread.as", f"unknown development type {other!r}")
     if all(t.requires_idx for t in rules.types):
         rules.subject_topics = frozenset().union(*(t.requires_idx for t in rules.types))
+    rules.naming = _compile_naming(raw.get("demonyms") or {}, named or [], path)
+    rules.venues = frozenset(_id_list(raw.get("venues"), "venues", path, rules.naming.place_ids))
+    kinds = raw.get("border_kinds") or []
+    if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+        raise ConfigError(path, "developments", "border_kinds", "expected a list of place kinds")
+    rules.border_kinds = frozenset(kinds)
     return rules
+
+
+def _id_list(value: Any, key: str, path: str, known: frozenset[str]) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(path, "developments", key, "expected a list of place ids")
+    for v in value:
+        if v not in known:
+            raise ConfigError(path, "developments", key, f"unknown place id {v!r}")
+    return value
+
+
+def _compile_naming(demonyms: Any, named: list[Named], path: str) -> Naming:
+    """One regex over the folded names of every entity and place with a side, every place, and the
+    demonyms (a demonym list is keyed by an entity/place id, or by a side for words that name a side
+    and nobody in particular: "militants")."""
+    naming = Naming()
+    by_id = {n.id: n for n in named}
+    table: dict[str, list[str]] = {}
+    for n in named:
+        target = n.stands_for or n.id
+        if n.side:
+            naming.side[n.id] = n.side
+        if n.is_place:
+            naming.kind[n.id] = n.kind
+        if not (n.side or n.is_place):
+            continue
+        for term in n.terms:
+            table.setdefault(term, [])
+            if target not in table[term]:
+                table[term].append(target)
+    for n in named:  # a stands_for target takes the side of what stands for it when it has none
+        if n.stands_for and n.side and n.stands_for not in naming.side:
+            naming.side[n.stands_for] = n.side
+    if not isinstance(demonyms, dict):
+        raise ConfigError(path, "developments", "demonyms", "expected a mapping of id or side to a list of terms")
+    for key, terms in demonyms.items():
+        where = f"demonyms.{key}"
+        if key in SIDES:
+            target = f"side:{key}"
+            naming.side[target] = key
+        elif key in by_id:
+            target = by_id[key].stands_for or key
+            if target not in naming.side:
+                raise ConfigError(path, "developments", where, f"{key!r} has no side")
+        else:
+            raise ConfigError(path, "developments", where,
+                              f"unknown entity or place id or side {key!r} (sides: {', '.join(SIDES)})")
+        if not isinstance(terms, list) or not terms or not all(isinstance(t, str) and t.strip() for t in terms):
+            raise ConfigError(path, "developments", where, "expected a non-empty list of terms")
+        for t in terms:
+            folded = fold_term(t)
+            table.setdefault(folded, [])
+            if target not in table[folded]:
+                table[folded].append(target)
+    naming.place_ids = frozenset(n.id for n in named if n.is_place)
+    naming.party_place = frozenset(n.id for n in named if n.is_place and n.stands_for)
+    if table:
+        alts = sorted(table, key=len, reverse=True)
+        naming.regex = re.compile("(?<!\\w)(?:" + "|".join(re.escape(a).replace(r"\ ", " ?") for a in alts)
+                                  + ")(?!\\w)")
+        naming.ids = {k: tuple(v) for k, v in table.items()}
+        # Spaces may be absent in the text ("pak afghan" folds both ways): index the unspaced key too.
+        for k, v in list(naming.ids.items()):
+            naming.ids.setdefault(k.replace(" ", ""), v)
+    return naming
+
+
+def _compile_families(raw: Any, path: str, macros: dict[str, str]) -> None:
+    """`families`: name -> lemmas; each becomes a macro matching every inflection of every lemma."""
+    if not isinstance(raw, dict):
+        raise ConfigError(path, "developments", "families", "expected a mapping of family name to lemmas")
+    for name, lemmas in raw.items():
+        where = f"families.{name}"
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ConfigError(path, "developments", where, "family names are letters, digits and '_'")
+        if name in macros:
+            raise ConfigError(path, "developments", where, "a macro of that name exists already")
+        if not isinstance(lemmas, list) or not lemmas or not all(isinstance(v, str) and v.strip() for v in lemmas):
+            raise ConfigError(path, "developments", where, "expected a non-empty list of lemmas")
+        forms = {fold_term(f) for spec in lemmas for f in _family_forms(spec)}
+        alts = sorted(forms, key=len, reverse=True)
+        macros[name] = "(?:" + "|".join(re.escape(a).replace(r"\ ", " ") for a in alts) + ")(?!\\w)"
 
 
 def _compile_macros(raw: Any, path: str) -> dict[str, str]:
@@ -217,9 +433,19 @@ def _compile(pattern: Any, path: str, entry: str, where: str, macros: dict[str, 
 # --- detection -----------------------------------------------------------------------------------
 
 
+@dataclass
+class _Statement:
+    unit: int
+    dtype: DevelopmentType
+    type_id: str
+    mode: str
+    sentence: str  # folded
+    match_start: int
+
+
 def detect_development(title: str, text: str, taxonomy: Taxonomy,
                        analysis: Analysis | None = None) -> Development | None:
-    """The first new development announced in the title or lead, or None.
+    """The development statement the title or lead makes (asserted, alleged or denied), or None.
 
     Called by the Tagger with its analysis; called alone it tags the article first (a development
     only counts in a relevant article).
@@ -232,42 +458,144 @@ def detect_development(title: str, text: str, taxonomy: Taxonomy,
     if not rules.types:
         return None
     an = analysis
+    ftitle = an.ftitle.text
     genre = rules.filters.get("genre")
-    if genre is not None and genre.search(an.ftitle.text):
+    if genre is not None and genre.search(ftitle):
         return None  # a timeline, explainer or analysis restates facts; it announces nothing
-    units = [-1] + list(range(min(rules.lead_sentences, len(an.sentences))))
+    if "?" in ftitle or "\u061f" in ftitle:
+        return None  # a question headline ("Will the truce hold?") speculates over known facts
+    in_title = _statement(an, rules, -1)
+    in_lead = None
+    for unit in range(min(rules.lead_sentences, len(an.sentences))):
+        in_lead = _statement(an, rules, unit)
+        if in_lead is not None:
+            break
+    chosen = in_title
+    if in_lead is not None and (in_title is None or in_lead.type_id == in_title.type_id
+                                or (in_lead.unit < _LEAD_OVER_TITLE and in_lead.type_id not in STATE_TYPES
+                                    and not _adds_to_title(in_lead, rules))):
+        chosen = in_lead
+    if chosen is None:
+        return None
+    return _development(an, rules, chosen, corroborated=in_title is not None and in_lead is not None
+                        and in_title.type_id == in_lead.type_id)
+
+
+def _adds_to_title(st: _Statement, rules: DevelopmentRules) -> bool:
+    """Whether a lead statement is written as an addition to the headline's ("also agreed to ...")."""
+    additional = rules.filters.get("additional")
+    return bool(additional and additional.search(st.sentence, 0, st.match_start))
+
+
+def _statement(an: Analysis, rules: DevelopmentRules, unit: int) -> _Statement | None:
+    """The first announcing statement of one unit (the title is -1), or None."""
+    mentioned = an.unit_topics.get(unit)
     subjects = rules.subject_topics
-    for unit in units:
-        mentioned = an.unit_topics.get(unit)
-        if subjects and not (mentioned and subjects & mentioned):
-            continue  # names no ceasefire, talks... at all
-        field_name, start, end = an.unit_span(unit)
-        if end <= start or not an.anchored_unit(unit):
-            continue
-        folded = an.ftitle if unit < 0 else an.ftext
-        fstart, fend = folded.to_folded(start), folded.to_folded(end)
-        sentence = folded.text[fstart:min(fend, fstart + _MAX_SENTENCE)]
-        if sentence.rstrip(" \"'").endswith("?"):
-            continue  # a question announces nothing
-        mentioned = mentioned or set()
-        for dtype in rules.types:
-            if dtype.requires_idx and not (dtype.requires_idx & mentioned):
-                continue  # the sentence must name its subject (a ceasefire, the talks...)
-            for m in dtype.regex.finditer(sentence):
-                which = _which(dtype, sentence, m)
-                future_ok = dtype.future_ok or (dtype.pattern_future_ok and dtype.pattern_future_ok[which])
-                if _rejected(sentence, m, rules.filters, future_ok, dtype.negation_ok[which]):
-                    continue
-                if dtype.bare_participle[which] and _DETERMINER_TAIL.search(sentence, 0, m.start()):
-                    continue  # "the truce agreed in Doha": a noun phrase, not news
-                source = an.title if unit < 0 else an.text
-                while start < end and source[start].isspace():  # evidence is the stripped sentence
-                    start += 1
-                while end > start and source[end - 1].isspace():
-                    end -= 1
-                return Development(type=dtype.id, evidence=source[start:end], start=start, end=end,
-                                   field=field_name)
+    if subjects and not (mentioned and subjects & mentioned):
+        return None  # names no ceasefire, talks... at all
+    _field, start, end = an.unit_span(unit)
+    if end <= start or not an.anchored_unit(unit):
+        return None
+    folded = an.ftitle if unit < 0 else an.ftext
+    fstart, fend = folded.to_folded(start), folded.to_folded(end)
+    sentence = folded.text[fstart:min(fend, fstart + _MAX_SENTENCE)]
+    question = sentence.rstrip(" \"'").endswith(("?", "\u061f"))
+    mentioned = mentioned or set()
+    filters = rules.filters
+    for dtype in rules.types:
+        if dtype.requires_idx and not (dtype.requires_idx & mentioned):
+            continue  # the sentence must name its subject (a ceasefire, the talks...)
+        for m in dtype.regex.finditer(sentence):
+            which = _which(dtype, sentence, m)
+            future_ok = dtype.future_ok or (dtype.pattern_future_ok and dtype.pattern_future_ok[which])
+            mode = _mode(sentence, m, filters, future_ok, dtype.negation_ok[which])
+            if mode is None:
+                continue
+            if question:
+                mode = "question"
+            if mode not in ANNOUNCING:
+                continue
+            if dtype.bare_participle[which] and _DETERMINER_TAIL.search(sentence, 0, m.start()):
+                continue  # "the truce agreed in Doha": a noun phrase, not news
+            if dtype.both_sides and not _between_states(sentence, m.start(), rules):
+                continue
+            type_id = dtype.id
+            if dtype.reread is not None and dtype.reread[0].search(sentence):
+                type_id = dtype.reread[1]  # "truce shattered as strikes kill ten": an incident, a violation
+            return _Statement(unit, dtype, type_id, mode, sentence, m.start())
     return None
+
+
+def _names(sentence: str, naming: Naming) -> list[str]:
+    """Ids named in a folded sentence, in reading order, once each (longest name wins at a place)."""
+    if naming.regex is None:
+        return []
+    out: list[str] = []
+    for m in naming.regex.finditer(sentence):
+        for target in naming.ids.get(m.group(), naming.ids.get(m.group().replace(" ", ""), ())):
+            if target not in out:
+                out.append(target)
+    return out
+
+
+def _between_states(sentence: str, at: int, rules: DevelopmentRules) -> bool:
+    """Fighting between the two states: both sides named, or a border place or word; a militant named
+    before the verb makes it an attack by militants unless both states are named."""
+    naming = rules.naming
+    sides: set[str] = set()
+    militant_first = False
+    if naming.regex is not None:
+        for m in naming.regex.finditer(sentence):
+            for target in naming.ids.get(m.group(), naming.ids.get(m.group().replace(" ", ""), ())):
+                side = naming.side.get(target)
+                if side:
+                    sides.add(side)
+                    if side == "militant" and m.start() < at:
+                        militant_first = True
+                if naming.kind.get(target) in rules.border_kinds:
+                    sides.add("border")
+    both = "pakistan" in sides and "afghanistan" in sides
+    if militant_first:
+        return False
+    if both:
+        return True
+    border = rules.filters.get("border")
+    return "border" in sides or bool(border and border.search(sentence))
+
+
+def _development(an: Analysis, rules: DevelopmentRules, st: _Statement, corroborated: bool) -> Development:
+    field_name, start, end = an.unit_span(st.unit)
+    source = an.title if st.unit < 0 else an.text
+    while start < end and source[start].isspace():  # evidence is the stripped sentence
+        start += 1
+    while end > start and source[end - 1].isspace():
+        end -= 1
+    naming = rules.naming
+    parties: list[str] = []
+    mediators: list[str] = []
+    places: list[str] = []
+    venue = None
+    for target in _names(st.sentence, naming):
+        side = naming.side.get(target)
+        if target in rules.venues:
+            venue = venue or target
+        elif target in naming.place_ids and target not in naming.party_place and side not in ("mediator",):
+            places.append(target)
+        if target.startswith("side:"):
+            continue
+        if side in ("pakistan", "afghanistan") and (target not in naming.place_ids or target in naming.party_place
+                                                    or naming.kind.get(target) == "country"):
+            parties.append(target)
+        elif side == "mediator":
+            mediators.append(target)
+    confidence = _CONFIDENCE.get(st.mode, 0.5)
+    if st.dtype.both_sides or st.type_id != st.dtype.id:
+        confidence -= 0.2  # read from the fighting, not from words about the truce
+    if corroborated:
+        confidence += 0.05
+    return Development(type=st.type_id, evidence=source[start:end], start=start, end=end, field=field_name,
+                       mode=st.mode, parties=parties, mediators=mediators, venue=venue, places=places,
+                       confidence=round(max(0.1, min(confidence, 1.0)), 2))
 
 
 def _which(dtype: DevelopmentType, sentence: str, m: re.Match[str]) -> int:
@@ -278,9 +606,10 @@ def _which(dtype: DevelopmentType, sentence: str, m: re.Match[str]) -> int:
     return 0
 
 
-def _rejected(sentence: str, m: re.Match[str], filters: dict[str, re.Pattern[str]], future_ok: bool,
-              negation_ok: bool) -> bool:
-    """Whether the clause around the match makes it a non-event (see the module docstring)."""
+def _mode(sentence: str, m: re.Match[str], filters: dict[str, re.Pattern[str]], future_ok: bool,
+          negation_ok: bool) -> str | None:
+    """How the clause around the match makes its statement (see the module docstring); None when a
+    negation cancels it."""
     before = [d.end() for d in _CLAUSE_DELIMS.finditer(sentence, 0, m.start())]
     clause_start = before[-1] if before else 0
     after = _CLAUSE_DELIMS.search(sentence, m.end())
@@ -299,16 +628,21 @@ def _rejected(sentence: str, m: re.Match[str], filters: dict[str, re.Pattern[str
         rx = filters.get(name)
         return bool(rx and rx.search(text))
 
-    if hit("denial", prefix) or hit("denial", sentence[m.end():clause_end][:40]):
-        return True
+    # A denial reaches across the clause: "Kabul denied that the talks had collapsed".
+    if hit("denial", sentence[max(0, m.start() - 120):m.start()]) or hit("denial", sentence[m.end():clause_end][:40]):
+        return "denied"
     if hit("negation", prefix) or (not negation_ok and hit("negation", matched)):
-        return True
+        return None
     if hit("hypothetical", clause):
-        return True
+        return "hypothetical"
     if hit("request", tail):
-        return True
+        return "hypothetical"
     if not future_ok and hit("future", prefix):
-        return True
+        return "future"
     if hit("subordinate", prefix):
-        return True
-    return hit("background", clause)
+        return "background"
+    if hit("background", clause):
+        return "background"
+    if hit("allegation", sentence[:m.start()]) or hit("allegation", clause):
+        return "alleged"
+    return "asserted"

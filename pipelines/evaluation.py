@@ -6,7 +6,12 @@ reproduces the published reference figures for trafilatura 2.3.1 defaults
 (scrapinghub 0.953, wcxb 0.925), so our numbers are comparable with them.
 
 Tagging: relevance, development type, alert and per-topic figures over labelled JSONL
-(our format, or the shared articles' topic_scope labels). Stories: pairwise story-key
+(our format, or the shared articles' topic_scope labels). Developments are measured as the pipeline
+would store them: each tagged statement is read against the watch's state (pipelines/events.py with
+the events.yaml beside the taxonomy's topics.yaml) and dated cases move that state in published
+order, so "strikes killed ten" after a truce counts as ceasefire-violated and "talks continue" after a
+stall as talks-resumed. Undated cases are read against a fresh state and move nothing. A statement
+counts only when stored in mode asserted or alleged; a denied one counts as no development. Stories: pairwise story-key
 agreement on near-duplicate and unrelated pairs. docs/accuracy.md has the method and figures.
 """
 
@@ -218,6 +223,7 @@ class LabelledCase:
     development_known: bool  # False for topic_scope records: they say nothing about developments
     topics: list[str] | None  # None when the record does not label topics
     where: str  # "file: line N", for error lists
+    published: str | None = None  # ISO date/time when the record gives one: cases run in this order
 
 
 def load_labelled(paths: list[str], topic_ids: list[str] | None = None,
@@ -273,7 +279,11 @@ def load_labelled(paths: list[str], topic_ids: list[str] | None = None,
                 development, known, topics = None, False, None
             else:
                 raise bad("relevant", "no 'relevant' (true/false) or 'topic_scope' label")
-            cases.append(LabelledCase(case_id, title, text, relevant, development, known, topics, where))
+            published = rec.get("published")
+            if published is not None and not isinstance(published, str):
+                raise bad("published", f"expected an ISO date string or null, got {published!r}")
+            cases.append(LabelledCase(case_id, title, text, relevant, development, known, topics, where,
+                                      published or None))
     return cases
 
 
@@ -303,8 +313,61 @@ def _eval_article(case: LabelledCase, result: Any, gold: bool) -> Any:
                    entities=result.entities, places=result.places, development=development, relevant=relevant)
 
 
-def evaluate_tagging(cases: list[LabelledCase], tagger: Any, rules: list[Any] | None = None) -> dict[str, Any]:
+# Modes of a stored development that count as one (a denial disputes an event; it is no development).
+COUNTED_MODES = ("asserted", "alleged")
+
+
+def _event_rules(tagger: Any) -> Any:
+    """The event rules beside the tagger's topics.yaml (config/events.yaml), or None when absent."""
+    path = getattr(getattr(tagger, "taxonomy", None), "path", None)
+    if not path:
+        return None
+    events_path = os.path.join(os.path.dirname(os.path.abspath(path)), "events.yaml")
+    if not os.path.isfile(events_path):
+        return None
+    from pipelines.events import load_event_rules_file
+
+    return load_event_rules_file(events_path)
+
+
+def stored_results(cases: list[LabelledCase], tagger: Any, event_rules: Any = None) -> list[Any]:
+    """TagResult per case (in the cases' order) with the development as the pipeline would store it.
+
+    Dated cases are tagged in published order (ties keep file order) and each stored development moves
+    the watch's state; an undated case is read against a fresh state. Without event rules a statement is
+    kept as tagged. The result's development is None unless its stored mode is asserted or alleged.
+    """
+    from dataclasses import replace
+
+    results: list[Any] = [None] * len(cases)
+    order = sorted(range(len(cases)), key=lambda i: (cases[i].published is None, cases[i].published or "", i))
+    state = None
+    if event_rules is not None:
+        from pipelines.events import WatchState, interpret
+
+        state = WatchState.initial(event_rules)
+    for i in order:
+        case = cases[i]
+        result = tagger.tag(case.title, case.text)
+        dev = result.development
+        if event_rules is not None:
+            dated = case.published is not None
+            at_state = state if dated else WatchState.initial(event_rules)
+            dev = interpret(dev, at_state, event_rules)
+            if dev is not None and dated and dev.mode in COUNTED_MODES:
+                state.apply(event_rules, dev.type, case.published)
+        if dev is not None and dev.mode not in COUNTED_MODES:
+            dev = None
+        results[i] = replace(result, development=dev, alert_worthy=result.relevant and dev is not None)
+    return results
+
+
+def evaluate_tagging(cases: list[LabelledCase], tagger: Any, rules: list[Any] | None = None,
+                     event_rules: Any = "auto") -> dict[str, Any]:
     """Relevance, development, alert and per-topic figures of tagger over labelled cases.
+
+    Developments are read as stored (see stored_results; event_rules "auto" loads the events.yaml
+    beside the taxonomy, None reads statements as tagged).
 
     - relevance: P/R/F1 of TagResult.relevant against the label.
     - development accuracy: on cases whose truth has a development, the share tagged with exactly that
@@ -332,8 +395,9 @@ def evaluate_tagging(cases: list[LabelledCase], tagger: Any, rules: list[Any] | 
     topic_cases = 0
     errors: list[dict[str, Any]] = []
     confusion: Counter[tuple[str, str]] = Counter()
-    for case in cases:
-        result = tagger.tag(case.title, case.text)
+    if event_rules == "auto":
+        event_rules = _event_rules(tagger)
+    for case, result in zip(cases, stored_results(cases, tagger, event_rules), strict=True):
         got_dev = result.development.type if result.development else None
         if result.relevant and case.relevant:
             tp += 1

@@ -7,8 +7,10 @@ whatever the number of terms.  Mentions are then filtered (word boundaries, exac
 theatre sentence by sentence, and scored.
 
 Relevance rule: the article as a whole is anchored in the theatre (theatre.article in topics.yaml)
-AND at least one *primary* topic is hit.  alert_worthy: relevant AND a development was detected
-(developments are themselves anchored, so a Gaza truce never raises one).
+AND at least one *primary* topic is hit.  alert_worthy: relevant AND a development statement was
+detected in mode asserted or alleged (developments are themselves anchored, so a Gaza truce never
+raises one; a denied statement is returned but is not alert-worthy).  CJK ideographs count as word
+ends (Chinese is written without spaces), so Chinese terms match inside running text.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from pipelines.textnorm import Folded, fold, fold_term, split_sentences
 
 ANCHORS = ("near", "bilateral", "article", "loose")
 RELEVANCE = ("primary", "secondary")
-LANGUAGES = ("urdu", "pashto", "dari")
+LANGUAGES = ("urdu", "pashto", "dari", "chinese", "turkish")
+SIDES = dev_mod.SIDES  # who an entity or place stands with in a development statement
 THEATRE_LISTS = ("strong", "weak", "foreign")
 
 # --- taxonomy model ------------------------------------------------------------------------------
@@ -71,6 +74,8 @@ class Entity:
     group: str  # person | organisation
     terms: list[Term]
     role: str = ""
+    side: str | None = None  # pakistan | afghanistan | mediator | militant (see developments)
+    stands_for: str | None = None  # the entity or place id it speaks for (a minister for a government)
 
 
 @dataclass
@@ -81,6 +86,8 @@ class Place:
     lat: float
     lon: float
     terms: list[Term]
+    side: str | None = None
+    stands_for: str | None = None  # "Islamabad", "Kabul": the capital stands for its government
 
 
 @dataclass
@@ -140,9 +147,9 @@ _THEATRE_KEYS = {"name", "window", "article", "strong", "weak", "foreign"}
 _ARTICLE_KEYS = {"min_strong", "min_strong_with_weak", "min_weak", "title_weight", "foreign_ratio"}
 _TOPIC_KEYS = {"id", "name", "description", "anchor", "relevance", "terms", "translations", "min_score", "weight"}
 _TERM_KEYS = {"term", "weight", "exact_case"}
-_PERSON_KEYS = {"id", "name", "role", "aliases"}
-_ORG_KEYS = {"id", "name", "kind", "role", "aliases"}
-_PLACE_KEYS = {"id", "name", "kind", "lat", "lon", "aliases"}
+_PERSON_KEYS = {"id", "name", "role", "aliases", "side", "stands_for"}
+_ORG_KEYS = {"id", "name", "kind", "role", "aliases", "side", "stands_for"}
+_PLACE_KEYS = {"id", "name", "kind", "lat", "lon", "aliases", "side", "stands_for"}
 
 
 class _Checker:
@@ -274,7 +281,10 @@ def load_taxonomy(data: Any, path: str) -> Taxonomy:
     if data.get("entities") is not None:
         people, organisations, places = _load_entities(ck, data["entities"])
 
-    rules = dev_mod.compile_developments(data.get("developments"), path, [t.id for t in topics])
+    named = [dev_mod.Named(e.id, e.side, e.stands_for, e.kind, isinstance(e, Place),
+                           tuple(t.folded for t in e.terms if not t.exact_case))
+             for e in [*people, *organisations, *places]]
+    rules = dev_mod.compile_developments(data.get("developments"), path, [t.id for t in topics], named)
     taxonomy = Taxonomy(path, settings, theatre, topics, people, organisations, places, rules)
     taxonomy.automaton = _build_automaton(taxonomy)
     taxonomy.topic_anchor = [t.anchor for t in topics]
@@ -372,25 +382,39 @@ def _load_entities(ck: _Checker, raw: Any) -> tuple[list[Entity], list[Entity], 
         ids.add(entity_id)
         return entity_id
 
+    def side_of(eid: str, item: dict) -> tuple[str | None, str | None]:
+        side = item.get("side")
+        if side is not None:
+            ck.choice(side, SIDES, eid, "side")
+        stands_for = item.get("stands_for")
+        if stands_for is not None:
+            ck.ident(stands_for, eid, "stands_for")
+            if side is None:
+                raise ck.fail(eid, "stands_for", "needs a side (who it stands for is a party)")
+        return side, stands_for
+
     people, orgs, places = [], [], []
     for label, item in items("people"):
         ck.keys(item, _PERSON_KEYS, label, required=("id", "name"))
         eid = claim(label, item, "people")
         people.append(Entity(eid, ck.string(item["name"], eid, "name"), "person", "person", names(eid, item),
-                             role=ck.string(item.get("role", ""), eid, "role", allow_empty=True)))
+                             ck.string(item.get("role", ""), eid, "role", allow_empty=True), *side_of(eid, item)))
     for label, item in items("organisations"):
         ck.keys(item, _ORG_KEYS, label, required=("id", "name", "kind"))
         eid = claim(label, item, "organisations")
         orgs.append(Entity(eid, ck.string(item["name"], eid, "name"), ck.ident(item["kind"], eid, "kind"),
                            "organisation", names(eid, item),
-                           role=ck.string(item.get("role", ""), eid, "role", allow_empty=True)))
+                           ck.string(item.get("role", ""), eid, "role", allow_empty=True), *side_of(eid, item)))
     for label, item in items("places"):
         ck.keys(item, _PLACE_KEYS, label, required=("id", "name", "lat", "lon"))
         pid = claim(label, item, "places")
         places.append(Place(pid, ck.string(item["name"], pid, "name"),
                             ck.ident(item.get("kind", "place"), pid, "kind"),
                             ck.number(item["lat"], pid, "lat", -90, 90), ck.number(item["lon"], pid, "lon", -180, 180),
-                            names(pid, item)))
+                            names(pid, item), *side_of(pid, item)))
+    for entry in [*people, *orgs, *places]:
+        if entry.stands_for is not None and entry.stands_for not in ids:
+            raise ck.fail(entry.id, "stands_for", f"unknown entity or place id {entry.stands_for!r}")
     return people, orgs, places
 
 
@@ -579,12 +603,13 @@ def _scan(folded: Folded, automaton: Automaton, field_code: int,
     for key, start, stop in automaton.matches(text):
         if start:
             before = text[start - 1]
-            if before != " " and (before.isalnum() or before == "_"):
+            # CJK ideographs and kana are written without spaces: each one ends a word.
+            if before != " " and (before.isalnum() or before == "_") and not "\u2e80" <= before <= "\u9fff":
                 continue
         single, plain, located_payloads, named_payloads = values[key]
         if stop < n:
             after = text[stop]
-            right_ok = after == " " or not (after.isalnum() or after == "_")
+            right_ok = after == " " or not (after.isalnum() or after == "_") or "\u2e80" <= after <= "\u9fff"
         else:
             right_ok = True
         if single is not None:
@@ -825,5 +850,7 @@ class Tagger:
                     for e in (self._entities[i] for i in an.entity_order)]
         places = [{"id": p.id, "name": p.name, "lat": p.lat, "lon": p.lon}
                   for p in (tx.places[i] for i in an.place_order)]
+        # A denied statement is kept (the event layer disputes an event with it) but alerts on nothing.
+        worthy = relevant and development is not None and development.mode in ("asserted", "alleged")
         return TagResult(topics=hits, entities=entities, places=places, development=development,
-                         relevant=relevant, alert_worthy=relevant and development is not None)
+                         relevant=relevant, alert_worthy=worthy)

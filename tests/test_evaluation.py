@@ -313,7 +313,10 @@ def own_results(tagger, taxonomy, rules):
 def test_own_sets_cover_every_development_type_and_hard_negatives(taxonomy):
     cases = ev.load_labelled([str(TAGGING)], taxonomy.topic_ids(), taxonomy.development_types())
     assert len(cases) >= 60
-    counts = {t: sum(c.development == t for c in cases) for t in taxonomy.development_types()}
+    from pipelines.developments import STATE_TYPES
+
+    # Labels are developments as stored: the state-dependent statements never label a case.
+    counts = {t: sum(c.development == t for c in cases) for t in taxonomy.development_types() if t not in STATE_TYPES}
     assert min(counts.values()) >= 3, counts
     assert sum(not c.relevant for c in cases) >= 20
     blind = ev.load_labelled([str(TAGGING / "blind.jsonl")], taxonomy.topic_ids(), taxonomy.development_types())
@@ -382,3 +385,36 @@ def test_eval_extraction_on_a_slice_of_each_shared_set(tmp_path):
         assert result.returncode == 0, result.stderr
         data = json.loads(result.stdout)
         assert data["pages"] == 3 and data["f1"] > 0.8
+
+
+# --- developments as stored: the watch's state, published order, modes ------------------------------
+
+
+def test_tagging_reads_statements_through_the_state_in_published_order(tmp_path, tagger):
+    strike = ("Pakistani air strikes hit two villages in Khost overnight, killing seven people, Afghan officials "
+              "said. Kabul and Islamabad traded accusations.")
+    rows = [  # written out of order: the evaluation sorts dated cases by published
+        {"id": "strike-after-truce", "published": "2031-03-04", "title": "Villages hit in Khost", "text": strike,
+         "relevant": True, "development": "ceasefire-violated"},
+        {"id": "truce", "published": "2031-03-02", "title": "Pakistan and Afghanistan agree ceasefire in Doha",
+         "text": "Pakistan and the Afghan Taliban agreed to a ceasefire in Doha on Sunday, Qatar said.",
+         "relevant": True, "development": "ceasefire-agreed"},
+        {"id": "strike-undated", "title": "Villages hit in Khost", "text": strike, "relevant": True,
+         "development": None},
+        {"id": "denial", "published": "2031-03-05", "title": "Border report",
+         "text": "Islamabad denied reports that its troops had violated the ceasefire with Kabul near Torkham.",
+         "relevant": True, "development": None},
+    ]
+    path = write_jsonl(tmp_path / "dated.jsonl", rows)
+    tx = tagger.taxonomy
+    cases = ev.load_labelled([str(path)], tx.topic_ids(), tx.development_types())
+    assert [c.published for c in cases] == ["2031-03-04", "2031-03-02", None, "2031-03-05"]
+    result = ev.evaluate_tagging(cases, tagger)
+    assert result["development"]["correct"] == 2 and result["development"]["accuracy"] == 1.0
+    assert result["false_development"] == {"cases": 2, "false": 0, "rate": 0.0}
+    # Read as tagged (no state), the strike is a bare "hostilities" statement: not what the desk stores.
+    plain = ev.evaluate_tagging(cases, tagger, event_rules=None)
+    assert plain["development"]["correct"] == 1
+    stored = ev.stored_results(cases, tagger)
+    assert stored[1].development.type == "ceasefire-agreed" and stored[1].alert_worthy
+    assert stored[3].development is None and not stored[3].alert_worthy  # a denial counts as none
