@@ -640,6 +640,18 @@ class AlertEngine:
                 hits.setdefault(rule.desk, []).append((rule, why))
         notify = not is_stale(article, self.max_age)
         fired: list[Alert] = []
+        if attachment is not None and attachment.related:
+            # Background to an event: folded into the desk's alert for it, if the desk has one.
+            for desk, desk_hits in hits.items():
+                existing = store.get_alert(event_alert_id(desk, attachment.event.id))
+                if existing is not None:
+                    if attachment.added:
+                        self._touch(existing, store)
+                    continue
+                alert = self._story_alert(desk, desk_hits, article, store, now, notify)
+                if alert is not None:
+                    fired.append(alert)
+            return fired
         if attachment is not None:
             for desk in dict.fromkeys([*hits, *self.config.desks]):
                 fired.extend(self._event_alerts(desk, hits.get(desk, []), article, attachment, store, now, notify))
@@ -723,7 +735,7 @@ class AlertEngine:
         evidence = next((r.evidence for r in event.reports if r.article_id == article.id), "")
         return self._new_alert(alert_id, desk, hits, article, now, event_id=event.id, development=event.type,
                                state_before=event.state_before, state_after=event.state_after,
-                               evidence=evidence or (event.reports[0].evidence if event.reports else ""),
+                               evidence=evidence or (event.first_report.evidence if event.first_report else ""),
                                confidence=event.confidence, **extra)
 
     def _story_alert(self, desk: str, hits: list[tuple[Rule, str]], article: Article, store: Store,

@@ -226,15 +226,17 @@ def load_config(config_dir: str | None = None) -> AppConfig:
     desks = set(alerts.desks) or None
     feeds_path = str(base / "feeds.yaml")
     feeds = validate_feeds(load_yaml(feeds_path), feeds_path, desks)
-    events = load_events(base, taxonomy.development_types())
+    events = load_events(base, taxonomy.development_types(), topic_ids)
     return AppConfig(dir=str(base), feeds=feeds, taxonomy=taxonomy, alerts=alerts, settings=load_settings(base),
                      events=events)
 
 
-def load_events(config_dir: str | Path, development_types: list[str] | None = None) -> Any:
+def load_events(config_dir: str | Path, development_types: list[str] | None = None,
+                topic_ids: set[str] | None = None) -> Any:
     """events.yaml of a config dir (pipelines.events.EventRules), or None when the file is absent.
 
-    development_types (from topics.yaml): every event type must be one the tagger can report."""
+    development_types and topic_ids (from topics.yaml): every event type must be one the tagger can
+    report, every family topic one it tags."""
     from pipelines.events import load_event_rules
 
     events_path = Path(config_dir) / "events.yaml"
@@ -247,6 +249,10 @@ def load_events(config_dir: str | Path, development_types: list[str] | None = No
             if dev_type not in known:
                 raise ConfigError(str(events_path), None, "families",
                                   f"development type {dev_type!r} is not in topics.yaml's developments")
+    for family in rules.families.values():
+        for topic in sorted(family.topics - (topic_ids if topic_ids is not None else family.topics)):
+            raise ConfigError(str(events_path), f"family {family.id}", "topics",
+                              f"unknown topic {topic!r} (not in topics.yaml)")
     return rules
 
 

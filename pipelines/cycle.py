@@ -352,7 +352,9 @@ def _evaluate_one(ctx: Context, article_id: str, report: CycleReport) -> list[st
     if article is None:
         report.drop("alert-article-missing")
         return []
-    attachment = ctx.events.attach(article) if ctx.events is not None and article.relevant else None
+    attachment = None
+    if ctx.events is not None and article.relevant:
+        attachment = ctx.events.attach(article) or ctx.events.relate(article)
     fired = [alert.id for alert in ctx.alert_engine.evaluate(article, ctx.store, ctx.now(), attachment)]
     report.alerts_fired += len(fired)
     return fired

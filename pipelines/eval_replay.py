@@ -68,6 +68,7 @@ import yaml
 
 from pipelines import evaluation as ev
 from pipelines.errors import NewsmonError
+from pipelines.events import OPENING_MODES
 from pipelines.models import Alert, Article, DevelopmentEvent
 
 EXIT_OK, EXIT_FAIL = 0, 1
@@ -373,7 +374,9 @@ def article_development(s: Scoring) -> dict[str, Any]:
         article = s.stored.get(case.id)
         if article is None:
             continue
-        got = article.development.type if article.development else None
+        dev = article.development
+        # A stored denial disputes an event; like the tagging figures, it is no development of its own.
+        got = dev.type if dev is not None and dev.mode in OPENING_MODES else None
         if case.development and case.relevant:
             dev_cases += 1
             dev_right += got == case.development

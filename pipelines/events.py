@@ -30,8 +30,8 @@ from pipelines.models import Article, Development, DevelopmentEvent, EventReport
 # Modes that announce something the event layer acts on.
 OPENING_MODES = ("asserted", "alleged")
 ACTING_MODES = (*OPENING_MODES, "denied")
-_TOP_KEYS = {"watch", "families", "readings", "matching", "status"}
-_FAMILY_KEYS = {"states", "types", "in_force"}
+_TOP_KEYS = {"watch", "families", "readings", "matching", "status", "related"}
+_FAMILY_KEYS = {"states", "types", "in_force", "topics"}
 _READING_KEYS = {"statement", "family", "in_states", "becomes"}
 _GROUP_KEYS = {"types", "window", "venue", "places", "parties"}
 
@@ -42,6 +42,7 @@ class Family:
     states: tuple[str, ...]
     types: dict[str, str]  # development type -> the state it moves the family to
     in_force: frozenset[str] = frozenset()
+    topics: frozenset[str] = frozenset()  # topic ids an article on this family carries (for related reports)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class EventRules:
     readings: dict[str, Reading]
     groups: tuple[MatchGroup, ...]
     corroborated_at: int = 2
+    related_window: timedelta | None = None  # see EventBook.relate; None: off
 
     def family_of(self, dev_type: str) -> str | None:
         return next((f.id for f in self.families.values() if dev_type in f.types), None)
@@ -117,7 +119,10 @@ def load_event_rules(data: Any, path: str) -> EventRules:
         for state in in_force:
             if state not in states:
                 raise ConfigError(path, entry, "in_force", f"unknown state {state!r}")
-        families[fid] = Family(fid, tuple(states), dict(types), frozenset(in_force))
+        topics = raw.get("topics") or []
+        if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
+            raise ConfigError(path, entry, "topics", "must be a list of topic ids")
+        families[fid] = Family(fid, tuple(states), dict(types), frozenset(in_force), frozenset(topics))
 
     readings: dict[str, Reading] = {}
     for i, raw in enumerate(data.get("readings") or []):
@@ -164,7 +169,16 @@ def load_event_rules(data: Any, path: str) -> EventRules:
     corroborated_at = status.get("corroborated_at", 2)
     if isinstance(corroborated_at, bool) or not isinstance(corroborated_at, int) or corroborated_at < 1:
         raise ConfigError(path, "status", "corroborated_at", "must be a whole number >= 1")
-    return EventRules(path, watch.strip(), families, readings, tuple(groups), corroborated_at)
+    related = data.get("related") or {}
+    if not isinstance(related, dict) or set(related) - {"window"}:
+        raise ConfigError(path, "related", None, "only window is allowed")
+    related_window = None
+    if "window" in related:
+        try:
+            related_window = parse_window(related["window"])
+        except ValueError as exc:
+            raise ConfigError(path, "related", "window", str(exc)) from None
+    return EventRules(path, watch.strip(), families, readings, tuple(groups), corroborated_at, related_window)
 
 
 def _keys(path: str, entry: str, raw: Any, allowed: set[str]) -> None:
@@ -267,6 +281,7 @@ class Attachment:
     added: bool  # the report was new to the event (False on a repeat: idempotent)
     status_before: str | None  # None when opened
     outlets_before: int
+    related: bool = False  # the article reports no development of its own; it is background to the event
 
 
 def event_id_for(watch: str, dev_type: str, article_id: str) -> str:
@@ -356,7 +371,8 @@ class EventBook:
             status_before, outlets_before = event.status, len(event.outlets)
             event.reports.append(report)
             event.reports.sort(key=lambda r: (r.time, r.article_id))
-            event.opened = event.reports[0].time if event.reports[0].mode != "denied" else event.opened
+            first = event.first_report  # a late-arriving earlier report moves the opening back
+            event.opened = first.time if first is not None else event.opened
             event.updated = max(event.updated, report.time)
             event.venue = event.venue or dev.venue
             event.places = list(dict.fromkeys([*event.places, *dev.places]))
@@ -391,12 +407,59 @@ class EventBook:
         events.append(event)
         return Attachment(event, True, True, None, 0)
 
+    def relate(self, article: Article) -> Attachment | None:
+        """Attach a relevant article that reports no development of its own (analysis, background, a
+        restatement) to the event it is about: an event of a family whose topics the article carries,
+        updated within `related.window` of the article, at the venue the article names if it names one.
+        It becomes a background report (no outlet, no status change), so the keyword alerts it raises
+        fold into the desk's alert for that event. None when no event fits."""
+        window = self.rules.related_window
+        dev = article.development
+        if window is None or (dev is not None and dev.mode in ACTING_MODES):
+            return None
+        topics = set(article.topic_ids())
+        families = {fid for fid, fam in self.rules.families.items() if fam.topics & topics}
+        if not families:
+            return None
+        events = self.events()
+        for event in events:
+            if event.has_report(article.id):
+                return Attachment(event, False, False, event.status, len(event.outlets), related=True)
+        at = _time(article.seen_time()) or _time(article.fetched)
+        if at is None:
+            return None
+        venues = {e.venue for e in events if e.venue}
+        named = {p.get("id") for p in article.places if isinstance(p, dict)} & venues
+        candidates = []
+        for event in events:
+            opened, updated = _time(event.opened), _time(event.updated)
+            if event.family not in families or opened is None or updated is None or event.status == "superseded":
+                continue
+            if not (opened - window <= at <= updated + window):
+                continue
+            if named and event.venue and event.venue not in named:
+                continue  # the article is about another round
+            candidates.append((updated, event))
+        if not candidates:
+            return None
+        event = max(candidates, key=lambda pair: (pair[0], pair[1].id))[1]
+        event.reports.append(EventReport(article_id=article.id, url=article.url, outlet=article.source,
+                                         time=iso(at) or "", first_seen=article.fetched, language=article.language,
+                                         evidence="", type="", mode="background", story_id=article.story_id,
+                                         title=article.title))
+        event.reports.sort(key=lambda r: (r.time, r.article_id))
+        self.store.save_event(event)
+        self.store.set_article_event(article.id, event.id)
+        article.event_id = event.id
+        return Attachment(event, False, True, event.status, len(event.outlets), related=True)
+
     def _settle(self, event: DevelopmentEvent) -> None:
-        """Status and confidence from the reports so far."""
+        """Status and confidence from the reports so far (background reports count for neither)."""
         outlets = len(event.outlets)
+        acting = [r for r in event.reports if r.mode in ACTING_MODES]
         if event.superseded_by:
             event.status = "superseded"
-        elif any(r.mode == "denied" for r in event.reports) or all(r.mode == "alleged" for r in event.reports):
+        elif any(r.mode == "denied" for r in acting) or all(r.mode == "alleged" for r in acting):
             event.status = "disputed"
         elif outlets >= self.rules.corroborated_at:
             event.status = "corroborated"
@@ -408,10 +471,11 @@ class EventBook:
 def event_confidence(event: DevelopmentEvent) -> float:
     """0..1: more independent outlets raise it, allegations and denials lower it."""
     outlets = len(event.outlets)
+    acting = [r for r in event.reports if r.mode in ACTING_MODES]
     base = 1 - 0.5 ** (outlets + 1)  # 1 outlet 0.75, 2 0.875, 3 0.94
-    if any(r.mode == "denied" for r in event.reports):
+    if any(r.mode == "denied" for r in acting):
         base *= 0.6
-    elif all(r.mode == "alleged" for r in event.reports):
+    elif all(r.mode == "alleged" for r in acting):
         base *= 0.7
     return round(base, 3)
 
@@ -421,5 +485,6 @@ def status_label(event: DevelopmentEvent) -> str:
     if event.status == "corroborated":
         return f"corroborated by {len(event.outlets)}"
     if event.status == "disputed":
-        return "alleged" if all(r.mode == "alleged" for r in event.reports) else "disputed"
+        acting = [r for r in event.reports if r.mode in ACTING_MODES]
+        return "alleged" if all(r.mode == "alleged" for r in acting) else "disputed"
     return event.status

@@ -197,7 +197,7 @@ class EventReport:
     language: str | None
     evidence: str  # the sentence that carries the development
     type: str  # the development type this report gave
-    mode: str = "asserted"  # asserted | alleged | denied
+    mode: str = "asserted"  # asserted | alleged | denied | background (no development of its own)
     story_id: str = ""
     title: str = ""
 
@@ -227,12 +227,13 @@ class DevelopmentEvent:
 
     @property
     def first_report(self) -> EventReport | None:
-        return self.reports[0] if self.reports else None
+        """The first report of the development itself (not a denial or background piece)."""
+        return next((r for r in self.reports if r.mode in ("asserted", "alleged")), None)
 
     @property
     def outlets(self) -> list[str]:
-        """Independent outlets that reported it (denials excluded), in order of first report."""
-        return list(dict.fromkeys(r.outlet for r in self.reports if r.mode != "denied"))
+        """Independent outlets that reported it (denials and background excluded), in order of first report."""
+        return list(dict.fromkeys(r.outlet for r in self.reports if r.mode in ("asserted", "alleged")))
 
     def has_report(self, article_id: str) -> bool:
         return any(r.article_id == article_id for r in self.reports)

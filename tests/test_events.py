@@ -352,3 +352,71 @@ def test_payload_and_log_carry_the_event_in_the_desks_time_zone(store, tmp_path)
     assert line["event"]["state_after"] == "in-force" and line["event"]["outlets"] == ["Wire A", "Daily B"]
     assert line["evidence"].startswith("Wire A wrote")
     assert line["confidence"] == 0.75 and line["event"]["confidence"] > 0.8  # at sending: two outlets now
+
+
+# --------------------------------------------------------------------------- background to an event
+
+RELATED_ALERTS = copy.deepcopy(ALERTS)
+RELATED_ALERTS["rules"].append({"id": "talks-words", "desk": "diplomacy", "query": "talks OR negotiators"})
+
+
+def background(outlet: str, at: datetime, *, places: list[str] | None = None) -> Article:
+    article = report(None, outlet, at, topics=["peace-talks"], title="What the negotiators want from the talks")
+    article.places = [{"id": p, "name": p.title()} for p in places or []]
+    return article
+
+
+def evaluate_background(store, book, eng, article):
+    stored(store, article)
+    attachment = book.attach(article) or book.relate(article)
+    return attachment, eng.evaluate(article, store, datetime.fromisoformat(article.fetched.replace("Z", "+00:00")),
+                                    attachment)
+
+
+def test_background_folds_into_the_desks_event_alert(store):
+    book = EventBook(rules(), store)
+    eng = AlertEngine(load_alert_config(copy.deepcopy(RELATED_ALERTS), "alerts.yaml"), max_age=timedelta(hours=48))
+    [opened] = run(store, book, eng, report("talks-opened", "Wire A", T0, venue="istanbul", topics=["peace-talks"],
+                                            title="Talks open"))
+    assert opened.rules == ["talks-dev", "talks-words"]
+    attachment, fired = evaluate_background(store, book, eng, background("Daily B", T0 + timedelta(hours=20),
+                                                                         places=["istanbul"]))
+    assert attachment.related and attachment.event.id == opened.event_id and fired == []
+    event = store.get_event(opened.event_id)
+    assert [r.mode for r in event.reports] == ["asserted", "background"]
+    assert event.outlets == ["Wire A"] and event.status == "reported"  # background is no corroboration
+    assert store.get_alert(opened.id).copies == 2
+    assert store.get_article(attachment.event.reports[1].article_id).event_id == opened.event_id
+
+
+@pytest.mark.parametrize("late, places", [
+    (timedelta(days=4), ["istanbul"]),  # the event went quiet long ago
+    (timedelta(hours=20), ["riyadh", "doha"]),  # about another round (riyadh is another event's venue)
+])
+def test_background_elsewhere_or_later_pages_as_a_story(store, late, places):
+    book = EventBook(rules(), store)
+    eng = AlertEngine(load_alert_config(copy.deepcopy(RELATED_ALERTS), "alerts.yaml"), max_age=timedelta(hours=48))
+    run(store, book, eng, report("talks-scheduled", "Wire A", T0 - timedelta(days=30), venue="riyadh",
+                                 topics=["peace-talks"]))
+    run(store, book, eng, report("talks-opened", "Wire A", T0, venue="istanbul", topics=["peace-talks"]))
+    attachment, fired = evaluate_background(store, book, eng, background("Daily B", T0 + late, places=places))
+    assert attachment is None
+    assert [(a.kind, a.rules) for a in fired] == [("story", ["talks-words"])]
+
+
+def test_background_for_a_desk_without_the_event_alert_is_a_story_alert(store):
+    book = EventBook(rules(), store)
+    eng = AlertEngine(load_alert_config(copy.deepcopy(RELATED_ALERTS), "alerts.yaml"), max_age=timedelta(hours=48))
+    run(store, book, eng, report("ceasefire-agreed", "Wire A", T0, title="Guns fall silent"))  # security only
+    article = background("Daily B", T0 + timedelta(hours=3))
+    article.topics.append(TopicHit("ceasefire", 0.8))
+    attachment, fired = evaluate_background(store, book, eng, article)
+    assert attachment.related
+    assert [(a.desk, a.kind) for a in fired] == [("diplomacy", "story")]
+
+
+def test_family_topic_unknown_to_topics_is_a_config_error(tmp_path):
+    (tmp_path / "events.yaml").write_text(EVENTS_YAML.read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(ConfigError, match="unknown topic 'peace-talks'") as err:
+        load_events(tmp_path, None, {"ceasefire", "mediation"})
+    assert (err.value.entry, err.value.field) == ("family talks", "topics")
