@@ -69,8 +69,9 @@ def news_digest():
         with pipeline_context() as ctx:
             alerts = ctx.config.alerts
             channels = [alerts.channel(c) for c in alerts.desk_channels(desk)]
+            zone = alerts.desks[desk].timezone if desk in alerts.desks else None
             result = run_desk_digest(ctx.store, desk, channels, settings.digest_dir, end,
-                                     min_interval=min_interval, base_dir=str(REPO_ROOT))
+                                     min_interval=min_interval, base_dir=str(REPO_ROOT), timezone=zone)
         log.info("desk %s: %s %s sent=%s", desk, result.status, result.html or "", result.sent)
         if result.failed:
             # Files are written and the period stays open; a retry re-sends to these channels only.

@@ -582,7 +582,7 @@ def local_time(value: str | None, zone: ZoneInfo) -> str | None:
 def log_entry(alert: Alert, event: DevelopmentEvent | None, config: AlertConfig | None = None) -> dict[str, Any]:
     """One notification as the alert log, the API and the payloads show it: the alert, its event so far,
     and its times in the desk's time zone."""
-    from pipelines.events import status_label
+    from pipelines.events import reach_text, status_label
 
     data = alert.to_dict()
     desk = config.desks.get(alert.desk) if config is not None else None
@@ -603,6 +603,8 @@ def log_entry(alert: Alert, event: DevelopmentEvent | None, config: AlertConfig 
             "first_report": {"outlet": first.outlet, "time": first.time, "url": first.url,
                              "time_local": local_time(first.time, zone)} if first else None,
         }
+        data["event"]["reach"] = reach_text(len(event.outlets), first.outlet if first else None,
+                                            data["event"]["first_report"]["time_local"] if first else None)
         data["reports"] = [{"outlet": r.outlet, "time": r.time, "url": r.url, "language": r.language,
                             "evidence": r.evidence, "type": r.type, "mode": r.mode, "title": r.title}
                            for r in event.reports]

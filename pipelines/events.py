@@ -488,3 +488,13 @@ def status_label(event: DevelopmentEvent) -> str:
         acting = [r for r in event.reports if r.mode in ACTING_MODES]
         return "alleged" if all(r.mode == "alleged" for r in acting) else "disputed"
     return event.status
+
+
+def reach_text(outlet_count: int, first_outlet: str | None, first_time_local: str | None) -> str:
+    """'5 outlets; first reported by Dawn at 2025-10-19 14:05 PKT' (digest entries and alert cards)."""
+    text = f"{outlet_count} outlet{'' if outlet_count == 1 else 's'}"
+    if first_outlet:
+        text += f"; first reported by {first_outlet}"
+        if first_time_local:
+            text += f" at {first_time_local}"
+    return text

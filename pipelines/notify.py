@@ -108,10 +108,8 @@ def event_facts(entry: dict[str, Any]) -> list[tuple[str, str]]:
         if event.get("state_before") or event.get("state_after"):
             facts.append(("State", f"{event.get('family')}: {event.get('state_before') or '-'} → "
                                    f"{event.get('state_after') or '-'}"))
-        first = event.get("first_report") or {}
-        facts.append(("First report", f"{first.get('outlet')} at {first.get('time_local') or first.get('time')}"))
-        facts.append(("Outlets", f"{event.get('outlet_count')} ({', '.join(event.get('outlets') or [])}); "
-                                 f"{event.get('status_label')}"))
+        facts.append(("Reports", f"{event.get('reach')}; {event.get('status_label')}"))
+        facts.append(("Outlets", ", ".join(event.get("outlets") or [])))
     if entry.get("evidence"):
         facts.append(("Evidence", _one_line(entry["evidence"], 400)))
     if entry.get("confidence") is not None:

@@ -18,7 +18,7 @@ from pipelines.digest import (
     run_desk_digest,
     write_digest,
 )
-from pipelines.models import Alert, Article, Development, TopicHit
+from pipelines.models import Alert, Article, Development, DevelopmentEvent, EventReport, TopicHit
 from pipelines.store import open_store
 from tests.localserver import LocalServer, Route
 
@@ -105,7 +105,8 @@ def test_rules_firing_on_one_development_make_one_line(store):
     md = render_markdown(digest)
     assert md.count("Truce extended by a month") == 2  # one development line + one top story
     assert "rules ceasefire-developments, border-watch" in md or "rules border-watch, ceasefire-developments" in md
-    assert "1 article indexed, 1 development, 1 top story." in md
+    assert "1 article indexed, 0 developments, 1 other alert, 1 other story." in md
+    assert "No development events in this period." in md  # story alerts have no event
     page = render_html(digest)
     assert page.count("Truce extended by a month</a>") == 2
 
@@ -199,3 +200,119 @@ def test_failed_channel_is_retried_alone(store, tmp_path):
     body = json.loads(posts[1].body)
     assert body["type"] == "digest" and body["desk"] == "security" and "Story number 1" in body["markdown"]
     assert DigestState.load(out, "security").last_end == END
+
+
+# --- grouped by development event ---------------------------------------------------------------
+
+EVENT_ID = "e" * 32
+KARACHI = "Asia/Karachi"  # UTC+5, no DST: 09:00Z reads 14:00 PKT
+
+
+def seed_event(store, *, outlets=("Frontier Wire", "Kabul Ledger", "Khyber Mail"), evidence="Troops exchanged "
+               "fire at Torkham despite the truce.", first_url=None) -> tuple[DevelopmentEvent, list[Article]]:
+    """An event with one stored report article per outlet (an hour apart), attached to the event."""
+    reports, articles = [], []
+    for n, outlet in enumerate(outlets):
+        published = f"2025-11-01T{9 + n:02d}:00:00Z"
+        art = put(store, article(100 + n, source=outlet, story=f"violation-{n}", published=published,
+                                 fetched=f"2025-11-01T{9 + n:02d}:05:00Z", development="ceasefire-violated",
+                                 title=f"{outlet} reports firing at Torkham",
+                                 url=first_url if n == 0 and first_url else f"https://outlet{n}.example/v"))
+        store.set_article_event(art.id, EVENT_ID)
+        articles.append(art)
+        reports.append(EventReport(article_id=art.id, url=art.url, outlet=outlet, time=published,
+                                   first_seen=art.fetched, language="en", evidence=evidence if n == 0 else "...",
+                                   type="ceasefire-violated", story_id=art.story_id, title=art.title))
+    event = DevelopmentEvent(id=EVENT_ID, watch="pak-afg", family="ceasefire", type="ceasefire-violated",
+                             opened=reports[0].time, updated=reports[-1].time, status="corroborated",
+                             places=["torkham"], state_before="in-force", state_after="violated", reports=reports)
+    store.save_event(event)
+    return event, articles
+
+
+def event_alert(n: int, art: Article, *, kind="event", rules=("ceasefire-developments",), escalation=None,
+                created="2025-11-01T09:10:00Z") -> Alert:
+    return Alert(id=f"e{n:031x}", rule_id=rules[0], desk="security", article_id=art.id, story_id=art.story_id,
+                 title=art.title, url=art.url, source=art.source, development="ceasefire-violated",
+                 topics=art.topic_ids(), matched="development ceasefire-violated", created=created,
+                 rules=list(rules), event_id=EVENT_ID, kind=kind, escalation=escalation, published=art.published,
+                 first_seen=art.fetched, state_before="in-force", state_after="violated")
+
+
+def test_developments_are_one_entry_per_event_in_the_desks_time_zone(store):
+    event, reports = seed_event(store)
+    store.record_alert(event_alert(1, reports[0], rules=("ceasefire-developments", "border-watch")))
+    store.record_alert(event_alert(2, reports[2], kind="escalation", escalation="corroborated:3",
+                                   created="2025-11-01T11:10:00Z"))
+    other = put(store, article(7, title="Militants attack a checkpoint", development=None))
+    store.record_alert(alert(3, other, rule="ttp-watch"))
+    lonely = put(store, article(8, title="Traders wait at Chaman", source="world-desk.example"))
+    digest = build_digest(store, "security", START, END, timezone=KARACHI)
+    assert [line.event.id for line in digest.events] == [EVENT_ID]
+    assert len(digest.developments) == 3  # every alert's id still goes to the channels
+    assert [a.id for a in digest.other_alerts] == [alert(3, other).id]
+    # The reports of the event are told by its entry; the other stories are the rest.
+    assert {s.story_id for s in digest.stories} == {other.story_id, lonely.story_id}
+
+    md = render_markdown(digest)
+    developments = md.split("## Developments")[1].split("## Other alerts")[0]
+    entries = [line for line in developments.splitlines() if line.startswith("- ")]
+    assert entries == [
+        f"- **ceasefire violated** — 3 outlets; first reported by [Frontier Wire](<{reports[0].url}>) at "
+        "2025-11-01 14:00 PKT; corroborated by 3; ceasefire: in-force → violated "
+        "(rules ceasefire-developments, border-watch)"]
+    assert "  > Troops exchanged fire at Torkham despite the truce." in developments
+    others = md.split("## Other alerts")[1].split("## Other stories")[0]
+    assert "Militants attack a checkpoint" in others and "Torkham" not in others
+    assert "reports firing at Torkham" not in md.split("## Other stories")[1]
+    assert md.startswith("# security desk digest, 2025-11-01 05:00 PKT to 2025-11-02 05:00 PKT")
+    assert "1 article" not in md and "1 development, 1 other alert, 2 other stories." in md
+
+    page = render_html(digest)
+    assert page.count('<li class="event">') == 1
+    assert (f'<strong>ceasefire violated</strong> — 3 outlets; first reported by <a href="{reports[0].url}">'
+            "Frontier Wire</a> at 2025-11-01 14:00 PKT") in page
+    assert '<span class="status">corroborated by 3</span>' in page
+    assert "<blockquote>Troops exchanged fire at Torkham despite the truce.</blockquote>" in page
+    assert "Times in Asia/Karachi." in page
+
+
+def test_a_digest_without_a_time_zone_is_in_utc(store):
+    _event, reports = seed_event(store, outlets=("Frontier Wire",))
+    store.record_alert(event_alert(1, reports[0]))
+    md = render_markdown(build_digest(store, "security", START, END))
+    assert "— 1 outlet; first reported by [Frontier Wire](<https://outlet0.example/v>) at 2025-11-01 09:00 UTC;" in md
+    assert md.startswith("# security desk digest, 2025-11-01 00:00 UTC to 2025-11-02 00:00 UTC")
+
+
+def test_an_alert_whose_event_is_gone_stays_an_other_alert(store):
+    news = put(store, article(1, development="ceasefire-violated", title="Firing at the crossing"))
+    store.record_alert(event_alert(1, news))  # its event was never stored
+    digest = build_digest(store, "security", START, END)
+    assert digest.events == [] and [a.id for a in digest.other_alerts] == [event_alert(1, news).id]
+    assert "Firing at the crossing" in render_markdown(digest).split("## Other alerts")[1]
+
+
+def test_event_text_is_escaped(store):
+    event, reports = seed_event(store, outlets=('<img src=x onerror=alert(1)>Wire', "Kabul Ledger"),
+                                evidence="Fire <script>alert(2)</script> at [Torkham](javascript:x)",
+                                first_url="javascript:alert(3)")
+    store.record_alert(event_alert(1, reports[0]))
+    digest = build_digest(store, "security", START, END, timezone=KARACHI)
+    page = render_html(digest)
+    assert "<script>" not in page and "<img" not in page and 'href="javascript' not in page
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in page
+    assert "&lt;img src=x onerror=alert(1)&gt;Wire" in page
+    md = render_markdown(digest)
+    assert "\\<img src=x onerror=alert\\(1\\)\\>Wire" in md and "(<javascript:" not in md
+    assert "\\[Torkham\\]\\(javascript:x\\)" in md
+
+
+def test_sent_records_name_the_events(store, tmp_path):
+    _event, reports = seed_event(store)
+    store.record_alert(event_alert(1, reports[0]))
+    log = tmp_path / "digests.jsonl"
+    result = run_desk_digest(store, "security", [jsonl_channel(log)], tmp_path / "out", END, timezone=KARACHI)
+    record = json.loads(log.read_text(encoding="utf-8"))
+    assert record["events"] == [EVENT_ID] and record["developments"] == [event_alert(1, reports[0]).id]
+    assert "2025-11-01 14:00 PKT" in open(result.md, encoding="utf-8").read()

@@ -35,6 +35,7 @@ from pipelines.web.schemas import (
     AlertList,
     AlertOut,
     ArticleDetail,
+    EventDetail,
     FeedList,
     Meta,
     PlaceList,
@@ -169,6 +170,19 @@ class DashboardState:
             return {}
         return {p.id: p.kind for p in config.taxonomy.places}
 
+    def alert_config(self) -> Any:
+        """The AlertConfig (desks and their time zones), None without a readable config."""
+        config, _ = self.config()
+        return config.alerts if config is not None else None
+
+    def names(self) -> dict[str, str]:
+        """Place and entity ids -> names from the taxonomy (events name places and parties by id)."""
+        config, _ = self.config()
+        if config is None:
+            return {}
+        tax = config.taxonomy
+        return {e.id: e.name for e in [*tax.people, *tax.organisations, *tax.places]}
+
     def topic_names(self) -> dict[str, str]:
         config, _ = self.config()
         if config is None:
@@ -257,17 +271,21 @@ def create_app(store_url: str | None = None, config_dir: str | None = None, *,
         desk: Text = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> dict[str, Any]:
-        """Newest first. Poll with since=<newest created seen> and drop ids already shown."""
+        """Newest first, each as the alert log shows it: kind, rules folded in, its event so far, and
+        created/published/first-seen times in the desk's time zone. Poll with since=<newest created
+        seen> and drop ids already shown."""
         now = iso(utcnow())
-        found = queries.list_alerts(state.store(), since=since, desk=desk or None, limit=limit)
-        return {"alerts": [queries.alert_out(a) for a in found], "server_time": now}
+        store = state.store()
+        found = queries.list_alerts(store, since=since, desk=desk or None, limit=limit)
+        return {"alerts": queries.alerts_out(store, found, state.alert_config()), "server_time": now}
 
     @app.get("/api/alerts/{alert_id}", response_model=AlertOut, tags=["alerts"])
     def alert(alert_id: str) -> dict[str, Any]:
-        found = state.store().get_alert(alert_id)
+        store = state.store()
+        found = store.get_alert(alert_id)
         if found is None:
             raise HTTPException(404, f"no alert {alert_id}")
-        return queries.alert_out(found)
+        return queries.alerts_out(store, [found], state.alert_config())[0]
 
     @app.get("/api/search", response_model=SearchResult, tags=["articles"])
     def search(
@@ -277,12 +295,17 @@ def create_app(store_url: str | None = None, config_dir: str | None = None, *,
         until: Annotated[str | None, Query(description="ISO date/time, exclusive")] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
         offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
+        collapse: Annotated[str | None, Query(
+            pattern="^(story|event)?$",
+            description="story: the best hit of each story; event: of each development event (an article "
+                        "without an event is its own group); limit and offset then page the groups")] = None,
     ) -> dict[str, Any]:
         """Full-text search with filters; without q, the newest matching articles."""
         hits = state.store().search(q or None, topic=topic or None, desk=desk or None, source=source or None,
                                     language=language or None, since=since or None, until=until or None,
-                                    limit=limit, offset=offset)
-        return {"query": q, "offset": offset, "limit": limit, "hits": [queries.hit_out(h) for h in hits]}
+                                    limit=limit, offset=offset, collapse=collapse or None)
+        return {"query": q, "offset": offset, "limit": limit, "collapse": collapse or None,
+                "hits": [queries.hit_out(h) for h in hits]}
 
     @app.get("/api/articles/{article_id}", response_model=ArticleDetail, tags=["articles"])
     def article(article_id: str) -> dict[str, Any]:
@@ -310,9 +333,23 @@ def create_app(store_url: str | None = None, config_dir: str | None = None, *,
     def timeline(desk: Text = None, since: Text = None, until: Text = None,
                  family: Annotated[str | None, Query(pattern="^(ceasefire|talks)?$")] = None,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
-        """Each ceasefire or talks development (once per story and type), newest first."""
+        """Development events newest first: one row per event, however many outlets reported it. With a
+        desk, the events notified to it (its alerts' events), times in its time zone (else UTC)."""
         return queries.timeline(state.store(), desk=desk or None, since=since or None, until=until or None,
-                                family=family or None, limit=limit)
+                                family=family or None, limit=limit,
+                                zone=queries.desk_zone(state.alert_config(), desk or None), names=state.names())
+
+    @app.get("/api/events/{event_id}", response_model=EventDetail, tags=["developments"])
+    def event(event_id: str,
+              desk: Annotated[str | None, Query(max_length=500, description="show times in this desk's time zone")]
+              = None) -> dict[str, Any]:
+        """One development event with every report (outlet, time, language, mode, evidence), its status,
+        state change, venue, places and parties, and the desks it was notified to."""
+        found = queries.event_detail(state.store(), event_id, queries.desk_zone(state.alert_config(), desk or None),
+                                     state.names())
+        if found is None:
+            raise HTTPException(404, f"no event {event_id}")
+        return found
 
     @app.get("/api/topics/volume", response_model=TopicVolume, tags=["topics"])
     def topic_volume(desk: Text = None, since: Text = None, until: Text = None,
@@ -338,11 +375,11 @@ def create_app(store_url: str | None = None, config_dir: str | None = None, *,
 
     # --- pages --------------------------------------------------------------------------------
 
-    def render(request: Request, page: str, title: str, story_id: str = "") -> HTMLResponse:
+    def render(request: Request, page: str, title: str, story_id: str = "", event_id: str = "") -> HTMLResponse:
         root = request.scope.get("root_path", "").rstrip("/")
         desk = request.query_params.get("desk", "")
         keep = "?" + urlencode({"desk": desk}) if desk else ""
-        current = "stories" if page == "story" else page
+        current = {"story": "stories", "event": "timeline"}.get(page, page)
         active = ' class="active" aria-current="page"'
         nav = "".join(
             f'<a href="{html.escape(root + path + keep)}"{active if pid == current else ""}>{html.escape(label)}</a>'
@@ -350,7 +387,7 @@ def create_app(store_url: str | None = None, config_dir: str | None = None, *,
         )
         body = SHELL.substitute(
             root=html.escape(root), version=version, page=html.escape(page), title=html.escape(title),
-            story=html.escape(story_id), nav=nav,
+            story=html.escape(story_id), event=html.escape(event_id), nav=nav,
         )
         return HTMLResponse(body)
 
@@ -367,5 +404,9 @@ def create_app(store_url: str | None = None, config_dir: str | None = None, *,
     @app.get("/stories/{story_id}", response_class=HTMLResponse, include_in_schema=False)
     def story_page(request: Request, story_id: str) -> HTMLResponse:
         return render(request, "story", "Story", story_id)
+
+    @app.get("/events/{event_id}", response_class=HTMLResponse, include_in_schema=False)
+    def event_page(request: Request, event_id: str) -> HTMLResponse:
+        return render(request, "event", "Development", event_id=event_id)
 
     return app

@@ -1,7 +1,8 @@
 """Read models for the dashboard, built only from Store protocol methods.
 
-The protocol has no "list stories", "list developments", "place counts" or facet
-queries, so these scan recent articles through ``store.search(None, ...)`` (filters
+The timeline and the event page read development events (store.list_events / get_event);
+an event's desks are the desks of its alerts. The protocol has no "list stories", "place
+counts" or facet queries, so those views scan recent articles through ``store.search(None, ...)`` (filters
 only, newest first) and aggregate in Python. Each scan is capped (SCAN_LIMIT): on a
 large store the views cover the newest SCAN_LIMIT matching articles and say so
 (``truncated``). Cheaper store methods that would replace the scans are named in
@@ -12,16 +13,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from pipelines.models import Alert, Article, FeedConfig, FeedState, SearchHit, iso
+from pipelines.alerts import local_time, log_entry
+from pipelines.events import reach_text, status_label
+from pipelines.models import Alert, Article, DevelopmentEvent, FeedConfig, FeedState, SearchHit, iso
 
 SCAN_LIMIT = 5000  # articles one aggregate view reads at most
 FACET_SCAN = 2000  # recent articles sampled for the source/language filter lists
-ALERT_SCAN = 1000  # alerts read to filter by desk (list_alerts has no desk filter)
+ALERT_SCAN = 1000  # alerts read to filter by desk or event (list_alerts has neither filter)
+EVENT_SCAN = 5000  # events read for a desk's timeline (an event's desks are those of its alerts)
 MAX_BUCKETS = 400  # chart columns; an hourly range longer than this falls back to days
 STALE_FACTOR = 3  # a feed not successfully polled for this many intervals is "stale"
 PLACE_EXAMPLES = 5
@@ -78,6 +83,7 @@ def article_summary(article: Article) -> dict[str, Any]:
         "places": [{"id": str(p.get("id", "")), "name": str(p.get("name", ""))} for p in article.places],
         "relevant": article.relevant,
         "extraction_source": article.extraction_source,
+        "event_id": article.event_id,
     }
 
 
@@ -95,15 +101,94 @@ def hit_out(hit: SearchHit) -> dict[str, Any]:
     return {"article": article_summary(hit.article), "score": hit.score, "snippet_html": hit.snippet}
 
 
-def alert_out(alert: Alert) -> dict[str, Any]:
+def alert_out(alert: Alert, event: DevelopmentEvent | None = None, alert_config: Any = None) -> dict[str, Any]:
+    """An alert as pipelines.alerts.log_entry shows it (its event so far, times in the desk's time zone),
+    plus what the card needs: the development family and, for event alerts, the reach line."""
+    data = log_entry(alert, event, alert_config)
+    data["family"] = development_family(alert.development) if alert.development else None
+    data["rules"] = list(data.get("rules") or []) or [alert.rule_id]
+    summary = data.get("event")
+    if summary is not None:
+        first = summary.get("first_report") or {}
+        summary["reach"] = reach_text(int(summary.get("outlet_count") or 0), first.get("outlet"),
+                                      first.get("time_local"))
+    return data
+
+
+def alerts_out(store: Any, alerts: Iterable[Alert], alert_config: Any = None) -> list[dict[str, Any]]:
+    """alert_out for many alerts, each event read once."""
+    events: dict[str, DevelopmentEvent | None] = {}
+    out = []
+    for alert in alerts:
+        event = None
+        if alert.event_id:
+            if alert.event_id not in events:
+                events[alert.event_id] = store.get_event(alert.event_id)
+            event = events[alert.event_id]
+        out.append(alert_out(alert, event, alert_config))
+    return out
+
+
+def desk_zone(alert_config: Any, desk: str | None) -> ZoneInfo:
+    """The desk's time zone (alerts.yaml), UTC for no desk, an unknown desk or no config."""
+    found = alert_config.desks.get(desk) if alert_config is not None and desk else None
+    return found.zone() if found is not None else ZoneInfo("UTC")
+
+
+def _named(ids: Iterable[str], names: dict[str, str] | None) -> list[dict[str, str]]:
+    names = names or {}
+    return [{"id": str(i), "name": names.get(str(i), str(i))} for i in ids]
+
+
+def event_summary(event: DevelopmentEvent, zone: ZoneInfo, names: dict[str, str] | None = None) -> dict[str, Any]:
+    """One event as the timeline shows it: transition, status, first report, reach, evidence."""
+    first = event.first_report
+    outlets = event.outlets
     return {
-        "id": alert.id, "rule_id": alert.rule_id, "desk": alert.desk, "article_id": alert.article_id,
-        "story_id": alert.story_id, "title": alert.title, "url": alert.url, "source": alert.source,
-        "development": alert.development,
-        "family": development_family(alert.development) if alert.development else None,
-        "topics": list(alert.topics), "matched": alert.matched, "created": alert.created,
-        "copies": alert.copies, "channels": list(alert.channels),
+        "id": event.id,
+        "watch": event.watch,
+        "family": event.family,
+        "type": event.type,
+        "status": event.status,
+        "status_label": status_label(event),
+        "state_before": event.state_before,
+        "state_after": event.state_after,
+        "opened": event.opened,
+        "opened_local": local_time(event.opened, zone),
+        "updated": event.updated,
+        "updated_local": local_time(event.updated, zone),
+        "outlets": outlets,
+        "outlet_count": len(outlets),
+        "report_count": len(event.reports),
+        "evidence": first.evidence if first else "",
+        "first_report": {
+            "outlet": first.outlet, "time": first.time, "time_local": local_time(first.time, zone),
+            "url": first.url, "title": first.title, "article_id": first.article_id, "story_id": first.story_id,
+            "language": first.language, "mode": first.mode,
+        } if first else None,
+        "reach": reach_text(len(outlets), first.outlet if first else None,
+                            local_time(first.time, zone) if first else None),
+        "venue": _named([event.venue], names)[0] if event.venue else None,
+        "places": _named(event.places, names),
+        "parties": _named(event.parties, names),
+        "superseded_by": event.superseded_by,
+        "confidence": event.confidence,
     }
+
+
+def event_detail(store: Any, event_id: str, zone: ZoneInfo, names: dict[str, str] | None = None) -> dict[str, Any] | None:
+    """An event with every report (first first) and the desks it was notified to."""
+    event = store.get_event(event_id)
+    if event is None:
+        return None
+    desks = sorted({a.desk for a in store.list_alerts(limit=ALERT_SCAN) if a.event_id == event.id})
+    reports = [{
+        "article_id": r.article_id, "story_id": r.story_id, "url": r.url, "title": r.title, "outlet": r.outlet,
+        "time": r.time, "time_local": local_time(r.time, zone), "first_seen": r.first_seen,
+        "first_seen_local": local_time(r.first_seen, zone), "language": r.language, "mode": r.mode,
+        "type": r.type, "evidence": r.evidence,
+    } for r in event.reports]
+    return event_summary(event, zone, names) | {"timezone": str(zone), "reports": reports, "desks": desks}
 
 
 # --- scans -----------------------------------------------------------------------------------
@@ -128,33 +213,27 @@ def list_alerts(store: Any, *, since: str | None = None, desk: str | None = None
     return [a for a in alerts if a.desk == desk][:limit]
 
 
+def desk_event_ids(store: Any, desk: str) -> set[str]:
+    """Events notified to a desk: the event ids of its alerts (the newest ALERT_SCAN alerts)."""
+    return {a.event_id for a in store.list_alerts(limit=ALERT_SCAN) if a.desk == desk and a.event_id}
+
+
 def timeline(store: Any, *, desk: str | None = None, since: str | None = None, until: str | None = None,
-             family: str | None = None, limit: int = 200) -> dict[str, Any]:
-    """Developments newest first: one entry per (story, development type), its earliest report,
-    with the other copies that carried the same development."""
-    articles, truncated = scan_articles(store, desk=desk, since=since, until=until)
-    groups: dict[tuple[str, str], list[Article]] = defaultdict(list)
-    for article in articles:
-        dev = article.development
-        if dev is None or (family and development_family(dev.type) != family):
-            continue
-        groups[(article.story_id, dev.type)].append(article)
-    entries = []
-    for (story_id, dev_type), copies in groups.items():
-        copies.sort(key=lambda a: (event_time(a), a.id))
-        first = copies[0]
-        entries.append({
-            "story_id": story_id,
-            "type": dev_type,
-            "family": development_family(dev_type),
-            "time": event_time(first),
-            "evidence": first.development.evidence if first.development else "",
-            "article": article_summary(first),
-            "also": [{"id": a.id, "source": a.source, "url": a.url, "time": event_time(a), "title": a.title}
-                     for a in copies[1:]],
-        })
-    entries.sort(key=lambda e: (e["time"], e["story_id"]), reverse=True)
-    return {"entries": entries[:limit], "truncated": truncated}
+             family: str | None = None, limit: int = 200, zone: ZoneInfo | None = None,
+             names: dict[str, str] | None = None) -> dict[str, Any]:
+    """Development events newest first (by first report), one row per event however many outlets
+    reported it. With a desk: only the events notified to that desk."""
+    zone = zone or ZoneInfo("UTC")
+    scan = EVENT_SCAN if desk else limit
+    events = store.list_events(family=family, since=since, until=until, limit=scan + 1, newest_first=True)
+    truncated = len(events) > scan
+    events = events[:scan]
+    if desk:
+        notified = desk_event_ids(store, desk)
+        events = [e for e in events if e.id in notified]
+    truncated = truncated or len(events) > limit
+    return {"entries": [event_summary(e, zone, names) for e in events[:limit]], "timezone": str(zone),
+            "truncated": truncated}
 
 
 def _bucket_start(moment: datetime, bucket: str) -> datetime:

@@ -39,6 +39,7 @@ class ArticleSummary(BaseModel):
     places: list[PlaceRef]
     relevant: bool
     extraction_source: str
+    event_id: str | None = Field(None, description="the development event this article reports, if any")
 
 
 class EntityRef(BaseModel):
@@ -69,13 +70,58 @@ class SearchResult(BaseModel):
     query: str | None
     offset: int
     limit: int
+    collapse: str | None = Field(None, description="story | event when results were collapsed")
     hits: list[SearchHitOut]
+
+
+class FirstReportRef(BaseModel):
+    outlet: str
+    time: str = Field(description="published, else first seen (ISO UTC)")
+    time_local: str | None = Field(None, description="the same time in the desk's time zone, e.g. 2025-10-19 14:05 PKT")
+    url: str
+
+
+class AlertEvent(BaseModel):
+    """The alert's development event as it stands now (later reports keep adding to it)."""
+
+    id: str
+    type: str
+    family: str
+    status: str = Field(description="reported | corroborated | disputed | superseded")
+    status_label: str = Field(description="as a desk reads it: 'corroborated by 5', 'disputed', 'alleged', ...")
+    opened: str
+    updated: str
+    venue: str | None = None
+    places: list[str]
+    parties: list[str]
+    state_before: str | None = None
+    state_after: str | None = None
+    outlets: list[str] = Field(description="independent outlets that reported it (denials excluded), first first")
+    outlet_count: int
+    confidence: float
+    first_report: FirstReportRef | None = None
+    reach: str = Field(description="'5 outlets; first reported by X at T' (T in the desk's time zone)")
+
+
+class AlertReport(BaseModel):
+    outlet: str
+    time: str
+    url: str
+    language: str | None = None
+    evidence: str
+    type: str
+    mode: str = Field(description="asserted | alleged | denied")
+    title: str
 
 
 class AlertOut(BaseModel):
     id: str
-    rule_id: str
+    rule_id: str = Field(description="the first matching rule")
+    rules: list[str] = Field(description="every rule folded into this alert")
     desk: str
+    kind: str = Field(description="event (an event opened) | escalation | story (a keyword/topic rule's story)")
+    escalation: str | None = Field(None, description="for kind=escalation: corroborated:N or disputed")
+    event_id: str | None = None
     article_id: str
     story_id: str
     title: str
@@ -86,8 +132,20 @@ class AlertOut(BaseModel):
     topics: list[str]
     matched: str
     created: str
+    published: str | None = Field(None, description="the raising report's published time (ISO UTC)")
+    first_seen: str | None = Field(None, description="when newsmon first stored that report (ISO UTC)")
+    timezone: str = Field(description="the desk's time zone, which the *_local fields use")
+    created_local: str | None = None
+    published_local: str | None = None
+    first_seen_local: str | None = None
+    state_before: str | None = None
+    state_after: str | None = None
+    evidence: str = ""
+    confidence: float | None = None
     copies: int
     channels: list[str]
+    event: AlertEvent | None = None
+    reports: list[AlertReport] = Field(description="the event's reports so far, first first (empty without an event)")
 
 
 class AlertList(BaseModel):
@@ -125,27 +183,72 @@ class StoryDetail(BaseModel):
     developments: list[str]
 
 
-class TimelineCopy(BaseModel):
-    id: str
-    source: str
+class EventFirstReport(BaseModel):
+    outlet: str
+    time: str = Field(description="published, else first seen (ISO UTC)")
+    time_local: str | None = None
     url: str
-    time: str
     title: str
-
-
-class TimelineEntry(BaseModel):
+    article_id: str
     story_id: str
-    type: str
-    family: str
-    time: str
-    evidence: str
-    article: ArticleSummary
-    also: list[TimelineCopy]
+    language: str | None = None
+    mode: str
+
+
+class EventSummary(BaseModel):
+    """One development event: one real-world development, however many outlets report it."""
+
+    id: str
+    watch: str
+    family: str = Field(description="ceasefire | talks")
+    type: str = Field(description="the development type of the first report")
+    status: str = Field(description="reported | corroborated | disputed | superseded")
+    status_label: str = Field(description="'reported', 'corroborated by 5', 'disputed', 'alleged', 'superseded'")
+    state_before: str | None = Field(None, description="the family's state before the event")
+    state_after: str | None = Field(None, description="and after it")
+    opened: str = Field(description="time of the first report (ISO UTC)")
+    opened_local: str | None = Field(None, description="the same in the desk's time zone (UTC without a desk)")
+    updated: str
+    updated_local: str | None = None
+    outlets: list[str]
+    outlet_count: int = Field(description="independent outlets (denials excluded)")
+    report_count: int
+    evidence: str = Field(description="the first report's sentence (plain text)")
+    first_report: EventFirstReport | None = None
+    reach: str = Field(description="'5 outlets; first reported by X at T'")
+    venue: PlaceRef | None = None
+    places: list[PlaceRef]
+    parties: list[PlaceRef] = Field(description="entity ids with their names from the taxonomy")
+    superseded_by: str | None = None
+    confidence: float
 
 
 class Timeline(BaseModel):
-    entries: list[TimelineEntry]
+    entries: list[EventSummary]
+    timezone: str = Field(description="the time zone of the *_local fields: the desk's, else UTC")
     truncated: bool
+
+
+class EventReportOut(BaseModel):
+    article_id: str
+    story_id: str
+    url: str
+    title: str
+    outlet: str
+    time: str
+    time_local: str | None = None
+    first_seen: str
+    first_seen_local: str | None = None
+    language: str | None = None
+    mode: str = Field(description="asserted | alleged | denied")
+    type: str
+    evidence: str
+
+
+class EventDetail(EventSummary):
+    timezone: str
+    reports: list[EventReportOut] = Field(description="every report, first first")
+    desks: list[str] = Field(description="desks the event was notified to")
 
 
 class TopicSeries(BaseModel):

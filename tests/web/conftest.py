@@ -1,9 +1,13 @@
-"""Dashboard test fixtures: a store filled by the REAL pipeline from the sample coverage, plus hostile records.
+"""Dashboard test fixtures: a store filled by the REAL pipeline from the sample coverage, plus hostile records
+and seeded development events.
 
 The coverage (tests/fixtures/coverage/) is served by pipelines.demo.CoverageServer on
 127.0.0.1 and run through one real cycle (fetch, extract, tag, store, alerts). Then a
 hostile article, alert and feed state are written straight into the store: their every
 text field carries markup that would run if the dashboard ever treated text as HTML.
+Last, a few development events with their report articles and alerts are written with
+store.save_event / set_article_event / record_alert (SEEDED_EVENTS), so the event views
+are tested on known data, whatever the detection of the day finds.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +26,18 @@ import pytest
 
 from pipelines.cycle import open_context, run_cycle
 from pipelines.demo import CoverageServer, write_demo_config
-from pipelines.models import Alert, Article, CycleReport, Development, FeedState, TopicHit, iso, utcnow
+from pipelines.models import (
+    Alert,
+    Article,
+    CycleReport,
+    Development,
+    DevelopmentEvent,
+    EventReport,
+    FeedState,
+    TopicHit,
+    iso,
+    utcnow,
+)
 from pipelines.netguard import NetworkPolicy
 from pipelines.store import open_store
 
@@ -73,6 +89,110 @@ def add_hostile_records(store: Any) -> None:
                                     last_error=HOSTILE_ERROR, last_status=500, error_count=3))
 
 
+# --- seeded development events ---------------------------------------------------------------
+# (event id, family, type, status, state before, after, venue, places, parties,
+#  [(outlet, published, language, mode, evidence)], superseded_by)
+EV_AGREED = "e" * 31 + "1"
+EV_VIOLATED = "e" * 31 + "2"
+EV_TALKS = "e" * 31 + "3"
+EV_STALLED = "e" * 31 + "4"  # notified to no desk: only the all-desks timeline shows it
+SEEDED_EVENTS: list[dict[str, Any]] = [
+    {"id": EV_AGREED, "family": "ceasefire", "type": "ceasefire-agreed", "status": "superseded",
+     "before": "none", "after": "in-force", "venue": "doha", "places": [], "parties": ["pakistan", "afghanistan"],
+     "superseded_by": EV_VIOLATED,
+     "reports": [("Gulf Daily", "2025-11-11T09:00:00Z", "en", "asserted",
+                  "Pakistan and Afghanistan agreed to an immediate ceasefire in Doha.")]},
+    {"id": EV_VIOLATED, "family": "ceasefire", "type": "ceasefire-violated", "status": "corroborated",
+     "before": "in-force", "after": "violated", "venue": None, "places": ["torkham"],
+     "parties": ["pakistan", "afghanistan"], "superseded_by": None,
+     "reports": [("Frontier Wire", "2025-11-12T03:10:00Z", "en", "asserted",
+                  "Troops exchanged fire at Torkham overnight despite the truce."),
+                 ("Kabul Ledger", "2025-11-12T03:40:00Z", "fa", "asserted",
+                  "نیروها در تورخم با وجود آتش‌بس تیراندازی کردند."),
+                 ("Khyber Mail", "2025-11-12T05:00:00Z", "ur", "alleged",
+                  "Officials alleged the ceasefire was breached at Torkham."),
+                 ("Frontier Wire", "2025-11-12T06:00:00Z", "en", "asserted",
+                  "Firing at Torkham resumed in the morning, officials said.")]},
+    {"id": EV_TALKS, "family": "talks", "type": "talks-opened", "status": "disputed",
+     "before": "scheduled", "after": "in-session", "venue": "istanbul", "places": [], "parties": ["pakistan"],
+     "superseded_by": None,
+     "reports": [("Anatolia Desk", "2025-11-12T08:00:00Z", "en", "asserted",
+                  "Delegations opened a new round of talks in Istanbul."),
+                 (HOSTILE_SOURCE, "2025-11-12T09:00:00Z", "en", "denied", HOSTILE_EVIDENCE)]},
+    {"id": EV_STALLED, "family": "talks", "type": "talks-stalled", "status": "reported",
+     "before": "in-session", "after": "stalled", "venue": "istanbul", "places": [], "parties": [],
+     "superseded_by": None,
+     "reports": [("Anatolia Desk", "2025-11-12T20:00:00Z", "en", "asserted",
+                  "The Istanbul talks stalled over border monitoring.")]},
+]
+# (alert id, desk, event id, kind, escalation, rules)
+SEEDED_ALERTS = [
+    ("ev-alert-agreed", "security", EV_AGREED, "event", None, ["ceasefire-status"]),
+    ("ev-alert-violated", "security", EV_VIOLATED, "event", None, ["ceasefire-status", "border-clashes"]),
+    ("ev-alert-violated-3", "security", EV_VIOLATED, "escalation", "corroborated:3", ["ceasefire-status"]),
+    ("ev-alert-talks", "diplomacy", EV_TALKS, "event", None, ["talks-watch"]),
+]
+
+
+def seeded_article_id(event_id: str, n: int) -> str:
+    return "d" * 27 + event_id[-1] + f"{n:04d}"
+
+
+def seeded_url(event_id: str, n: int, outlet: str) -> str:
+    if outlet == HOSTILE_SOURCE:
+        return "javascript:window.__pwned='report-url'"
+    return f"https://{outlet.lower().replace(' ', '-')}.example/{event_id[-1]}/{n}"
+
+
+def add_event_records(store: Any) -> None:
+    """SEEDED_EVENTS with one stored article per report (attached by set_article_event) and SEEDED_ALERTS."""
+    for spec in SEEDED_EVENTS:
+        reports = []
+        for n, (outlet, published, language, mode, evidence) in enumerate(spec["reports"]):
+            article_id = seeded_article_id(spec["id"], n)
+            hostile = outlet == HOSTILE_SOURCE
+            title = HOSTILE_TITLE if hostile else f"{outlet}: {evidence[:60]}"
+            story_id = f"sev{spec['id'][-1]}{n:03d}"
+            url = seeded_url(spec["id"], n, outlet)
+            fetched = iso(datetime.fromisoformat(published.replace("Z", "+00:00")) + timedelta(minutes=7)) or ""
+            desk = "diplomacy" if spec["family"] == "talks" else "security"
+            article = Article(
+                id=article_id, url=url, original_url=url, feed_id="seeded", desk=desk, source=outlet, title=title,
+                text=f"{evidence} Seeded report {n} of event {spec['id']}, about the development event.",
+                content_hash=f"seeded-{article_id}", story_id=story_id, language=language, published=published,
+                fetched=fetched, topics=[TopicHit(spec["family"], 1.0)],
+                development=Development(spec["type"], evidence, mode=mode), relevant=True,
+            )
+            store.upsert_article(article)
+            store.add_story_keys(story_id, [f"key-{story_id}"])
+            store.bump_story(story_id, article_id, outlet)
+            store.set_article_event(article_id, spec["id"])
+            reports.append(EventReport(article_id=article_id, url=url, outlet=outlet, time=published,
+                                       first_seen=fetched, language=language, evidence=evidence, type=spec["type"],
+                                       mode=mode, story_id=story_id, title=title))
+        store.save_event(DevelopmentEvent(
+            id=spec["id"], watch="pak-afg", family=spec["family"], type=spec["type"], opened=reports[0].time,
+            updated=reports[-1].time, status=spec["status"], venue=spec["venue"], places=spec["places"],
+            parties=spec["parties"], state_before=spec["before"], state_after=spec["after"], reports=reports,
+            superseded_by=spec["superseded_by"], confidence=0.9,
+        ))
+    events = {spec["id"]: spec for spec in SEEDED_EVENTS}
+    for alert_id, desk, event_id, kind, escalation, rules in SEEDED_ALERTS:
+        spec = events[event_id]
+        outlet, published, _language, _mode, evidence = spec["reports"][0]
+        first_seen = iso(datetime.fromisoformat(published.replace("Z", "+00:00")) + timedelta(minutes=7)) or ""
+        created = iso(datetime.fromisoformat(published.replace("Z", "+00:00"))
+                      + timedelta(minutes=9 if kind == "event" else 200)) or ""
+        store.record_alert(Alert(
+            id=alert_id, rule_id=rules[0], desk=desk, article_id=seeded_article_id(event_id, 0),
+            story_id=f"sev{event_id[-1]}000", title=f"{outlet}: {evidence[:60]}",
+            url=seeded_url(event_id, 0, outlet), source=outlet, development=spec["type"], topics=[spec["family"]],
+            matched=f"development {spec['type']}", created=created, rules=rules, event_id=event_id, kind=kind,
+            escalation=escalation, published=published, first_seen=first_seen, state_before=spec["before"],
+            state_after=spec["after"], evidence=evidence, confidence=0.9,
+        ))
+
+
 @pytest.fixture(scope="session")
 def filled(tmp_path_factory: pytest.TempPathFactory) -> Filled:
     """One real cycle over the sample coverage, then the hostile records; every connection closed after."""
@@ -87,10 +207,13 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Filled:
             report = run_cycle(ctx)
         finally:
             ctx.close()
-    assert report.articles_stored > 0 and report.alerts_fired > 0, report.errors
+    # Alerts are seeded below: the sample coverage is old news, which the alerts' freshness rule
+    # (alerts.max_age) may keep from notifying.
+    assert report.articles_stored > 0, report.errors
     store = open_store(store_url)
     try:
         add_hostile_records(store)
+        add_event_records(store)
     finally:
         store.close()
     return Filled(store_url, db_path, config_dir, report, server.base)

@@ -9,22 +9,33 @@ import json
 import warnings
 from collections import Counter
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from pipelines.config import load_config
 from pipelines.demo import COVERAGE_DIR
+from pipelines.events import status_label
 from pipelines.identity import canonical_url, doc_id
 from pipelines.models import FeedConfig, FeedState
 from pipelines.store import open_store
 from pipelines.web import queries
 from pipelines.web.app import PAGES, create_app
 from tests.web.conftest import (
+    EV_STALLED,
+    EV_TALKS,
+    EV_VIOLATED,
     HOSTILE_ARTICLE_ID,
+    HOSTILE_EVIDENCE,
     HOSTILE_FEED_ID,
     HOSTILE_PLACE,
+    HOSTILE_SOURCE,
     HOSTILE_STORY,
     HOSTILE_TITLE,
+    SEEDED_ALERTS,
+    SEEDED_EVENTS,
     mounted,
+    seeded_article_id,
 )
 
 with warnings.catch_warnings():
@@ -34,7 +45,7 @@ with warnings.catch_warnings():
 MANIFEST = json.loads((COVERAGE_DIR / "manifest.json").read_text(encoding="utf-8"))
 API_PATHS = {"/api/health", "/api/meta", "/api/alerts", "/api/alerts/{alert_id}", "/api/search",
              "/api/articles/{article_id}", "/api/stories", "/api/stories/{story_id}", "/api/timeline",
-             "/api/topics/volume", "/api/places", "/api/feeds"}
+             "/api/topics/volume", "/api/places", "/api/feeds", "/api/events/{event_id}"}
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +53,22 @@ def store(filled):
     opened = open_store(filled.store_url)
     yield opened
     opened.close()
+
+
+@pytest.fixture(scope="module")
+def desks(filled):
+    """desk id -> DeskConfig (its time zone) from the config the dashboard reads."""
+    return load_config(str(filled.config_dir)).alerts.desks
+
+
+def local(value, zone_name):
+    """An ISO UTC time as the desk reads it, computed here with zoneinfo (not with the app's helper)."""
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment.astimezone(ZoneInfo(zone_name)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def all_events(store):
+    return store.list_events(limit=100_000, newest_first=True)
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +107,14 @@ def test_openapi_documents_every_endpoint(client):
     assert API_PATHS <= set(doc["paths"]), API_PATHS - set(doc["paths"])
     snippet_doc = doc["components"]["schemas"]["SearchHitOut"]["properties"]["snippet_html"]["description"]
     assert "<mark>" in snippet_doc
+    schemas = doc["components"]["schemas"]
+    assert {"kind", "rules", "event_id", "published_local", "first_seen_local", "event"} <= set(
+        schemas["AlertOut"]["properties"])
+    assert {"reports", "desks", "status_label", "state_before", "state_after"} <= set(
+        schemas["EventDetail"]["properties"])
+    assert schemas["Timeline"]["properties"]["entries"]["items"]["$ref"].endswith("/EventSummary")
+    collapse = next(p for p in doc["paths"]["/api/search"]["get"]["parameters"] if p["name"] == "collapse")
+    assert "story" in json.dumps(collapse) and "event" in json.dumps(collapse)
 
 
 def test_openapi_and_api_work_under_a_prefix(prefixed):
@@ -157,6 +192,47 @@ def test_alert_by_id_and_unknown_ids(client):
     assert client.get("/api/alerts/nope").status_code == 404
 
 
+def test_alerts_show_kind_rules_and_times_in_the_desks_time_zone(client, store, desks):
+    stored = {a.id: a for a in store.list_alerts(limit=500)}
+    got = client.get("/api/alerts", params={"limit": 500}).json()["alerts"]
+    assert len(got) == len(stored)
+    for alert in got:
+        raw = stored[alert["id"]]
+        zone = desks[raw.desk].timezone if raw.desk in desks else "UTC"
+        assert alert["timezone"] == zone
+        assert alert["kind"] == raw.kind and alert["event_id"] == raw.event_id
+        assert alert["rules"] == (raw.rules or [raw.rule_id])
+        assert alert["created_local"] == local(raw.created, zone)
+        for key in ("published", "first_seen"):
+            value = getattr(raw, key)
+            assert alert[f"{key}_local"] == (local(value, zone) if value else None), key
+    # The seeded alerts: the security desk reads Asia/Karachi, so these are not UTC clocks.
+    assert desks["security"].timezone != "UTC"
+    seeded = {a["id"]: a for a in got if a["id"] in {s[0] for s in SEEDED_ALERTS}}
+    for alert_id, desk, event_id, kind, escalation, rules in SEEDED_ALERTS:
+        alert = seeded[alert_id]
+        assert (alert["desk"], alert["event_id"], alert["kind"], alert["escalation"], alert["rules"]) == (
+            desk, event_id, kind, escalation, rules)
+        assert not alert["published_local"].endswith("UTC")
+
+
+def test_event_alert_card_says_how_many_outlets_and_who_was_first(client, store, desks):
+    event = store.get_event(EV_VIOLATED)
+    zone = desks["security"].timezone
+    alert = client.get("/api/alerts/ev-alert-violated").json()
+    summary = alert["event"]
+    assert summary["id"] == EV_VIOLATED and summary["status_label"] == status_label(event)
+    assert summary["outlet_count"] == len(event.outlets) == 3  # four reports, one outlet twice
+    first = event.reports[0]
+    assert summary["reach"] == f"3 outlets; first reported by {first.outlet} at {local(first.time, zone)}"
+    assert (summary["state_before"], summary["state_after"]) == (event.state_before, event.state_after)
+    assert [r["outlet"] for r in alert["reports"]] == [r.outlet for r in event.reports]
+    escalation = client.get("/api/alerts/ev-alert-violated-3").json()
+    assert escalation["kind"] == "escalation" and escalation["escalation"] == "corroborated:3"
+    story = client.get("/api/alerts/hostile-alert").json()
+    assert story["kind"] == "story" and story["event"] is None and story["reports"] == []
+
+
 # --- search and articles ------------------------------------------------------------------------
 
 
@@ -214,6 +290,34 @@ def test_search_pages_with_offset(client):
     assert not {h["article"]["id"] for h in first} & {h["article"]["id"] for h in second}
 
 
+@pytest.mark.parametrize("collapse,key", [("story", "story_id"), ("event", "event_id")])
+def test_search_collapses_by_story_and_by_event_in_the_store(client, store, collapse, key):
+    everything = client.get("/api/search", params={"limit": 100}).json()["hits"]
+    data = client.get("/api/search", params={"limit": 100, "collapse": collapse}).json()
+    assert data["collapse"] == collapse
+    hits = data["hits"]
+    assert [h["article"]["id"] for h in hits] == [h.article.id for h in store.search(None, limit=100, collapse=collapse)]
+    groups = [h["article"][key] for h in hits if h["article"][key]]
+    assert len(groups) == len(set(groups)), "one hit per group"
+    assert {h["article"][key] for h in everything if h["article"][key]} == set(groups)
+    assert len(hits) < len(everything)
+    if collapse == "event":  # four reports of the violation: one hit
+        assert sum(1 for h in everything if h["article"]["event_id"] == EV_VIOLATED) == 4
+        assert groups.count(EV_VIOLATED) == 1
+        assert sum(1 for h in hits if h["article"]["event_id"] is None) == sum(
+            1 for h in everything if h["article"]["event_id"] is None)  # no event: each its own group
+    worded = client.get("/api/search", params={"q": "Torkham", "collapse": collapse}).json()["hits"]
+    worded_groups = [h["article"][key] for h in worded if h["article"][key]]
+    assert worded_groups and len(set(worded_groups)) == len(worded_groups)
+    if collapse == "event":
+        assert worded_groups.count(EV_VIOLATED) == 1
+
+
+def test_search_collapse_refuses_other_values(client):
+    assert client.get("/api/search", params={"collapse": "source"}).status_code == 422
+    assert client.get("/api/search", params={"collapse": ""}).json()["collapse"] is None
+
+
 def test_article_detail(client, store):
     article = all_articles(store)[0]
     data = client.get(f"/api/articles/{article.id}").json()
@@ -249,27 +353,104 @@ def test_story_list_groups_copies(client, store):
 # --- timeline, topics, places, feeds ----------------------------------------------------------
 
 
-def test_timeline_has_each_development_once_newest_first(client, store):
-    expected = {(a.story_id, a.development.type) for a in all_articles(store) if a.development}
-    entries = client.get("/api/timeline").json()["entries"]
-    assert {(e["story_id"], e["type"]) for e in entries} == expected
-    assert len(entries) == len(expected)
-    times = [e["time"] for e in entries]
-    assert times == sorted(times, reverse=True)
+def test_timeline_is_one_row_per_event_newest_first(client, store):
+    events = all_events(store)
+    data = client.get("/api/timeline", params={"limit": 1000}).json()
+    entries = data["entries"]
+    assert [e["id"] for e in entries] == [e.id for e in events]
+    assert data["timezone"] == "UTC"  # no desk: UTC
+    opened = [e["opened"] for e in entries]
+    assert opened == sorted(opened, reverse=True)
+    by_id = {e.id: e for e in events}
     for entry in entries:
-        assert entry["article"]["url"] and entry["article"]["source"] and entry["evidence"]
+        event = by_id[entry["id"]]
+        first = event.reports[0]
+        assert entry["status_label"] == status_label(event)
+        assert (entry["family"], entry["type"], entry["state_before"], entry["state_after"]) == (
+            event.family, event.type, event.state_before, event.state_after)
+        assert entry["outlet_count"] == len(event.outlets) and entry["report_count"] == len(event.reports)
+        assert entry["evidence"] == first.evidence
+        assert (entry["first_report"]["outlet"], entry["first_report"]["url"], entry["first_report"]["time"]) == (
+            first.outlet, first.url, first.time)
+        assert entry["first_report"]["time_local"] == local(first.time, "UTC")
+    violated = next(e for e in entries if e["id"] == EV_VIOLATED)
+    assert violated["status_label"] == "corroborated by 3" and violated["report_count"] == 4
+    assert [e["status_label"] for e in entries if e["id"] == EV_TALKS] == ["disputed"]
+    # Every seeded event's reports are one row each, however many outlets carried it.
+    assert {s["id"] for s in SEEDED_EVENTS} <= {e["id"] for e in entries}
 
 
-def test_timeline_family_and_desk_filters(client, store):
-    articles = [a for a in all_articles(store) if a.development]
+def test_timeline_desk_filter_is_the_events_notified_to_the_desk(client, store, desks):
+    alerts = store.list_alerts(limit=1000)
+    listed = {e.id for e in all_events(store)}
+    assert EV_STALLED not in {a.event_id for a in alerts}
+    for desk in desks:
+        data = client.get("/api/timeline", params={"desk": desk, "limit": 1000}).json()
+        expected = {a.event_id for a in alerts if a.desk == desk and a.event_id} & listed
+        assert {e["id"] for e in data["entries"]} == expected, desk
+        assert data["timezone"] == desks[desk].timezone
+        for entry in data["entries"]:
+            assert entry["opened_local"] == local(entry["opened"], desks[desk].timezone)
+    security = {e["id"] for e in client.get("/api/timeline", params={"desk": "security"}).json()["entries"]}
+    assert EV_VIOLATED in security and EV_TALKS not in security and EV_STALLED not in security
+    assert client.get("/api/timeline", params={"desk": "no-such-desk"}).json()["entries"] == []
+
+
+def test_timeline_family_filter(client, store):
     for family in ("ceasefire", "talks"):
-        entries = client.get("/api/timeline", params={"family": family}).json()["entries"]
-        expected = {(a.story_id, a.development.type) for a in articles
-                    if queries.development_family(a.development.type) == family}
-        assert {(e["story_id"], e["type"]) for e in entries} == expected, family
-    entries = client.get("/api/timeline", params={"desk": "security"}).json()["entries"]
-    assert {e["article"]["desk"] for e in entries} == {"security"}
+        entries = client.get("/api/timeline", params={"family": family, "limit": 1000}).json()["entries"]
+        assert [e["id"] for e in entries] == [e.id for e in all_events(store) if e.family == family], family
+        assert entries
     assert client.get("/api/timeline", params={"family": "weather"}).status_code == 422
+
+
+# --- development events -------------------------------------------------------------------------
+
+
+def test_event_detail_lists_every_report(client, store, desks, filled):
+    event = store.get_event(EV_VIOLATED)
+    zone = desks["security"].timezone
+    data = client.get(f"/api/events/{EV_VIOLATED}", params={"desk": "security"}).json()
+    assert data["timezone"] == zone and data["status_label"] == "corroborated by 3"
+    assert (data["state_before"], data["state_after"]) == ("in-force", "violated")
+    assert data["desks"] == ["security"]
+    fields = ("outlet", "time", "language", "mode", "evidence", "title", "url", "article_id", "story_id")
+    assert [tuple(r[f] for f in fields) for r in data["reports"]] == [
+        tuple(getattr(r, f) for f in fields) for r in event.reports]
+    assert [r["time_local"] for r in data["reports"]] == [local(r.time, zone) for r in event.reports]
+    assert {r["language"] for r in data["reports"]} == {"en", "fa", "ur"}
+    assert {r["mode"] for r in data["reports"]} == {"asserted", "alleged"}
+    names = {p.id: p.name for p in load_config(str(filled.config_dir)).taxonomy.places}
+    assert data["places"] == [{"id": "torkham", "name": names.get("torkham", "torkham")}]
+    assert [p["id"] for p in data["parties"]] == event.parties
+    # Without a desk the times are UTC; an unknown id is a 404.
+    assert client.get(f"/api/events/{EV_VIOLATED}").json()["timezone"] == "UTC"
+    missing = client.get("/api/events/no-such-event")
+    assert missing.status_code == 404 and missing.json()["detail"] == "no event no-such-event"
+
+
+def test_event_detail_keeps_hostile_text_as_text(client):
+    data = client.get(f"/api/events/{EV_TALKS}").json()
+    denied = [r for r in data["reports"] if r["mode"] == "denied"]
+    assert [r["outlet"] for r in denied] == [HOSTILE_SOURCE] and denied[0]["evidence"] == HOSTILE_EVIDENCE
+    assert data["status"] == "disputed" and data["desks"] == ["diplomacy"]
+    assert data["outlet_count"] == 1  # a denial is not an outlet reporting it
+
+
+def test_event_page_shell_escapes_the_id(client):
+    response = client.get(f"/events/{EV_VIOLATED}", params={"desk": "security"})
+    assert response.status_code == 200
+    assert 'data-page="event"' in response.text and f'data-event="{EV_VIOLATED}"' in response.text
+    assert 'href="/timeline?desk=security" class="active"' in response.text
+    hostile = client.get("/events/<img src=x onerror=alert(1)>")
+    assert hostile.status_code == 200 and "<img src=x" not in hostile.text
+    assert 'data-event="&lt;img src=x onerror=alert(1)&gt;"' in hostile.text
+
+
+def test_articles_say_which_event_they_report(client):
+    data = client.get(f"/api/articles/{seeded_article_id(EV_VIOLATED, 1)}").json()
+    assert data["event_id"] == EV_VIOLATED
+    assert client.get(f"/api/articles/{HOSTILE_ARTICLE_ID}").json()["event_id"] is None
 
 
 def test_topic_volume_adds_up_to_the_store_counts(client, store):

@@ -20,11 +20,16 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from pipelines.models import Alert
+from pipelines.config import load_config
+from pipelines.models import Alert, DevelopmentEvent, EventReport, FeedState, iso, utcnow
 from pipelines.store import open_store
+from pipelines.web import queries
 from pipelines.web.app import PAGES, create_app
 from tests.web.conftest import (
+    EV_TALKS,
+    EV_VIOLATED,
     HOSTILE_ARTICLE_ID,
+    HOSTILE_EVIDENCE,
     HOSTILE_FEED_ID,
     HOSTILE_PLACE,
     HOSTILE_SOURCE,
@@ -157,6 +162,8 @@ PAGE_CHECKS = [
     ("stories", "/stories", "#stories tbody tr"),
     ("story-hostile", f"/stories/{HOSTILE_STORY}", "#copies tbody tr"),
     ("timeline", "/timeline", "#timeline .tl-item"),
+    ("event", f"/events/{EV_VIOLATED}?desk=security", "#reports tbody tr"),
+    ("event-hostile", f"/events/{EV_TALKS}", "#reports tbody tr"),
     ("topics", "/topics", "#volume-chart rect.bar"),
     ("map", "/map", "#place-map circle.place"),
     ("feeds", "/feeds", "#feeds tbody tr"),
@@ -257,7 +264,17 @@ def test_desk_filter_stays_in_the_url_across_pages(dashboard, watch):
     hrefs = watch.page.locator("nav.nav a").evaluate_all("els => els.map(a => a.getAttribute('href'))")
     assert len(hrefs) == len(PAGES) and all(h.endswith("?desk=security") for h in hrefs), hrefs
     assert watch.page.input_value("#desk-filter") == "security"
-    assert set(watch.page.locator("#timeline .badge.desk").all_text_contents()) == {"security"}
+    store = open_store(dashboard[1])
+    try:
+        notified = {a.event_id for a in store.list_alerts(limit=1000) if a.desk == "security" and a.event_id}
+        expected = [e.id for e in store.list_events(limit=1000, newest_first=True) if e.id in notified]
+    finally:
+        store.close()
+    rows = watch.page.locator("#timeline .tl-item").evaluate_all("els => els.map(e => e.dataset.eventId)")
+    assert rows == expected and EV_TALKS not in rows  # the talks event went to the diplomacy desk only
+    event_links = watch.page.locator("#timeline .tl-item a.event-link").evaluate_all(
+        "els => els.map(a => a.getAttribute('href'))")
+    assert event_links and all(urlsplit(h).query == "desk=security" for h in event_links)
     watch.page.click("nav.nav >> text=Search")
     watch.page.wait_for_selector("body[data-ready=true]")
     assert watch.page.url.endswith(f"{PREFIX}/search?desk=security")
@@ -316,3 +333,142 @@ def test_content_security_policy_blocks_markup_that_slips_in(dashboard, watch):
     watch.page.wait_for_function("() => window.__violations >= 2")
     assert watch.page.evaluate("() => window.__csp === undefined")
     assert not watch.dialogs
+
+
+# --- development events ---------------------------------------------------------------------------
+
+
+def test_event_page_lists_every_report_in_the_desks_time_zone(dashboard, watch):
+    base, store_url = dashboard
+    store = open_store(store_url)
+    try:
+        event = store.get_event(EV_VIOLATED)
+    finally:
+        store.close()
+    watch.open(f"{base}/timeline?desk=security", f'#timeline .tl-item[data-event-id="{EV_VIOLATED}"]')
+    row = watch.page.locator(f'#timeline .tl-item[data-event-id="{EV_VIOLATED}"]')
+    text = row.text_content()
+    assert "ceasefire: in-force → violated" in text and "corroborated by 3" in text
+    assert "first reported by Frontier Wire at 2025-11-12 08:10 PKT" in text  # 03:10Z in Karachi
+    row.locator("a.event-link").click()
+    watch.page.wait_for_selector("body[data-ready=true] #reports tbody tr")
+    assert urlsplit(watch.page.url).path == f"{PREFIX}/events/{EV_VIOLATED}"
+    assert watch.page.inner_text("#event-status") == "corroborated by 3"
+    assert watch.page.inner_text("#event-transition") == "ceasefire: in-force → violated"
+    assert watch.page.inner_text("#event-outlets") == "3"
+    rows = watch.page.locator("#reports tbody tr")
+    assert rows.count() == len(event.reports) == 4
+    assert rows.evaluate_all("els => els.map(e => e.dataset.mode)") == [r.mode for r in event.reports]
+    outlets = watch.page.locator("#reports tbody tr td:nth-child(2)").all_text_contents()
+    assert outlets == [r.outlet for r in event.reports]
+    links = watch.page.locator("#reports a.report-title").evaluate_all("els => els.map(a => a.getAttribute('href'))")
+    assert links == [r.url for r in event.reports]
+    assert "PKT" in rows.first.inner_text() and "Torkham" in watch.page.inner_text("#event-facts")
+    shot(watch.page, "event-violated")
+    watch.assert_clean()
+
+
+def test_hostile_report_on_the_event_page_is_text(dashboard, watch):
+    base, _ = dashboard
+    watch.open(f"{base}/events/{EV_TALKS}", "#reports tbody tr")
+    denied = watch.page.locator('#reports tbody tr[data-mode="denied"]')
+    assert HOSTILE_SOURCE in denied.inner_text() and HOSTILE_EVIDENCE in denied.inner_text()
+    assert HOSTILE_TITLE in denied.locator(".report-title").inner_text()
+    assert denied.locator("a.report-title").count() == 0, "a javascript: URL must not become a link"
+    assert watch.page.inner_text("#event-status") == "disputed"
+    watch.assert_clean()
+
+
+def test_unknown_event_page_says_so(dashboard, watch):
+    base, _ = dashboard
+    watch.open(f"{base}/events/no-such-event", "#event-missing")
+    assert "no event no-such-event" in watch.page.inner_text("#event-missing")
+    assert not watch.errors or all("404" in e for e in watch.errors)  # the failed fetch is logged by the browser
+
+
+def test_event_alert_card_shows_reach_times_and_links_to_the_event(dashboard, watch):
+    base, _ = dashboard
+    watch.open(f"{base}/?desk=security", '#alert-list li[data-alert-id="ev-alert-violated"]')
+    card = watch.page.locator('#alert-list li[data-alert-id="ev-alert-violated"]')
+    text = card.text_content()
+    assert "3 outlets; first reported by Frontier Wire at 2025-11-12 08:10 PKT" in text
+    assert "published 2025-11-12 08:10 PKT · first seen 2025-11-12 08:17 PKT" in text
+    assert "rules ceasefire-status, border-clashes" in text and card.get_attribute("data-kind") == "event"
+    badge = watch.page.locator('[data-alert-id="ev-alert-violated-3"] .badge.kind').text_content()
+    assert badge == "escalation · corroborated 3"
+    card.locator("a.event-link").click()
+    watch.page.wait_for_selector("body[data-ready=true] #reports tbody tr")
+    assert urlsplit(watch.page.url).path == f"{PREFIX}/events/{EV_VIOLATED}"
+    assert urlsplit(watch.page.url).query == "desk=security"
+    watch.assert_clean()
+
+
+def test_side_panels_refresh_without_a_reload(dashboard, watch, filled):
+    """Latest developments and feed health follow the store on the alert list's own poll."""
+    base, store_url = dashboard
+    watch.open(f"{base}/?desk=security", "#latest-developments li")
+    watch.page.evaluate("() => { window.__sameDocument = 'yes'; }")
+    counts = "() => Object.fromEntries([...document.querySelectorAll('#feed-summary [data-status]')]" \
+             ".map(e => [e.dataset.status, parseInt(e.textContent, 10)]))"
+    before = watch.page.evaluate(counts)
+    feed = next(f for f in load_config(str(filled.config_dir)).feeds
+                if f.enabled and f.desk == "security" and f.id != HOSTILE_FEED_ID)
+    stamp = str(time.time_ns())
+    now = iso(utcnow())
+    store = open_store(store_url)
+    try:
+        for desk in ("diplomacy", "security"):  # the other desk's event must not show on this desk's panel
+            event_id = f"live-{desk}-{stamp}"
+            store.save_event(DevelopmentEvent(
+                id=event_id, watch="pak-afg", family="ceasefire", type="ceasefire-collapsed", opened=now, updated=now,
+                state_before="violated", state_after="collapsed", reports=[EventReport(
+                    article_id=HOSTILE_ARTICLE_ID, url="https://example.org/collapse", outlet="Live Wire", time=now,
+                    first_seen=now, language="en", evidence=f"The truce collapsed ({desk} {stamp}).",
+                    type="ceasefire-collapsed")]))
+            store.record_alert(Alert(
+                id=f"live-event-{desk}-{stamp}", rule_id="live-test", desk=desk, article_id=HOSTILE_ARTICLE_ID,
+                story_id=HOSTILE_STORY, title=f"Truce collapsed {stamp}", url="https://example.org/collapse",
+                source="Live Wire", development="ceasefire-collapsed", topics=["ceasefire"], matched="test insert",
+                event_id=event_id, kind="event"))
+        old = store.get_feed_state(feed.id) or FeedState(feed_id=feed.id)
+        old_status = queries.feed_health([old], [feed])[0]["status"]
+        assert old_status != "failing"
+        store.save_feed_state(FeedState(feed_id=feed.id, last_polled=now, last_success=old.last_success,
+                                        last_error=f"HTTP 503 live {stamp}", last_status=503, error_count=1))
+    finally:
+        store.close()
+    watch.page.wait_for_selector(f'#latest-developments li[data-event-id="live-security-{stamp}"]',
+                                 timeout=LIVE_WAIT_MS)
+    first = watch.page.locator("#latest-developments li").first
+    assert first.get_attribute("data-event-id") == f"live-security-{stamp}"
+    assert "1 outlet; first reported by Live Wire" in first.inner_text()
+    assert watch.page.locator(f'[data-event-id="live-diplomacy-{stamp}"]').count() == 0
+    watch.page.wait_for_selector(f'#feeds-panel li[data-feed-id="{feed.id}"]', timeout=LIVE_WAIT_MS)
+    assert f"HTTP 503 live {stamp}" in watch.page.locator(f'#feeds-panel li[data-feed-id="{feed.id}"]').text_content()
+    after = watch.page.evaluate(counts)
+    assert after.get("failing", 0) == before.get("failing", 0) + 1
+    assert after.get(old_status, 0) == before.get(old_status, 0) - 1
+    assert watch.page.evaluate("() => window.__sameDocument") == "yes", "the page reloaded"
+    shot(watch.page, "alerts-live-panels")
+    watch.assert_clean()
+
+
+def test_search_collapses_by_event(dashboard, watch, filled):
+    base, _ = dashboard
+    watch.open(f"{base}/search?q=Torkham", "#results .result")
+    everything = watch.page.locator("#results .result").count()
+    watch.page.select_option("#f-collapse", "event")
+    watch.page.click("#search-form button[type=submit]")
+    watch.page.wait_for_url(re.compile(r"collapse=event"))
+    watch.page.wait_for_function(f"() => document.querySelectorAll('#results .result').length < {everything}")
+    store = open_store(filled.store_url)
+    try:
+        expected = store.search("Torkham", limit=20, collapse="event")
+    finally:
+        store.close()
+    ids = watch.page.locator("#results .result").evaluate_all("els => els.map(e => e.dataset.articleId)")
+    assert ids == [h.article.id for h in expected]
+    assert "one per event" in watch.page.inner_text("#results-info")
+    event_links = watch.page.locator("#results a.event-link").evaluate_all("els => els.map(a => a.getAttribute('href'))")
+    assert sum(1 for h in event_links if h.split("?")[0].endswith(f"/events/{EV_VIOLATED}")) == 1
+    watch.assert_clean()

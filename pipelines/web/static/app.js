@@ -103,6 +103,7 @@
   }
 
   function storyUrl(storyId) { return pageUrl("/stories/" + encodeURIComponent(storyId)); }
+  function eventUrl(eventId) { return pageUrl("/events/" + encodeURIComponent(eventId)); }
 
   function api(path, query) {
     var q = new URLSearchParams();
@@ -153,6 +154,24 @@
   function family(devType) { return devType && devType.indexOf("ceasefire") === 0 ? "ceasefire" : "talks"; }
   function devBadge(devType) {
     return devType ? h("span", { class: "badge dev-" + family(devType), title: "development" }, devType.replace(/-/g, " ")) : null;
+  }
+  function humanType(devType) { return String(devType || "").replace(/-/g, " "); }
+  /* The server's desk-local times read "2025-11-12 08:19 PKT": [date, clock, zone]. */
+  function localParts(text) { var p = String(text || "").split(" "); return { date: p[0] || "", clock: p[1] || "", zone: p.slice(2).join(" ") }; }
+  function statusBadge(status, label) {
+    return status ? h("span", { class: "badge ev-status st-" + status, title: "event status" }, label || status) : null;
+  }
+  function kindBadge(alert) {
+    var label = alert.kind === "escalation" && alert.escalation ? "escalation · " + alert.escalation.replace(":", " ") : alert.kind;
+    return h("span", { class: "badge kind kind-" + alert.kind, title: "alert kind" }, label);
+  }
+  function transition(family_, before, after) {
+    return (family_ ? family_ + ": " : "") + (before || "none") + " → " + (after || "?");
+  }
+  function linkOrText(url, text, cls) {
+    var href = safeHref(url);
+    return href ? h("a", { class: cls || null, href: href, target: "_blank", rel: "noopener noreferrer", dir: "auto" }, text)
+      : h("span", { class: cls || null, dir: "auto" }, text);
   }
   function deskBadge(desk) { return desk ? h("span", { class: "badge desk", title: "desk" }, desk) : null; }
   function langBadge(lang) { return lang ? h("span", { class: "badge lang", title: "language" }, lang) : null; }
@@ -206,19 +225,78 @@
 
   function alertItem(alert, fresh) {
     var fam = alert.development ? family(alert.development) : "none";
-    return h("li", { class: "alert fam-" + fam + (fresh ? " fresh" : ""), "data-alert-id": alert.id },
-      h("div", { class: "when" }, h("strong", null, fmtClock(alert.created)), fmtDate(alert.created)),
+    var created = localParts(alert.created_local);
+    var ev = alert.event;
+    var times = [];
+    if (alert.published_local) times.push("published " + alert.published_local);
+    if (alert.first_seen_local) times.push("first seen " + alert.first_seen_local);
+    return h("li", { class: "alert fam-" + fam + (fresh ? " fresh" : ""), "data-alert-id": alert.id, "data-kind": alert.kind },
+      h("div", { class: "when", title: alert.timezone },
+        h("strong", null, created.clock || fmtClock(alert.created)), created.date ? created.date + " " + created.zone : fmtDate(alert.created)),
       h("div", null,
         h("div", { class: "title-row" },
-          deskBadge(alert.desk), devBadge(alert.development),
+          deskBadge(alert.desk), kindBadge(alert), devBadge(alert.development),
           h("a", { class: "title", dir: "auto", href: storyUrl(alert.story_id) }, alert.title)),
+        ev ? h("div", { class: "reach" },
+          statusBadge(ev.status, ev.status_label),
+          h("span", { class: "transition" }, transition(ev.family, ev.state_before, ev.state_after)),
+          h("span", { class: "reach-text" }, ev.reach),
+          h("a", { class: "event-link", href: eventUrl(ev.id) }, "event →")) : null,
+        times.length ? h("div", { class: "times" }, times.join(" · ")) : null,
         h("div", { class: "meta" },
           h("span", null, alert.source), h("span", { class: "sep" }),
-          h("span", { class: "mono", title: "rule" }, alert.rule_id),
+          h("span", { class: "mono rules", title: "rules folded into this alert" }, (alert.rules.length > 1 ? "rules " : "rule ") + alert.rules.join(", ")),
           alert.copies > 1 ? h("span", null, "× " + alert.copies) : null,
           extLink(alert.url)),
         h("div", { class: "why", title: alert.matched }, alert.matched),
         topicChips(alert.topics, 4)));
+  }
+
+  /* The latest-developments side panel: one line per event (the timeline's rows). */
+  function developmentsList(data) {
+    if (!data.entries.length) return empty("No developments recorded.");
+    return h("ul", { class: "mini", id: "latest-developments" }, data.entries.map(function (e) {
+      var first = e.first_report || {};
+      return h("li", { "data-event-id": e.id },
+        h("div", { class: "top" }, devBadge(e.type), statusBadge(e.status, e.status_label),
+          h("span", { class: "muted small" }, e.opened_local || fmtDate(e.opened))),
+        h("a", { dir: "auto", href: eventUrl(e.id) }, e.evidence || first.title || humanType(e.type)),
+        h("div", { class: "muted small" }, e.reach));
+    }));
+  }
+
+  /* The feed-health side panel: counts per status and the feeds needing attention. */
+  function feedSummary(data) {
+    var box = h("div", { id: "feed-summary" });
+    if (!data.feeds.length) { box.appendChild(empty("No feeds configured or polled.")); return box; }
+    var counts = {};
+    data.feeds.forEach(function (f) { counts[f.status] = (counts[f.status] || 0) + 1; });
+    box.appendChild(h("div", { class: "summary-chips panel-body" }, Object.keys(counts).map(function (st) {
+      return h("span", { class: "status " + st, "data-status": st }, counts[st] + " " + st);
+    })));
+    var bad = data.feeds.filter(function (f) { return f.status === "failing" || f.status === "stale" || f.status === "warning"; });
+    if (bad.length) {
+      box.appendChild(h("ul", { class: "mini" }, bad.slice(0, 5).map(function (f) {
+        return h("li", { "data-feed-id": f.feed_id }, h("div", { class: "top" }, h("span", { class: "status " + f.status }, f.status), h("strong", null, f.feed_id)),
+          f.last_error ? h("div", { class: "error-text" }, f.last_error) : h("div", { class: "muted small" }, "last success " + ago(f.last_success)));
+      })));
+    }
+    return box;
+  }
+
+  /* A side panel the alert poll keeps fresh: on every poll it asks its API again and redraws only
+     when the answer changed. A failed refresh keeps what is shown (the live badge says offline). */
+  function livePanel(holder, path, query, draw) {
+    var last = null;
+    return function refresh(initial) {
+      return api(path, query).then(function (data) {
+        var key = JSON.stringify(data);
+        if (key === last) return;
+        last = key;
+        clear(holder).appendChild(draw(data));
+        holder.setAttribute("data-refreshed", String(Date.now()));
+      }, function (err) { if (initial) showError(err); });
+    };
   }
 
   function renderAlerts(main) {
@@ -271,35 +349,20 @@
       });
     }
 
-    function loop() { poll(false).then(function () { window.setTimeout(loop, POLL_MS); }); }
-    var first = poll(true).then(function () { window.setTimeout(loop, POLL_MS); });
-
-    var developments = api("timeline", { desk: DESK, limit: 6 }).then(function (data) {
-      if (!data.entries.length) { devPanel.appendChild(empty("No developments recorded.")); return; }
-      devPanel.appendChild(h("ul", { class: "mini" }, data.entries.map(function (e) {
-        return h("li", null,
-          h("div", { class: "top" }, devBadge(e.type), h("span", { class: "muted small" }, fmtDate(e.time))),
-          h("a", { dir: "auto", href: storyUrl(e.story_id) }, e.article.title),
-          h("div", { class: "muted small" }, e.article.source));
-      })));
-    }).catch(showError);
-
-    var feeds = api("feeds", { desk: DESK }).then(function (data) {
-      var counts = {};
-      data.feeds.forEach(function (f) { counts[f.status] = (counts[f.status] || 0) + 1; });
-      var chips = h("div", { class: "summary-chips panel-body" }, Object.keys(counts).map(function (st) {
-        return h("span", { class: "status " + st }, counts[st] + " " + st);
-      }));
-      var bad = data.feeds.filter(function (f) { return f.status === "failing" || f.status === "stale" || f.status === "warning"; });
-      feedPanel.appendChild(data.feeds.length ? chips : empty("No feeds configured or polled."));
-      if (bad.length) {
-        feedPanel.appendChild(h("ul", { class: "mini" }, bad.slice(0, 5).map(function (f) {
-          return h("li", null, h("div", { class: "top" }, h("span", { class: "status " + f.status }, f.status), h("strong", null, f.feed_id)),
-            f.last_error ? h("div", { class: "error-text" }, f.last_error) : h("div", { class: "muted small" }, "last success " + ago(f.last_success)));
-        })));
-      }
-    }).catch(showError);
-    return Promise.all([first, developments, feeds]);
+    var devBody = h("div", { id: "developments-panel" });
+    var feedBody = h("div", { id: "feeds-panel" });
+    devPanel.appendChild(devBody);
+    feedPanel.appendChild(feedBody);
+    // One poll loop for the page: each tick refreshes the alerts and the side panels together, and the
+    // next tick starts POLL_MS after all of them answered.
+    var refreshers = [
+      poll,
+      livePanel(devBody, "timeline", { desk: DESK, limit: 6 }, developmentsList),
+      livePanel(feedBody, "feeds", { desk: DESK }, feedSummary)
+    ];
+    function tick(initial) { return Promise.all(refreshers.map(function (refresh) { return refresh(initial); })); }
+    function loop() { tick(false).then(function () { window.setTimeout(loop, POLL_MS); }); }
+    return tick(true).then(function () { window.setTimeout(loop, POLL_MS); });
   }
 
   // --- search -----------------------------------------------------------------------------
@@ -327,6 +390,8 @@
     return new Date(d.getTime() + 86400000).toISOString().slice(0, 10);
   }
 
+  var COLLAPSE_CHOICES = [{ id: "story", name: "One per story" }, { id: "event", name: "One per event" }];
+
   function resultItem(hit) {
     var a = hit.article;
     return h("article", { class: "result", "data-article-id": a.id },
@@ -335,7 +400,8 @@
         h("strong", null, a.source), timeEl(a.event_time, fmtTime(a.event_time)),
         deskBadge(a.desk), langBadge(a.language), devBadge(a.development && a.development.type)),
       snippetNode(hit.snippet_html),
-      h("div", { class: "chips" }, topicChips(a.topics, 5), extLink(a.url)));
+      h("div", { class: "chips" }, topicChips(a.topics, 5),
+        a.event_id ? h("a", { class: "event-link", href: eventUrl(a.event_id) }, "event →") : null, extLink(a.url)));
   }
 
   function renderSearch(main) {
@@ -351,7 +417,8 @@
       var q = new URLSearchParams(window.location.search);
       return {
         q: q.get("q") || "", topic: q.get("topic") || "", source: q.get("source") || "",
-        language: q.get("language") || "", since: q.get("since") || "", until: q.get("until") || ""
+        language: q.get("language") || "", since: q.get("since") || "", until: q.get("until") || "",
+        collapse: q.get("collapse") || ""
       };
     }
 
@@ -364,6 +431,7 @@
         selectField("Language", "language", META.languages, st.language, "All languages"),
         inputField("From", "since", "date", st.since),
         inputField("To", "until", "date", st.until),
+        selectField("Group", "collapse", COLLAPSE_CHOICES, st.collapse, "Every article"),
         h("div", { class: "buttons" },
           h("button", { type: "submit", class: "primary" }, "Search"),
           h("button", { type: "button", onclick: function () { go({}); } }, "Clear"))
@@ -383,7 +451,7 @@
       ev.preventDefault();
       var data = new FormData(form);
       var st = {};
-      ["q", "topic", "source", "language", "since", "until"].forEach(function (k) { st[k] = String(data.get(k) || "").trim(); });
+      ["q", "topic", "source", "language", "since", "until", "collapse"].forEach(function (k) { st[k] = String(data.get(k) || "").trim(); });
       go(st);
     });
 
@@ -392,14 +460,14 @@
     function fetchPage(st, append_) {
       return api("search", {
         q: st.q, topic: st.topic, desk: DESK, source: st.source, language: st.language,
-        since: st.since, until: st.until ? nextDay(st.until) : "", limit: PAGE_SIZE, offset: offset
+        since: st.since, until: st.until ? nextDay(st.until) : "", collapse: st.collapse, limit: PAGE_SIZE, offset: offset
       }).then(function (data) {
         if (!append_) clear(results);
         data.hits.forEach(function (hit) { results.appendChild(resultItem(hit)); });
         var shown = results.childNodes.length;
         info.textContent = shown === 0 ? "No articles match." :
           (st.q ? shown + (data.hits.length === PAGE_SIZE ? "+" : "") + (shown === 1 ? " result" : " results") + " for “" + st.q + "”, best first" :
-            "Newest " + shown + " articles" ) + " · " + deskNote();
+            "Newest " + shown + " articles" ) + (data.collapse ? " · one per " + data.collapse : "") + " · " + deskNote();
         if (shown === 0) results.appendChild(empty("Nothing found. Try fewer words or filters."));
         clear(more);
         if (data.hits.length === PAGE_SIZE) {
@@ -506,25 +574,87 @@
         return h("a", { href: pageUrl("/timeline", { family: opt[0] }), class: opt[0] === fam ? "on" : null }, opt[1]);
       }));
     var box = h("section", { class: "panel" }, h("div", { class: "toolbar" }, seg));
-    append(main, [pageHead("Development timeline", "each ceasefire or talks development, newest first · " + deskNote()), box]);
+    var sub = h("span", { class: "sub" });
+    append(main, [h("div", { class: "page-head" }, h("h1", null, "Development timeline"), sub), box]);
     return api("timeline", { desk: DESK, family: fam }).then(function (data) {
+      sub.textContent = "one row per development event, however many outlets reported it, newest first · times " +
+        data.timezone + " · " + (DESK ? "events notified to the " + DESK + " desk" : "all desks");
       if (!data.entries.length) { box.appendChild(empty("No developments recorded.")); return; }
       var list = h("ol", { class: "tl", id: "timeline" });
       var day = null;
       data.entries.forEach(function (e) {
-        var d = fmtDate(e.time);
+        var opened = localParts(e.opened_local);
+        var d = opened.date ? fmtDate(opened.date) : fmtDate(e.opened);
         if (d !== day) { day = d; list.appendChild(h("li", { class: "tl-day" }, d)); }
-        list.appendChild(h("li", { class: "tl-item fam-" + e.family, "data-story-id": e.story_id },
-          h("div", { class: "t" }, timeEl(e.time, fmtClock(e.time) + " UTC")),
+        var first = e.first_report;
+        list.appendChild(h("li", { class: "tl-item fam-" + e.family, "data-event-id": e.id },
+          h("div", { class: "t" }, timeEl(e.opened, opened.clock ? opened.clock + " " + opened.zone : fmtClock(e.opened) + " UTC")),
           h("div", { class: "rail" }),
           h("div", null,
-            h("div", { class: "what" }, devBadge(e.type), h("a", { dir: "auto", href: storyUrl(e.story_id) }, h("strong", null, e.article.title))),
-            h("div", { class: "meta" }, h("span", null, e.article.source), deskBadge(e.article.desk), langBadge(e.article.language), extLink(e.article.url)),
-            e.evidence ? h("blockquote", { dir: "auto" }, e.evidence) : null,
-            e.also.length ? h("div", { class: "muted small" }, "Also reported by " + e.also.map(function (c) { return c.source; }).join(", ")) : null)));
+            h("div", { class: "what" }, devBadge(e.type), statusBadge(e.status, e.status_label),
+              h("a", { class: "event-link", href: eventUrl(e.id) }, h("strong", { class: "transition" }, transition(e.family, e.state_before, e.state_after)))),
+            first ? h("div", { class: "meta first-report" }, "first reported by ", h("strong", null, first.outlet),
+              " at " + (first.time_local || fmtTime(first.time)), extLink(first.url)) : null,
+            h("div", { class: "meta" }, h("span", { class: "count-pill outlets", title: e.outlets.join(", ") }, String(e.outlet_count)),
+              e.outlet_count === 1 ? " outlet" : " outlets", e.outlets.length > 1 ? h("span", { class: "muted small" }, e.outlets.join(", ")) : null),
+            e.evidence ? h("blockquote", { dir: "auto" }, e.evidence) : null)));
       });
       box.appendChild(list);
-      if (data.truncated) box.appendChild(h("p", { class: "muted small panel-body" }, "Older developments beyond the scanned articles are not shown."));
+      if (data.truncated) box.appendChild(h("p", { class: "muted small panel-body" }, "Older events beyond the scanned ones are not shown."));
+    });
+  }
+
+  // --- one development event ---------------------------------------------------------------
+
+  function names(items) { return items.length ? items.map(function (p) { return p.name; }).join(", ") : "—"; }
+
+  function renderEvent(main) {
+    var eventId = body.getAttribute("data-event");
+    var back = h("div", { class: "page-head" }, h("a", { href: pageUrl("/timeline") }, "← Timeline"));
+    return api("events/" + encodeURIComponent(eventId), { desk: DESK }).then(function (ev) {
+      document.title = humanType(ev.type) + " · newsmon";
+      var first = ev.first_report;
+      append(main, [
+        back,
+        h("div", { class: "page-head" }, h("h1", { id: "event-title" }, humanType(ev.type)),
+          statusBadge(ev.status, ev.status_label), h("span", { class: "sub" }, "times " + ev.timezone)),
+        h("section", { class: "panel", id: "event-facts" },
+          h("div", { class: "facts" },
+            fact("Status", h("span", { id: "event-status" }, ev.status_label)),
+            fact("State change", h("span", { id: "event-transition" }, transition(ev.family, ev.state_before, ev.state_after))),
+            fact("First reported", first ? h("span", null, first.outlet + " at " + (first.time_local || fmtTime(first.time))) : "—"),
+            fact("Outlets", h("span", { id: "event-outlets", title: ev.outlets.join(", ") }, String(ev.outlet_count))),
+            fact("Reports", String(ev.report_count)),
+            fact("Venue", ev.venue ? ev.venue.name : "—"),
+            fact("Places", names(ev.places)),
+            fact("Parties", names(ev.parties)),
+            fact("Confidence", Math.round(ev.confidence * 100) + "%"),
+            fact("Notified", ev.desks.length ? h("div", { class: "chips" }, ev.desks.map(deskBadge)) : "no desk")),
+          h("div", { class: "panel-body" },
+            ev.evidence ? h("blockquote", { dir: "auto" }, ev.evidence) : null,
+            h("div", { class: "muted small" }, ev.reach, " · last report " + (ev.updated_local || fmtTime(ev.updated))),
+            ev.superseded_by ? h("div", { class: "meta" }, "Superseded by ", h("a", { href: eventUrl(ev.superseded_by), id: "superseded-by" }, "a later event →")) : null)),
+        (function () {
+          var p = panel("Every report (" + ev.reports.length + ")");
+          p.appendChild(h("table", { class: "grid", id: "reports" },
+            h("thead", null, h("tr", null, h("th", null, "Time"), h("th", null, "Outlet"), h("th", null, "Lang"), h("th", null, "Mode"),
+              h("th", null, "Headline"), h("th", null, "Evidence"))),
+            h("tbody", null, ev.reports.map(function (r) {
+              return h("tr", { "data-article-id": r.article_id, "data-mode": r.mode },
+                h("td", { class: "nowrap" }, timeEl(r.time, r.time_local || fmtTime(r.time)),
+                  r.first_seen_local ? h("div", { class: "muted small" }, "seen " + r.first_seen_local) : null),
+                h("td", null, h("strong", null, r.outlet)),
+                h("td", null, langBadge(r.language)),
+                h("td", null, h("span", { class: "badge mode mode-" + r.mode }, r.mode)),
+                h("td", null, linkOrText(r.url, r.title || r.url, "report-title"),
+                  r.story_id ? h("div", { class: "small" }, h("a", { href: storyUrl(r.story_id) }, "story →")) : null),
+                h("td", { class: "evidence", dir: "auto" }, r.evidence));
+            }))));
+          return p;
+        })()
+      ]);
+    }, function (err) {
+      append(main, [back, h("section", { class: "panel" }, h("p", { class: "empty", id: "event-missing" }, "No such event: " + err.message))]);
     });
   }
 
@@ -805,7 +935,7 @@
 
   var RENDERERS = {
     alerts: renderAlerts, search: renderSearch, stories: renderStories, story: renderStory,
-    timeline: renderTimeline, topics: renderTopics, map: renderMap, feeds: renderFeeds
+    timeline: renderTimeline, event: renderEvent, topics: renderTopics, map: renderMap, feeds: renderFeeds
   };
 
   function start() {
