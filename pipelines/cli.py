@@ -150,8 +150,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     config = load_alert_config_file(alerts_path) if os.path.exists(alerts_path) else None
     store = open_store(args.store or default_store_url())
     try:
-        alerts = [a for a in store.list_alerts(since=args.since, limit=args.limit)
-                  if not args.desk or a.desk == args.desk]
+        alerts = store.list_alerts(since=args.since, limit=args.limit, desk=args.desk or None)
         events = {eid: store.get_event(eid) for eid in {a.event_id for a in alerts if a.event_id}}
     finally:
         store.close()

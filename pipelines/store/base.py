@@ -167,7 +167,9 @@ class Store(Protocol):
 
     def get_alert(self, alert_id: str) -> Alert | None: ...
 
-    def list_alerts(self, since: str | None = None, limit: int = 100) -> list[Alert]: ...
+    def list_alerts(self, since: str | None = None, limit: int = 100, *, desk: str | None = None,
+                    event_id: str | None = None) -> list[Alert]:
+        """Newest first by creation time (since inclusive); only one desk's, or one event's, when asked."""
 
     def enqueue_delivery(self, alert_id: str, channel: str) -> None:
         """Idempotent: one outbox row per (alert, channel)."""

@@ -1344,9 +1344,12 @@ class ElasticsearchStore:
         found = self._get("get alert", self._state["alerts"], _safe_id(alert_id))
         return self._alert(found["_source"]) if found else None
 
-    def list_alerts(self, since: str | None = None, limit: int = 100) -> list[Alert]:
+    def list_alerts(self, since: str | None = None, limit: int = 100, *, desk: str | None = None,
+                    event_id: str | None = None) -> list[Alert]:
         since_bound = _bound("since", since)
-        query = {"range": {"created": {"gte": since_bound}}} if since_bound else None
+        filters: list[dict[str, Any]] = [{"range": {"created": {"gte": since_bound}}}] if since_bound else []
+        filters += [{"term": {key: value}} for key, value in (("desk", desk), ("event_id", event_id)) if value]
+        query = {"bool": {"filter": filters}} if filters else None
         hits = self._scan("list alerts", self._state["alerts"], query=query,
                           sort=[{"created": "desc"}, {"seq": "desc"}], limit=limit)
         return [self._alert(h["_source"]) for h in hits]

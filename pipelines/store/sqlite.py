@@ -219,6 +219,8 @@ _SCHEMA_V4: tuple[str, ...] = (
     "ALTER TABLE alerts ADD COLUMN state_after TEXT",
     "ALTER TABLE alerts ADD COLUMN evidence TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE alerts ADD COLUMN confidence REAL",
+    "CREATE INDEX IF NOT EXISTS alerts_event ON alerts(event_id)",
+    "CREATE INDEX IF NOT EXISTS alerts_desk_created ON alerts(desk, created)",
 )
 
 _MIGRATIONS: dict[int, tuple[str, ...]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
@@ -1029,10 +1031,16 @@ class SQLiteStore:
             ).fetchone()
         return self._row_alert(row) if row else None
 
-    def list_alerts(self, since: str | None = None, limit: int = 100) -> list[Alert]:
+    def list_alerts(self, since: str | None = None, limit: int = 100, *, desk: str | None = None,
+                    event_id: str | None = None) -> list[Alert]:
         """Newest first by creation time; since is inclusive."""
         since_bound = _bound("since", since)
-        where, params = ("WHERE created >= ?", [since_bound]) if since_bound else ("", [])
+        conditions, params = [], []
+        for clause, value in (("created >= ?", since_bound), ("desk = ?", desk), ("event_id = ?", event_id)):
+            if value:
+                conditions.append(clause)
+                params.append(value)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         with self._read("list alerts") as conn:
             rows = conn.execute(
                 f"SELECT {', '.join(_ALERT_COLUMNS)} FROM alerts {where} ORDER BY created DESC, seq DESC LIMIT ?",

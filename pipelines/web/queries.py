@@ -25,7 +25,7 @@ from pipelines.models import Alert, Article, DevelopmentEvent, FeedConfig, FeedS
 
 SCAN_LIMIT = 5000  # articles one aggregate view reads at most
 FACET_SCAN = 2000  # recent articles sampled for the source/language filter lists
-ALERT_SCAN = 1000  # alerts read to filter by desk or event (list_alerts has neither filter)
+ALERT_SCAN = 1000  # a desk's alerts read to find the events it was notified of
 EVENT_SCAN = 5000  # events read for a desk's timeline (an event's desks are those of its alerts)
 MAX_BUCKETS = 400  # chart columns; an hourly range longer than this falls back to days
 STALE_FACTOR = 3  # a feed not successfully polled for this many intervals is "stale"
@@ -181,7 +181,7 @@ def event_detail(store: Any, event_id: str, zone: ZoneInfo, names: dict[str, str
     event = store.get_event(event_id)
     if event is None:
         return None
-    desks = sorted({a.desk for a in store.list_alerts(limit=ALERT_SCAN) if a.event_id == event.id})
+    desks = sorted({a.desk for a in store.list_alerts(limit=ALERT_SCAN, event_id=event.id)})
     reports = [{
         "article_id": r.article_id, "story_id": r.story_id, "url": r.url, "title": r.title, "outlet": r.outlet,
         "time": r.time, "time_local": local_time(r.time, zone), "first_seen": r.first_seen,
@@ -207,15 +207,12 @@ def scan_articles(store: Any, *, desk: str | None = None, topic: str | None = No
 def list_alerts(store: Any, *, since: str | None = None, desk: str | None = None,
                 limit: int = 100) -> list[Alert]:
     """Newest first; since is inclusive (a poller dedupes by id)."""
-    if not desk:
-        return store.list_alerts(since=since, limit=limit)
-    alerts = store.list_alerts(since=since, limit=max(limit, ALERT_SCAN))
-    return [a for a in alerts if a.desk == desk][:limit]
+    return store.list_alerts(since=since, limit=limit, desk=desk or None)
 
 
 def desk_event_ids(store: Any, desk: str) -> set[str]:
-    """Events notified to a desk: the event ids of its alerts (the newest ALERT_SCAN alerts)."""
-    return {a.event_id for a in store.list_alerts(limit=ALERT_SCAN) if a.desk == desk and a.event_id}
+    """Events notified to a desk: the event ids of its newest ALERT_SCAN alerts."""
+    return {a.event_id for a in store.list_alerts(limit=ALERT_SCAN, desk=desk) if a.event_id}
 
 
 def timeline(store: Any, *, desk: str | None = None, since: str | None = None, until: str | None = None,

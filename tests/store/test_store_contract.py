@@ -374,6 +374,19 @@ def test_list_alerts_newest_first_with_since(store):
     assert [a.id for a in store.list_alerts(limit=1)] == ["alert-1"]
 
 
+def test_list_alerts_of_one_desk_or_one_event(store):
+    store.record_alert(make_alert("a-sec-e1", "2025-10-28T10:00:00Z", desk="security", event_id="e1", kind="event"))
+    store.record_alert(make_alert("a-dip-e1", "2025-10-28T11:00:00Z", desk="diplomacy", event_id="e1", kind="event"))
+    store.record_alert(make_alert("a-sec-e2", "2025-10-28T12:00:00Z", desk="security", event_id="e2", kind="event"))
+    store.record_alert(make_alert("a-sec-story", "2025-10-28T13:00:00Z", desk="security"))
+    assert [a.id for a in store.list_alerts(desk="security")] == ["a-sec-story", "a-sec-e2", "a-sec-e1"]
+    assert [a.id for a in store.list_alerts(event_id="e1")] == ["a-dip-e1", "a-sec-e1"]
+    assert [a.id for a in store.list_alerts(desk="security", event_id="e1")] == ["a-sec-e1"]
+    assert [a.id for a in store.list_alerts(desk="security", since="2025-10-28T12:00:00Z", limit=1)] == [
+        "a-sec-story"]
+    assert store.list_alerts(desk="nobody") == []
+
+
 def test_outbox_lifecycle(store):
     store.record_alert(make_alert("alert-1", "2025-10-28T10:00:00Z"))
     store.enqueue_delivery("alert-1", "email")
