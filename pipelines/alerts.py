@@ -54,7 +54,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -63,7 +63,7 @@ import yaml
 
 from pipelines.errors import ConfigError
 from pipelines.events import OPENING_MODES, Attachment
-from pipelines.models import Alert, Article, DevelopmentEvent, iso, utcnow
+from pipelines.models import Alert, Article, DevelopmentEvent, iso, parse_iso, utcnow
 from pipelines.query import PreparedDoc, Query, QuerySyntaxError, parse_query, prepare_doc
 from pipelines.store.base import Store
 
@@ -561,19 +561,11 @@ def event_alert_id(desk: str, event_id: str, escalation: str | None = None) -> s
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def _parse_iso(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def local_time(value: str | None, zone: ZoneInfo) -> str | None:
     """An ISO UTC time shown in a desk's time zone: '2025-10-19 14:05 PKT'."""
-    moment = _parse_iso(value)
+    moment = parse_iso(value)
     if moment is None:
         return None
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
@@ -615,7 +607,7 @@ def is_stale(article: Article, max_age: timedelta | None) -> bool:
     """Published longer than max_age before newsmon first saw it (undated: first seen counts, so fresh)."""
     if max_age is None:
         return False
-    published, seen = _parse_iso(article.published), _parse_iso(article.fetched)
+    published, seen = parse_iso(article.published), parse_iso(article.fetched)
     return published is not None and seen is not None and seen - published > max_age
 
 
@@ -747,7 +739,7 @@ class AlertEngine:
         window = max(rule.window for rule, _ in hits)
         latest, generation = self._latest(store, f"desk:{desk}", article.story_id, dev_type)
         if latest is not None:
-            created = _parse_iso(latest.created)
+            created = parse_iso(latest.created)
             if created is None or now - created < window:
                 self._touch(latest, store)  # the same story again inside the window: count the copy
                 return None

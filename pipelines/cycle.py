@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipelines.errors import FetchError, NewsmonError
-from pipelines.models import Article, CycleReport, FeedItem, FeedState, iso, utcnow
+from pipelines.models import Article, CycleReport, FeedItem, FeedState, iso, parse_iso, utcnow
 from pipelines.store.base import StoreError
 
 FETCHER_ARGS = ("user_agent", "connect_timeout", "read_timeout", "total_timeout", "max_bytes",
@@ -100,19 +100,11 @@ def open_context(config_dir: str | None = None, store_url: str | None = None, *,
                    notifier=Notifier(config.alerts, base_dir=base_dir), events=events, as_of=as_of)
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _deferred(state: FeedState | None, now: datetime) -> bool:
     """The feed's server asked us (Retry-After) not to come back yet."""
-    until = _parse_time(state.retry_after) if state else None
+    until = parse_iso(state.retry_after) if state else None
     return until is not None and until > now
 
 
@@ -121,7 +113,7 @@ def _due(state: FeedState | None, interval: int, now: datetime) -> bool:
         return False
     if state is None or not state.last_polled:
         return True
-    last = _parse_time(state.last_polled)
+    last = parse_iso(state.last_polled)
     if last is None:
         return True
     return now - last >= timedelta(seconds=interval)

@@ -69,7 +69,7 @@ import yaml
 from pipelines import evaluation as ev
 from pipelines.errors import NewsmonError
 from pipelines.events import OPENING_MODES
-from pipelines.models import Alert, Article, DevelopmentEvent
+from pipelines.models import Alert, Article, DevelopmentEvent, parse_iso
 
 EXIT_OK, EXIT_FAIL = 0, 1
 REPO = Path(__file__).resolve().parents[1]
@@ -207,14 +207,6 @@ def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def _time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def event_labels(cases: list[ReplayCase]) -> dict[str, set[str]]:
@@ -287,7 +279,7 @@ def event_recall(s: Scoring) -> dict[str, Any]:
     delays: dict[str, float] = {}
     for event_id, alert in first.items():
         published = [c.published for c in gold[event_id] if c.published is not None]
-        created = _time(alert.created)
+        created = parse_iso(alert.created)
         if published and created is not None:
             delays[event_id] = round((created - min(published)).total_seconds() / 3600, 2)
     missed = sorted(set(gold) - set(first))

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pipelines.errors import ConfigError
-from pipelines.models import Article, Development, DevelopmentEvent, EventReport, iso
+from pipelines.models import Article, Development, DevelopmentEvent, EventReport, iso, parse_iso
 
 # Modes that announce something the event layer acts on.
 OPENING_MODES = ("asserted", "alleged")
@@ -288,14 +288,6 @@ def event_id_for(watch: str, dev_type: str, article_id: str) -> str:
     return hashlib.sha256(f"{watch}|{dev_type}|{article_id}".encode()).hexdigest()[:32]
 
 
-def _time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _agree(a: list[str] | str | None, b: list[str] | str | None) -> bool:
@@ -306,7 +298,7 @@ def _agree(a: list[str] | str | None, b: list[str] | str | None) -> bool:
 
 
 def compatible(rules: EventRules, event: DevelopmentEvent, dev: Development, at: datetime) -> bool:
-    opened = _time(event.opened)
+    opened = parse_iso(event.opened)
     if opened is None:
         return False
     event_types = {event.type} | {r.type for r in event.reports}
@@ -358,7 +350,7 @@ class EventBook:
             if event.has_report(article.id):
                 return Attachment(event, False, False, event.status, len(event.outlets))
         when = article.seen_time()
-        at = _time(when) or _time(article.fetched)
+        at = parse_iso(when) or parse_iso(article.fetched)
         if at is None:
             return None
         candidates = [e for e in events if compatible(self.rules, e, dev, at)]
@@ -367,7 +359,7 @@ class EventBook:
                              evidence=dev.evidence, type=dev.type, mode=dev.mode, story_id=article.story_id,
                              title=article.title)
         if candidates:
-            event = min(candidates, key=lambda e: abs(at - (_time(e.opened) or at)))
+            event = min(candidates, key=lambda e: abs(at - (parse_iso(e.opened) or at)))
             status_before, outlets_before = event.status, len(event.outlets)
             event.reports.append(report)
             event.reports.sort(key=lambda r: (r.time, r.article_id))
@@ -425,14 +417,14 @@ class EventBook:
         for event in events:
             if event.has_report(article.id):
                 return Attachment(event, False, False, event.status, len(event.outlets), related=True)
-        at = _time(article.seen_time()) or _time(article.fetched)
+        at = parse_iso(article.seen_time()) or parse_iso(article.fetched)
         if at is None:
             return None
         venues = {e.venue for e in events if e.venue}
         named = {p.get("id") for p in article.places if isinstance(p, dict)} & venues
         candidates = []
         for event in events:
-            opened, updated = _time(event.opened), _time(event.updated)
+            opened, updated = parse_iso(event.opened), parse_iso(event.updated)
             if event.family not in families or opened is None or updated is None or event.status == "superseded":
                 continue
             if not (opened - window <= at <= updated + window):

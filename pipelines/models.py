@@ -16,6 +16,24 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def parse_iso(value: str | None) -> datetime | None:
+    """ISO-8601 date or datetime (Z or offset) -> aware UTC datetime; None when missing or unparseable.
+
+    A time without a zone is UTC, like every time the store keeps."""
+    if not value or not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.endswith(("z", "Z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
 def iso(dt: datetime | None) -> str | None:
     """ISO-8601 in UTC with a Z, the one timestamp format of the store and the API."""
     if dt is None:

@@ -21,7 +21,16 @@ from zoneinfo import ZoneInfo
 
 from pipelines.alerts import local_time, log_entry
 from pipelines.events import reach_text, status_label
-from pipelines.models import Alert, Article, DevelopmentEvent, FeedConfig, FeedState, SearchHit, iso
+from pipelines.models import (
+    Alert,
+    Article,
+    DevelopmentEvent,
+    FeedConfig,
+    FeedState,
+    SearchHit,
+    iso,
+    parse_iso,
+)
 
 SCAN_LIMIT = 5000  # articles one aggregate view reads at most
 FACET_SCAN = 2000  # recent articles sampled for the source/language filter lists
@@ -32,25 +41,11 @@ STALE_FACTOR = 3  # a feed not successfully polled for this many intervals is "s
 PLACE_EXAMPLES = 5
 
 
-def parse_time(value: str | None) -> datetime | None:
-    """ISO-8601 date or datetime (Z or offset) -> aware UTC datetime; None when missing or unparseable."""
-    if not value or not isinstance(value, str):
-        return None
-    text = value.strip()
-    if text.endswith(("z", "Z")):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def event_time(article: Article) -> str:
     """When the article happened for the desk: published, else fetched (as the store orders them)."""
-    return iso(parse_time(article.published)) or iso(parse_time(article.fetched)) or article.fetched or ""
+    return iso(parse_iso(article.published)) or iso(parse_iso(article.fetched)) or article.fetched or ""
 
 
 def development_family(dev_type: str) -> str:
@@ -247,14 +242,14 @@ def topic_volume(store: Any, *, desk: str | None = None, since: str | None = Non
     if desk:  # topic_counts has no desk filter
         articles, truncated = scan_articles(store, desk=desk, since=since, until=until)
         for article in articles:
-            moment = parse_time(event_time(article))
+            moment = parse_iso(event_time(article))
             if moment is None:
                 continue
             for topic in dict.fromkeys(article.topic_ids()):
                 per_hour[(topic, _bucket_start(moment, "hour"))] += 1
     else:
         for row in store.topic_counts(since=since, until=until):
-            moment = parse_time(row["hour"])
+            moment = parse_iso(row["hour"])
             if moment is not None:
                 per_hour[(row["topic"], moment)] += int(row["count"])
     hours = sorted({moment for _topic, moment in per_hour})
@@ -427,7 +422,7 @@ def _feed_status(feed: FeedConfig | None, state: FeedState | None, now: datetime
         return "never"
     if state.last_error and state.last_success != state.last_polled:
         return "failing"
-    last_success = parse_time(state.last_success)
+    last_success = parse_iso(state.last_success)
     if last_success is None or now - last_success > timedelta(seconds=STALE_FACTOR * max(feed.interval, 60)):
         return "stale"
     return "warning" if state.last_error else "ok"
