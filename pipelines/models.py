@@ -16,6 +16,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _build(cls: Any, data: dict[str, Any]) -> Any:
+    """A record from a stored dict, ignoring keys the class no longer (or not yet) has."""
+    known = cls.__dataclass_fields__
+    return cls(**{k: v for k, v in data.items() if k in known})
+
+
 def parse_iso(value: str | None) -> datetime | None:
     """ISO-8601 date or datetime (Z or offset) -> aware UTC datetime; None when missing or unparseable.
 
@@ -130,8 +136,7 @@ class Development:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Development:
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return _build(cls, data)
 
 
 @dataclass
@@ -199,8 +204,7 @@ class Article:
         data["topics"] = [TopicHit(**t) for t in data.get("topics") or []]
         dev = data.get("development")
         data["development"] = Development.from_dict(dev) if dev else None
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return _build(cls, data)
 
 
 @dataclass
@@ -262,11 +266,8 @@ class DevelopmentEvent:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DevelopmentEvent:
         data = dict(data)
-        known_report = set(EventReport.__dataclass_fields__)
-        data["reports"] = [EventReport(**{k: v for k, v in r.items() if k in known_report})
-                           for r in data.get("reports") or []]
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        data["reports"] = [_build(EventReport, r) for r in data.get("reports") or []]
+        return _build(cls, data)
 
 
 @dataclass
@@ -303,8 +304,7 @@ class Alert:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Alert:
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return _build(cls, data)
 
 
 @dataclass
