@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PIP := PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 $(VPY) -m pip
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint run watch demo bench eval clean distclean
+.PHONY: help venv test lint run watch demo bench eval model clean distclean
 
 help:
 	@echo "make venv       create/sync $(VENV) (pip install -c constraints.txt -e '.[airflow,test]')"
@@ -21,6 +21,7 @@ help:
 	@echo "make demo       the sample coverage through the real news_monitor DAG (dag.test(), no network)"
 	@echo "make bench      benchmarks vs targets, one table (BENCH=tagger,polling for a subset; ~35 min for all)"
 	@echo "make eval       accuracy figures of docs/accuracy.md (extraction, tagging, stories); fails on a missed target"
+	@echo "make model      train the development classifier on our labelled sentences -> pipelines/data/devmodel.json"
 	@echo "make clean      remove caches and build files (keeps $(VENV) and var/)"
 	@echo "make distclean  clean + remove $(VENV)"
 
@@ -62,6 +63,10 @@ bench: venv
 # Accuracy (docs/accuracy.md): every figure in one run; exit 1 names each missed target.
 eval: venv
 	$(VENV)/bin/newsmon eval all
+
+# The learned development reader (pipelines/devmodel.py): deterministic, so the committed file is what this builds.
+model: venv
+	$(VPY) -m pipelines.devmodel train
 
 # Stored data (var/) is never removed by a make target.
 clean:

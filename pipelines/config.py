@@ -37,8 +37,9 @@ FETCH_FIELDS: dict[str, type | tuple[type, ...]] = {
 }
 SETTINGS_FIELDS: dict[str, type | tuple[type, ...]] = {
     "schedule": str, "fetch": (dict, NONE), "extract": (dict, NONE), "batch_size": int, "store": (str, NONE),
-    "alerts": (dict, NONE),
+    "alerts": (dict, NONE), "developments": (dict, NONE),
 }
+DEVELOPMENT_FIELDS: dict[str, type | tuple[type, ...]] = {"model": bool, "threshold": (int, float)}
 ALERT_SETTINGS_FIELDS: dict[str, type | tuple[type, ...]] = {"max_age": str}
 DEFAULT_MAX_AGE = "48h"
 EXTRACT_FIELDS: dict[str, type | tuple[type, ...]] = {"min_chars": int, "precision_pass": bool}
@@ -53,6 +54,10 @@ class Settings:
     store: str | None = None
     # An item published longer than this before it is polled never notifies (stored, tagged, counted).
     max_age: timedelta = timedelta(hours=48)
+    # The learned development reader (pipelines/devmodel.py), asked when the rules find nothing; off:
+    # it does not beat the rules on unseen text (docs/accuracy.md). None: the model's own threshold.
+    model: bool = False
+    model_threshold: float | None = None
 
 
 @dataclass
@@ -206,8 +211,14 @@ def validate_settings(data: Any, path: str) -> Settings:
         max_age = parse_window(alert_settings.get("max_age", DEFAULT_MAX_AGE))
     except ValueError as exc:
         raise ConfigError(path, "alerts", "max_age", str(exc)) from None
+    developments = data.get("developments") or {}
+    check_fields(path, "developments", developments, DEVELOPMENT_FIELDS)
+    threshold = developments.get("threshold")
+    if threshold is not None and not 0 < threshold <= 1:
+        raise ConfigError(path, "developments", "threshold", "must be a probability in (0, 1]")
     return Settings(schedule=schedule, fetch=fetch, extract={"min_chars": 250, "precision_pass": False, **extract},
-                    batch_size=batch_size, store=data.get("store"), max_age=max_age)
+                    batch_size=batch_size, store=data.get("store"), max_age=max_age,
+                    model=developments.get("model", False), model_threshold=threshold)
 
 
 def load_config(config_dir: str | None = None) -> AppConfig:

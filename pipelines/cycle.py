@@ -95,7 +95,12 @@ def open_context(config_dir: str | None = None, store_url: str | None = None, *,
     from pipelines.events import EventBook
 
     events = EventBook(config.events, store) if config.events is not None else None
-    return Context(config=config, store=store, fetcher=fetcher, tagger=Tagger(config.taxonomy),
+    model = None
+    if config.settings.model:
+        from pipelines.devmodel import load_default_model
+
+        model = load_default_model(config.settings.model_threshold)
+    return Context(config=config, store=store, fetcher=fetcher, tagger=Tagger(config.taxonomy, model=model),
                    alert_engine=AlertEngine(config.alerts, max_age=config.settings.max_age),
                    notifier=Notifier(config.alerts, base_dir=base_dir), events=events, as_of=as_of)
 

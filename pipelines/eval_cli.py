@@ -48,6 +48,11 @@ def add_eval_parser(subparsers, parents: Iterable[argparse.ArgumentParser] = ())
                    help='labelled JSONL ({"id","title","text","relevant","development","topics"} or the shared '
                         "articles' topic_scope records), or a folder of them; all are pooled into one set")
     p.add_argument("--errors", action="store_true", help="list every case the tagger got wrong")
+    p.add_argument("--model", action="store_true",
+                   help="rules plus model: the learned reader (pipelines/data/devmodel.json) where the rules find "
+                        "no development")
+    p.add_argument("--model-threshold", type=float, default=None, metavar="P",
+                   help="with --model: the probability it needs (default: the one stored in the model file)")
     p.set_defaults(func=cmd_eval_tagging)
 
     p = sub.add_parser("stories", parents=parents, help="near-duplicate story keys on pairs of documents")
@@ -183,6 +188,12 @@ def cmd_eval_extraction(args: argparse.Namespace) -> int:
 
 def cmd_eval_tagging(args: argparse.Namespace) -> int:
     tagger, rules = _tagger_and_rules(args.config)
+    if args.model:
+        from pipelines.devmodel import load_default_model
+
+        tagger.model = load_default_model(args.model_threshold)
+        if tagger.model is None:
+            raise NewsmonError("no model file: run make model")
     result = _tagging_on(args.paths, tagger, rules)
     _print(args, result, tagging_text(result, args.errors))
     return EXIT_OK

@@ -785,9 +785,12 @@ def analyse(title: str, text: str, taxonomy: Taxonomy) -> Analysis:
 class Tagger:
     """Tags articles against one taxonomy; build once, call tag() for every article (thread-safe)."""
 
-    def __init__(self, taxonomy: Taxonomy):
+    def __init__(self, taxonomy: Taxonomy, model: Any = None):
         self.taxonomy = taxonomy
         self._entities = taxonomy.people + taxonomy.organisations
+        # An optional learned reader (pipelines.devmodel.DevModel): asked only when the rules find no
+        # development in a relevant article; None costs nothing.
+        self.model = model
 
     def tag(self, title: str, text: str) -> TagResult:
         tx = self.taxonomy
@@ -846,6 +849,8 @@ class Tagger:
         hits.sort(key=lambda h: -h.score)
         relevant = an.article_anchored and relevant_topic
         development = dev_mod.detect_development(title, text, tx, analysis=an) if relevant else None
+        if development is None and relevant and self.model is not None:
+            development = self.model.develop(an, tx)
         entities = [{"id": e.id, "name": e.name, "kind": e.kind}
                     for e in (self._entities[i] for i in an.entity_order)]
         places = [{"id": p.id, "name": p.name, "lat": p.lat, "lon": p.lon}
