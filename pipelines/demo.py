@@ -111,6 +111,8 @@ def summarise(store, base: str, store_url: str, report=None) -> dict:
     while batch := store.iter_articles(after_id=after):
         articles.extend(batch)
         after = batch[-1].id
+    alerts = store.list_alerts(limit=500)
+    events = {eid: e for eid in {a.event_id for a in alerts if a.event_id} if (e := store.get_event(eid))}
     topics: dict[str, int] = {}
     for article in articles:
         for topic in article.topic_ids():
@@ -121,8 +123,10 @@ def summarise(store, base: str, store_url: str, report=None) -> dict:
                   for s in store.list_feed_states()],
         "articles_stored": len(articles), "topics": topics,
         "dropped": report.dropped if report else {},
-        "alerts": [{"rule": a.rule_id, "desk": a.desk, "development": a.development, "title": a.title}
-                   for a in store.list_alerts(limit=500)],
+        "alerts": [{"rule": a.rule_id, "rules": a.rules or [a.rule_id], "kind": a.kind, "desk": a.desk,
+                    "development": a.development, "title": a.title, "event": a.event_id,
+                    "outlets": len(events[a.event_id].outlets) if a.event_id in events else None}
+                   for a in alerts],
         "errors": report.errors if report else [],
     }
 
@@ -140,9 +144,11 @@ def print_summary(summary: dict, as_json: bool = False) -> None:
     print("\ntopic                     articles")
     for topic, count in sorted(summary["topics"].items(), key=lambda kv: (-kv[1], kv[0])):
         print(f"{topic:25} {count:>8}")
-    print(f"\nalerts fired: {len(summary['alerts'])}")
+    print(f"\nalerts fired: {len(summary['alerts'])} (one per development event and desk; keyword rules per story)")
     for alert in summary["alerts"]:
-        print(f"  [{alert['desk']}] {alert['rule']:24} {alert['development'] or '-':20} {alert['title'][:70]}")
+        reach = f"; {alert['outlets']} outlet(s)" if alert["outlets"] else ""
+        print(f"  [{alert['desk']}] {alert['kind']:6} {alert['development'] or '-':20} {alert['title'][:60]}"
+              f"  ({', '.join(alert['rules'])}{reach})")
     if summary["errors"]:
         print("\nproblems reported (the cycle carried on):")
         for line in summary["errors"]:

@@ -33,7 +33,8 @@ ACTING_MODES = (*OPENING_MODES, "denied")
 _TOP_KEYS = {"watch", "families", "readings", "matching", "status", "related"}
 _FAMILY_KEYS = {"states", "types", "in_force", "topics"}
 _READING_KEYS = {"statement", "family", "in_states", "becomes"}
-_GROUP_KEYS = {"types", "window", "venue", "places", "parties"}
+_GROUP_KEYS = {"types", "window", "since", "venue", "places", "parties"}
+_SINCE = ("first", "latest")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Reading:
 class MatchGroup:
     types: frozenset[str]
     window: timedelta
+    since: str = "first"  # the window runs from the event's first report, or from its latest one
     venue: bool = False
     places: bool = False
     parties: bool = True
@@ -156,13 +158,16 @@ def load_event_rules(data: Any, path: str) -> EventRules:
             window = parse_window(raw.get("window", "72h"))
         except ValueError as exc:
             raise ConfigError(path, entry, "window", str(exc)) from None
+        since = raw.get("since", "first")
+        if since not in _SINCE:
+            raise ConfigError(path, entry, "since", f"must be one of {', '.join(_SINCE)} (got {since!r})")
         flags = {}
         for flag in ("venue", "places", "parties"):
             value = raw.get(flag, flag == "parties")
             if not isinstance(value, bool):
                 raise ConfigError(path, entry, flag, "must be true or false")
             flags[flag] = value
-        groups.append(MatchGroup(frozenset(types), window, **flags))
+        groups.append(MatchGroup(frozenset(types), window, since, **flags))
     status = data.get("status") or {}
     if not isinstance(status, dict) or set(status) - {"corroborated_at"}:
         raise ConfigError(path, "status", None, "only corroborated_at is allowed")
@@ -298,14 +303,16 @@ def _agree(a: list[str] | str | None, b: list[str] | str | None) -> bool:
 
 
 def compatible(rules: EventRules, event: DevelopmentEvent, dev: Development, at: datetime) -> bool:
-    opened = parse_iso(event.opened)
-    if opened is None:
+    opened, updated = parse_iso(event.opened), parse_iso(event.updated)
+    if opened is None or updated is None:
         return False
     event_types = {event.type} | {r.type for r in event.reports}
     for group in rules.groups:
         if dev.type not in group.types or not (event_types & group.types):
             continue
-        if abs(at - opened) > group.window:
+        # From the first report: a report this long after the development is news of its own. From
+        # the latest: a development reported day after day (an exchange of fire at one crossing) stays one.
+        if at < opened - group.window or at - (opened if group.since == "first" else updated) > group.window:
             continue
         if group.venue and not _agree(event.venue, dev.venue):
             continue

@@ -178,14 +178,32 @@ def test_compatible_type_window_and_venue(store, second, same):
     assert other.opened is not same
 
 
-def test_violations_at_different_places_are_different_events(store):
+def test_violations_a_wave_in_one_day_an_exchange_at_one_place_over_days(store):
     book = EventBook(rules(), store)
     book.attach(stored(store, report("ceasefire-agreed", "Wire A", T0)))
     at = T0 + timedelta(days=2)
-    chaman = book.attach(stored(store, report("ceasefire-violated", "Wire A", at, places=["chaman"])))
-    chaman2 = book.attach(stored(store, report("ceasefire-violated", "Daily B", at, places=["chaman", "spin-boldak"])))
-    kurram = book.attach(stored(store, report("ceasefire-violated", "Radio C", at, places=["kurram"])))
-    assert chaman2.event.id == chaman.event.id != kurram.event.id
+
+    def violation(outlet, when, places):
+        return book.attach(stored(store, report("ceasefire-violated", outlet, when, places=places))).event.id
+
+    chaman = violation("Wire A", at, ["chaman"])
+    assert violation("Daily B", at + timedelta(hours=1), ["chaman", "spin-boldak"]) == chaman
+    # Fighting spreading along the border the same day is one wave.
+    assert violation("Radio C", at + timedelta(hours=6), ["kurram"]) == chaman
+    # Chaman reported again each day stays one exchange...
+    assert violation("Daily B", at + timedelta(days=1, hours=12), ["chaman"]) == chaman
+    assert violation("Wire A", at + timedelta(days=3), ["spin-boldak"]) == chaman
+    # ...but fighting the next days at a place the event never named is another violation.
+    assert violation("Radio C", at + timedelta(days=3, hours=2), ["khost"]) != chaman
+    assert store.count_events() == 3
+
+
+def test_bad_since_in_matching_names_the_field():
+    data = raw_rules()
+    data["matching"][0]["since"] = "whenever"
+    with pytest.raises(ConfigError) as err:
+        load_event_rules(data, "events.yaml")
+    assert (err.value.entry, err.value.field) == ("matching #1", "since")
 
 
 def test_parties_must_agree_where_both_name_them(store):
