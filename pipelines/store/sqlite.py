@@ -436,12 +436,24 @@ class SQLiteStore:
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {max(0, int(self.busy_timeout * 1000))}")
             conn.execute("PRAGMA foreign_keys = ON")
-            self.journal_mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            self.journal_mode = self._wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.Error as err:
             conn.close()
             raise self._error("open", err) from err
         return conn
+
+    def _wal(self, conn: sqlite3.Connection) -> str:
+        """Switch to WAL, waiting out a process that is creating or migrating the same file: SQLite
+        does not call the busy handler for a journal-mode change, so "locked" comes back at once."""
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05)
 
     def _conn(self) -> sqlite3.Connection:
         if self._closed:

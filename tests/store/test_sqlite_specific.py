@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -473,3 +474,37 @@ def loaded_sqlite(sqlite_store):
     for article in load_fixture_articles().values():
         sqlite_store.upsert_article(article)
     return sqlite_store
+
+
+
+def _open_at(path: str, start: float, results) -> None:
+    while time.time() < start:
+        pass
+    try:
+        store = SQLiteStore(path)
+        store.count_articles()
+        store.close()
+        results.put("")
+    except Exception as exc:  # what the overlapping cycle would report
+        results.put(str(exc))
+
+
+def test_processes_opening_a_new_store_at_once_all_open_it(tmp_path):
+    """Overlapping cycles open (and create) one file at the same moment. SQLite answers the switch to WAL
+    with "locked" at once, without its busy handler, so the open must wait and retry, not fail.
+    Without the retry, about one trial in four fails here."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    errors = []
+    for trial in range(15):
+        path = str(tmp_path / f"race-{trial}.db")
+        results = ctx.Queue()
+        start = time.time() + 0.2
+        procs = [ctx.Process(target=_open_at, args=(path, start, results)) for _ in range(4)]
+        for proc in procs:
+            proc.start()
+        errors += [e for e in (results.get(timeout=60) for _ in procs) if e]
+        for proc in procs:
+            proc.join(timeout=60)
+    assert errors == []
