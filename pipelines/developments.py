@@ -17,9 +17,12 @@ How (mode), from the clause around the match (the filters of topics.yaml):
   hypothetical a conditional, a fear, a request ("urged a ceasefire"), "could collapse";
   future       a future tense (except for talks-scheduled and future_ok patterns);
   background   a subordinate background clause ("after the talks broke down") or time marker ("last month");
+               but a title or first lead sentence whose only statement is subordinate reports it ("Mediators
+               scramble after truce falls apart", "Nine killed when shells hit homes near the border");
   question     the sentence is a question;
   asserted     otherwise.
-A negation ("is not holding") rejects the match outright.  Only asserted, alleged and denied statements
+A negation ("is not holding") rejects the match outright.  Verb-final languages deny and negate after the
+claim (`denial_late`: "... را رد کرد"; `negation_late`: "... ناکام نہیں ہوئے").  Only asserted, alleged and denied statements
 come back; hypothetical, future, background and question ones announce nothing.  A title of a background
 genre (the `genre` filter: "Timeline:", "Explainer:", "Why ...") or a question headline ("Will the truce
 hold?") makes the whole article a restatement: it announces nothing.
@@ -27,7 +30,9 @@ hold?") makes the whole article a restatement: it announces nothing.
 State-dependent statements: `hostilities` (fighting between the two states' forces) and `talks-continue`
 are reported as written; pipelines/events.py reads them against the watch's state.  A type with
 `sides: both` needs the sentence to name both sides (entities, places or demonyms with a `side`), a border
-place (`border_kinds`) or a border word (the `border` filter), and no militant named before the match.
+place (`border_kinds`) or a border word (the `border` filter), and no militant named before the match; or
+both states named over the sentence and the next two with no militant among them ("Air strikes hit homes
+in Paktika. Kabul blamed Pakistan").
 
 Who and where: entities and places named in the evidence sentence, by their `side` (pakistan, afghanistan,
 mediator, militant; "Islamabad"/"Kabul" stand for their governments via `stands_for`), demonyms
@@ -35,7 +40,9 @@ mediator, militant; "Islamabad"/"Kabul" stand for their governments via `stands_
 
 Which sentence: the title and the lead each give their first statement.  The evidence is the lead
 sentence when the lead carries the same statement as the title, or when the lead's first two sentences
-carry another one (desks label a report by its lead); it is the title when only the title carries one.
+carry another one (desks label a report by its lead); it is the title when only the title carries one.  A
+first lead line that repeats the headline (pages that print it above the text) is skipped.  Patterns start
+at a word start; in Chinese and Japanese, which write no spaces, anywhere.
 """
 
 from __future__ import annotations
@@ -52,7 +59,7 @@ if TYPE_CHECKING:
     from pipelines.tag import Analysis, Taxonomy
 
 FILTERS = ("denial", "negation", "hypothetical", "request", "future", "subordinate", "background", "genre",
-           "allegation", "border", "additional")
+           "allegation", "border", "additional", "denial_late", "negation_late")
 SIDES = ("pakistan", "afghanistan", "mediator", "militant")
 ANNOUNCING = ("asserted", "alleged", "denied")  # the modes detection returns
 # Statements the event layer reads against the watch's state; in the lead they never outweigh an
@@ -63,6 +70,9 @@ _TYPE_KEYS = {"id", "requires", "future_ok", "patterns", "sides", "reread"}
 _PATTERN_KEYS = {"re", "negation_ok", "bare_participle", "future_ok"}
 # A determiner and up to two modifiers right before a match: "the (temporary) truce agreed ..." is a noun phrase.
 _DETERMINER_TAIL = re.compile(r"\b(?:the|this|that|these|those|its|their|a|an)\s+(?:[\w']+\s+){0,2}$")
+# A pattern starts a word: no letter or digit before it, except a CJK ideograph or kana (Chinese and
+# Japanese write no spaces, so a word there starts after any character).
+_WORD_START = "(?<![^\\W\u3040-\u30ff\u3400-\u9fff])"
 _MACRO_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _CLAUSE_DELIMS = re.compile(r"[,;:()\"\[\]\u060c\u061b]")  # Latin and Arabic-script commas, semicolons
@@ -264,7 +274,7 @@ def compile_developments(raw: Any, path: str, topic_ids: list[str],
         # fail at once instead of once per pattern.
         # No group marks the patterns apart: a mark ahead of each alternative stops sre from skipping
         # it on its first character, and _which tells them apart after the (rare) match instead.
-        regex = re.compile("(?<!\\w)(?:" + "|".join(parts) + ")")
+        regex = re.compile(_WORD_START + "(?:" + "|".join(parts) + ")")
         requires_idx = frozenset(topic_ids.index(r) for r in requires)
         dtype = DevelopmentType(type_id, frozenset(requires), requires_idx, future_ok, regex,
                                 tuple(compiled_patterns), tuple(negation_ok), tuple(bare), tuple(future),
@@ -466,7 +476,10 @@ def detect_development(title: str, text: str, taxonomy: Taxonomy,
         return None  # a question headline ("Will the truce hold?") speculates over known facts
     in_title = _statement(an, rules, -1)
     in_lead = None
+    headline = ftitle.strip(" .")
     for unit in range(min(rules.lead_sentences, len(an.sentences))):
+        if headline and unit == 0 and _unit_text(an, unit).strip(" .") == headline:
+            continue  # a page that repeats its headline as the first line: the lead starts after it
         in_lead = _statement(an, rules, unit)
         if in_lead is not None:
             break
@@ -479,6 +492,11 @@ def detect_development(title: str, text: str, taxonomy: Taxonomy,
         return None
     return _development(an, rules, chosen, corroborated=in_title is not None and in_lead is not None
                         and in_title.type_id == in_lead.type_id)
+
+
+def _unit_text(an: Analysis, unit: int) -> str:
+    s, e = an.sentences[unit]
+    return an.ftext.text[an.ftext.to_folded(s):an.ftext.to_folded(e)]
 
 
 def _adds_to_title(st: _Statement, rules: DevelopmentRules) -> bool:
@@ -502,6 +520,7 @@ def _statement(an: Analysis, rules: DevelopmentRules, unit: int) -> _Statement |
     question = sentence.rstrip(" \"'").endswith(("?", "\u061f"))
     mentioned = mentioned or set()
     filters = rules.filters
+    fallback: _Statement | None = None  # a statement made in a subordinate clause (see _mode)
     for dtype in rules.types:
         if dtype.requires_idx and not (dtype.requires_idx & mentioned):
             continue  # the sentence must name its subject (a ceasefire, the talks...)
@@ -513,17 +532,30 @@ def _statement(an: Analysis, rules: DevelopmentRules, unit: int) -> _Statement |
                 continue
             if question:
                 mode = "question"
+            subordinate = mode.startswith("sub-")
+            if subordinate:
+                if fallback is not None or unit > 0:
+                    continue
+                mode = mode[4:]
             if mode not in ANNOUNCING:
                 continue
             if dtype.bare_participle[which] and _DETERMINER_TAIL.search(sentence, 0, m.start()):
                 continue  # "the truce agreed in Doha": a noun phrase, not news
-            if dtype.both_sides and not _between_states(sentence, m.start(), rules):
+            if dtype.both_sides and not _between_states(sentence, m.start(), rules) \
+                    and not _states_nearby(an, rules, unit, sentence):
                 continue
             type_id = dtype.id
             if dtype.reread is not None and dtype.reread[0].search(sentence):
                 type_id = dtype.reread[1]  # "truce shattered as strikes kill ten": an incident, a violation
-            return _Statement(unit, dtype, type_id, mode, sentence, m.start())
-    return None
+            found = _Statement(unit, dtype, type_id, mode, sentence, m.start())
+            if subordinate:
+                fallback = found
+                continue
+            return found
+    # A headline or first lead sentence whose only statement sits in a subordinate clause reports it
+    # ("Mediators scramble after truce falls apart", "Nine killed when shells hit homes near the border"):
+    # the main clause is the reaction, the subordinate one the news.
+    return fallback
 
 
 def _names(sentence: str, naming: Naming) -> list[str]:
@@ -561,6 +593,32 @@ def _between_states(sentence: str, at: int, rules: DevelopmentRules) -> bool:
         return True
     border = rules.filters.get("border")
     return "border" in sides or bool(border and border.search(sentence))
+
+
+def _states_nearby(an: Analysis, rules: DevelopmentRules, unit: int, sentence: str) -> bool:
+    """Fighting whose sides the next sentences name ("Air strikes hit homes in Paktika. Officials blamed
+    Pakistan"): both states named in the sentence and the next two (the title reads with the first two
+    lead sentences), and no militant named in any of them."""
+    naming = rules.naming
+    if naming.regex is None:
+        return False
+
+    def sides_in(text: str) -> set[str]:
+        out: set[str] = set()
+        for m in naming.regex.finditer(text):
+            for target in naming.ids.get(m.group(), naming.ids.get(m.group().replace(" ", ""), ())):
+                side = naming.side.get(target)
+                if side:
+                    out.add(side)
+        return out
+
+    named = sides_in(sentence)
+    first = 0 if unit < 0 else unit + 1
+    for nxt in range(first, min(first + 2, len(an.sentences))):
+        s, e = an.sentences[nxt]
+        named |= sides_in(an.ftext.text[an.ftext.to_folded(s):an.ftext.to_folded(e)][:_MAX_SENTENCE])
+    # Stricter than _between_states: a militant anywhere around makes it an attack by militants.
+    return "militant" not in named and {"pakistan", "afghanistan"} <= named
 
 
 def _development(an: Analysis, rules: DevelopmentRules, st: _Statement, corroborated: bool) -> Development:
@@ -628,10 +686,13 @@ def _mode(sentence: str, m: re.Match[str], filters: dict[str, re.Pattern[str]], 
         rx = filters.get(name)
         return bool(rx and rx.search(text))
 
-    # A denial reaches across the clause: "Kabul denied that the talks had collapsed".
-    if hit("denial", sentence[max(0, m.start() - 120):m.start()]) or hit("denial", sentence[m.end():clause_end][:40]):
+    # A denial reaches across the clause: "Kabul denied that the talks had collapsed"; a verb-final
+    # language denies at the end of the sentence (`denial_late`: "... را رد کرد").
+    if hit("denial", sentence[max(0, m.start() - 120):m.start()]) or hit("denial", sentence[m.end():clause_end][:40]) \
+            or hit("denial_late", sentence[m.end():]):
         return "denied"
-    if hit("negation", prefix) or (not negation_ok and hit("negation", matched)):
+    if hit("negation", prefix) or (not negation_ok and (hit("negation", matched)
+                                                       or hit("negation_late", sentence[m.end():m.end() + 30]))):
         return None
     if hit("hypothetical", clause):
         return "hypothetical"
@@ -639,10 +700,10 @@ def _mode(sentence: str, m: re.Match[str], filters: dict[str, re.Pattern[str]], 
         return "hypothetical"
     if not future_ok and hit("future", prefix):
         return "future"
-    if hit("subordinate", prefix):
-        return "background"
     if hit("background", clause):
         return "background"
-    if hit("allegation", sentence[:m.start()]) or hit("allegation", clause):
-        return "alleged"
-    return "asserted"
+    alleged = hit("allegation", sentence[:m.start()]) or hit("allegation", clause)
+    if hit("subordinate", prefix):
+        # "after the talks broke down": background unless nothing else in the sentence is news (_statement)
+        return "sub-alleged" if alleged else "sub-asserted"
+    return "alleged" if alleged else "asserted"

@@ -31,7 +31,7 @@ from pipelines.textnorm import Folded, fold, fold_term, split_sentences
 
 ANCHORS = ("near", "bilateral", "article", "loose")
 RELEVANCE = ("primary", "secondary")
-LANGUAGES = ("urdu", "pashto", "dari", "chinese", "turkish")
+LANGUAGES = ("urdu", "pashto", "dari", "chinese", "turkish", "arabic")
 SIDES = dev_mod.SIDES  # who an entity or place stands with in a development statement
 THEATRE_LISTS = ("strong", "weak", "foreign")
 
@@ -584,7 +584,12 @@ class Analysis:
         near_foreign = sum(self.foreign.get(u, 0) for u in near)
         if near_strong and near_strong >= near_foreign:
             return True
-        return bool(weak and self.strongly_anchored and not near_foreign)
+        if not weak or near_foreign:
+            return False
+        # A sentence naming only Pakistan's side ("Pakistan says the talks have collapsed") in an article
+        # that names the Afghan side somewhere and no other conflict anywhere is about ours (Pakistan's
+        # talks with the IMF or its opposition name no Afghan side at all).
+        return self.strongly_anchored or (not self.foreign_total and any(self.strong.values()))
 
 
 def _scan(folded: Folded, automaton: Automaton, field_code: int,

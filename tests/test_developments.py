@@ -486,3 +486,222 @@ def test_chinese_and_turkish_reports_are_relevant(tagger, title, text):
 
 def test_chinese_gaza_ceasefire_is_not_ours(tagger):
     assert not tagger.tag("以色列与哈马斯在加沙停火", "以色列和哈马斯宣布在加沙停火。").relevant
+
+
+# --- generalisation classes (sentences written for these tests) ----------------------------------
+
+
+@pytest.mark.parametrize("sentence, expected", [
+    # A reaction in the main clause, the news in the subordinate one.
+    ("Money changers in Quetta reported brisk trade after Pakistan and Afghanistan agreed a ceasefire.",
+     "ceasefire-agreed"),
+    # Numbers-first lede: the casualties lead, the fire between the forces is the news.
+    ("Four border guards died when Afghan mortars struck a Pakistani post near Angoor Adda.", "hostilities"),
+])
+def test_a_subordinate_clause_carries_the_news_when_nothing_else_does(taxonomy, sentence, expected):
+    dev = _dev(taxonomy, sentence)
+    assert dev is not None and dev.type == expected and dev.mode == "asserted", dev
+
+
+def test_a_main_clause_statement_wins_over_the_subordinate_one(taxonomy):
+    dev = _dev(taxonomy, "Pakistani and Afghan negotiators opened talks in Doha a week after the truce collapsed.")
+    assert dev is not None and dev.type == "talks-opened", dev
+
+
+def test_a_dated_subordinate_clause_stays_background(taxonomy):
+    assert _dev(taxonomy, "Shops in Chaman reopened after the Pak-Afghan truce collapsed last month.") is None
+
+
+@pytest.mark.parametrize("sentence", [
+    "Islamabad and Kabul declared a three-day halt in the fighting on Monday.",
+    "The Taliban and Pakistan announced a pause in hostilities along the Durand Line.",
+])
+def test_pauses_and_halts_in_the_fighting_are_truces(taxonomy, sentence):
+    dev = _dev(taxonomy, sentence)
+    assert dev is not None and dev.type == "ceasefire-agreed", dev
+
+
+@pytest.mark.parametrize("title, text", [
+    ("Kabul rebuffs Islamabad's fresh claims of shelling", "Afghanistan rejected Pakistan's latest claims that its "
+     "troops had shelled border posts near the Durand Line."),
+    ("وزارت دفاع افغانستان", "وزارت دفاع افغانستان ادعای اسلام آباد درباره نقض آتش‌بس در مرز را رد کرد."),
+])
+def test_denials_with_any_short_object_and_verb_final_denials(taxonomy, title, text):
+    dev = detect_development(title, text, taxonomy)
+    assert dev is not None and dev.mode == "denied", dev
+
+
+def test_a_verb_final_negation_cancels_the_statement(taxonomy):
+    dev = detect_development("کابل اور اسلام آباد کے مذاکرات ناکام نہیں ہوئے", "افغان حکام نے کہا۔", taxonomy)
+    assert dev is None or dev.type != "talks-broke-down", dev
+
+
+def test_attribution_is_an_allegation(taxonomy):
+    dev = _dev(taxonomy, "Kabul attributed the overnight drone strikes on Khost villages to the Pakistani army.")
+    assert dev is not None and dev.type == "hostilities" and dev.mode == "alleged", dev
+
+
+def test_an_offer_to_host_talks_schedules_nothing(taxonomy):
+    assert _dev(taxonomy, "Oman said it stood ready to host fresh talks between Pakistan and Afghanistan.") is None
+
+
+def test_a_demand_noun_is_no_request(taxonomy):
+    dev = detect_development("Kabul calls Pakistan's demands excessive as negotiations stall in Doha", CONTEXT, taxonomy)
+    assert dev is not None and dev.type == "talks-stalled", dev
+
+
+def test_a_retrospective_title_restates(taxonomy):
+    text = f"Pakistan and Afghanistan agreed to a ceasefire in Doha on Sunday. {CONTEXT}"
+    assert detect_development("A month of broken promises on the Durand Line", text, taxonomy) is None
+
+
+@pytest.mark.parametrize("sentence, expected", [
+    # place and time adjuncts between the verb and its complement
+    ("Afghan and Pakistani delegations agreed in Riyadh early on Tuesday to create a joint verification team "
+     "for the talks.", "agreement-reached"),
+    # the parties between the verb and its complement, and a joint text with a new body
+    ("The communique from the talks commits Islamabad and Kabul to maintaining the truce and forming a joint "
+     "monitoring body.", "agreement-reached"),
+    ("Negotiations between Kabul and Islamabad concluded in Riyadh with a written accord on border trade.",
+     "agreement-reached"),
+])
+def test_settlements_with_adjuncts_and_joint_texts(taxonomy, sentence, expected):
+    dev = _dev(taxonomy, sentence)
+    assert dev is not None and dev.type == expected, dev
+
+
+def test_talks_that_end_without_a_settlement_reach_none(taxonomy):
+    dev = _dev(taxonomy, "Negotiations between Kabul and Islamabad concluded in Riyadh on Friday without any accord.")
+    assert dev is None or dev.type != "agreement-reached", dev
+
+
+@pytest.mark.parametrize("sentence", [
+    "The truce between Pakistan and Afghanistan will hold beyond its initial 72-hour period, officials in Kabul said.",
+    "Ankara announced a lengthier Pakistan-Afghan truce on Wednesday.",
+])
+def test_a_truce_running_past_its_term_is_extended(taxonomy, sentence):
+    dev = _dev(taxonomy, sentence)
+    assert dev is not None and dev.type == "ceasefire-extended", dev
+
+
+def test_a_reaction_to_a_fresh_truce_reports_it(taxonomy):
+    dev = _dev(taxonomy, "The UN chief welcomed the truce brokered between Pakistan and Afghanistan by Qatar.")
+    assert dev is not None and dev.type == "ceasefire-agreed", dev
+    assert _dev(taxonomy, "Pakistan's envoy praised the truce with Afghanistan in a speech.") is None
+
+
+def test_talks_declared_dead_broke_down(taxonomy):
+    dev = _dev(taxonomy, "Pakistan's foreign minister pronounced the Doha negotiations with the Taliban dead on Sunday.")
+    assert dev is not None and dev.type == "talks-broke-down", dev
+
+
+@pytest.mark.parametrize("sentence", [
+    "Islamabad and the Taliban government are still miles apart in the Doha negotiations, a mediator said.",
+    "The Riyadh talks between Pakistan and Afghanistan made scant headway on Wednesday.",
+    "Pakistani and Afghan negotiators ended a second day in Doha with no sign of a compromise.",
+    "The delegations met for six hours in Istanbul without bridging their differences over the TTP.",
+])
+def test_stalled_talks_in_other_words(taxonomy, sentence):
+    dev = _dev(taxonomy, sentence)
+    assert dev is not None and dev.type == "talks-stalled", dev
+
+
+@pytest.mark.parametrize("sentence, expected", [
+    ("Afghanistan's delegates joined the second round of talks with Pakistan in Doha on Monday.", "talks-opened"),
+    ("Kabul will send a five-member delegation to the Riyadh talks with Pakistan next week.", "talks-scheduled"),
+    ("Islamabad has accepted an invitation to a fresh round of negotiations with the Taliban in Jeddah.",
+     "talks-scheduled"),
+])
+def test_who_takes_part_in_talks(taxonomy, sentence, expected):
+    dev = _dev(taxonomy, sentence)
+    assert dev is not None and dev.type == expected, dev
+
+
+def test_a_deal_struck_is_no_strike(taxonomy):
+    dev = _dev(taxonomy, "Traders at the Chaman border discussed the accord struck between Pakistan and Afghanistan.")
+    assert dev is None or dev.type != "hostilities", dev
+
+
+@pytest.mark.parametrize("title, text, expected", [
+    # a longer Dari subject before the verb; "no longer exists" with a verb-final negation
+    ("آتش‌بس شکننده میان کابل و اسلام آباد فروپاشید", "مقامات طالبان گفتند.", "ceasefire-collapsed"),
+    ("وزیر خارجه پاکستان", "وزیر خارجه پاکستان گفت آتش‌بس با افغانستان دیگر وجود ندارد.", "ceasefire-collapsed"),
+    ("مذاکرات میں اسلام آباد اور کابل کا نگرانی کے میکانزم پر اتفاق", "طالبان حکام نے مذاکرات کے بعد تصدیق کی۔", "agreement-reached"),
+    ("Pakistan ile Afganistan arasındaki ateşkes bozuldu", "Taliban yönetimi açıklama yaptı.", "ceasefire-collapsed"),
+    ("巴基斯坦与阿富汗代表在利雅得开始会谈", "塔利班政府代表出席。", "talks-opened"),
+    ("نشست بعدی گفتگوهای کابل و اسلام‌آباد یکشنبه در دوحه برگزار می‌شود", "مقامات طالبان گفتند.",
+     "talks-scheduled"),
+])
+def test_native_script_morphology(taxonomy, title, text, expected):
+    dev = detect_development(title, text, taxonomy)
+    assert dev is not None and dev.type == expected, dev
+
+
+@pytest.mark.parametrize("title, text", [
+    ("حملات هوایی در خوست", "مقامات محلی در ولایت خوست می‌گویند حملات هوایی بر یک روستای مرزی انجام شده است."),
+    ("چمن میں فائرنگ", "چمن سرحد پر افغان اور پاکستانی اہلکاروں کے درمیان فائرنگ کا تبادلہ ہوا۔"),
+])
+def test_native_script_border_fire_is_relevant(tagger, title, text):
+    result = tagger.tag(title, text)
+    assert result.relevant
+
+
+def test_a_pakistan_only_sentence_in_an_article_naming_the_afghan_side(tagger):
+    text = ("Pakistan says the talks in Jeddah have collapsed. The defence minister spoke to reporters. "
+            "Hotel staff packed up the conference room. The Afghan delegation has not commented.")
+    result = tagger.tag("Jeddah negotiations collapse, Islamabad says", text)
+    assert result.development is not None and result.development.type == "talks-broke-down"
+    # Pakistan's own talks, with nobody on the Afghan side, stay off the watch.
+    other = tagger.tag("Islamabad talks with lenders collapse", "Pakistan says the talks with lenders have collapsed. "
+                       "Officials in Islamabad said a new offer would follow. Karachi markets fell.")
+    assert not other.relevant
+
+
+def test_the_other_side_of_the_fighting_named_in_the_next_sentence(taxonomy):
+    title = "Drone strikes hit two villages in Paktia"
+    text = ("Drone strikes hit two villages in Paktia before dawn on Sunday, killing six people. "
+            "Taliban officials blamed the Pakistani military. Pakistan has not commented.")
+    dev = detect_development(title, text, taxonomy)
+    assert dev is not None and dev.type == "hostilities", dev
+    attack = ("A suicide bomber struck a market in Paktia on Sunday, killing six people. "
+              "Taliban officials blamed Pakistan-based militants. Pakistan has not commented.")
+    dev = detect_development("Suicide blast in Paktia", attack, taxonomy)
+    assert dev is None or dev.type != "hostilities", dev
+
+
+@pytest.mark.parametrize("title, text, expected", [
+    ("باكستان وأفغانستان تتفقان على هدنة", "اتفقت باكستان وحكومة طالبان في الرياض على هدنة لمدة أسبوع.", "ceasefire-agreed"),
+    ("الرياض", "ستستضيف الرياض الأسبوع المقبل المحادثات بين باكستان وحكومة طالبان الأفغانية.", "talks-scheduled"),
+])
+def test_arabic_reports(taxonomy, title, text, expected):
+    dev = detect_development(title, text, taxonomy)
+    assert dev is not None and dev.type == expected, dev
+
+
+def test_a_page_repeating_its_headline_is_read_from_the_lead_after_it(taxonomy):
+    title = "Kabul accuses Islamabad of shelling near Ghulam Khan"
+    text = (f"{title}\nAfghan officials accused Pakistani forces on Friday of shelling villages near Ghulam Khan, "
+            "a violation of the ceasefire, they said. Pakistan's army did not respond.")
+    dev = detect_development(title, text, taxonomy)
+    assert dev is not None and dev.type == "ceasefire-violated" and dev.mode == "alleged", dev
+
+
+def test_a_dari_truce_written_without_its_zero_width_non_joiner(taxonomy):
+    dev = detect_development("آتشبس میان کابل و اسلام آباد فروپاشید", "مقامات طالبان گفتند.", taxonomy)
+    assert dev is not None and dev.type == "ceasefire-collapsed", dev
+
+
+def test_an_agenda_is_no_outcome(taxonomy):
+    dev = _dev(taxonomy, "Kabul's delegation to the Doha talks will be led by its defence minister, with a focus on "
+                         "a ceasefire extension.")
+    assert dev is None or dev.type != "ceasefire-extended", dev
+
+
+@pytest.mark.parametrize("sentence", [
+    "Kabul said it remained committed to the ceasefire with Pakistan despite the shelling.",
+    "Islamabad is committed to the truce with Afghanistan, the foreign office said.",
+])
+def test_a_reaffirmed_commitment_agrees_no_truce(taxonomy, sentence):
+    dev = _dev(taxonomy, sentence)
+    assert dev is None or dev.type != "ceasefire-agreed", dev
+    assert _dev(taxonomy, "Kabul committed to a ceasefire with Pakistan on Monday.").type == "ceasefire-agreed"
