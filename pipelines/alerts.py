@@ -727,7 +727,11 @@ class AlertEngine:
     def _event_alert(self, alert_id: str, desk: str, hits: list[tuple[Rule, str]], article: Article,
                      event: DevelopmentEvent, now: datetime, **extra: Any) -> Alert:
         evidence = next((r.evidence for r in event.reports if r.article_id == article.id), "")
-        return self._new_alert(alert_id, desk, hits, article, now, event_id=event.id, development=event.type,
+        # The type the raising report gave: an outcome reaches the diplomacy desk as "talks resumed" and
+        # the security desk as "truce extended", one event either way.
+        dev = article.development
+        dev_type = dev.type if dev is not None and dev.mode in OPENING_MODES else event.type
+        return self._new_alert(alert_id, desk, hits, article, now, event_id=event.id, development=dev_type,
                                state_before=event.state_before, state_after=event.state_after,
                                evidence=evidence or (event.first_report.evidence if event.first_report else ""),
                                confidence=event.confidence, **extra)

@@ -438,3 +438,13 @@ def test_family_topic_unknown_to_topics_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="unknown topic 'peace-talks'") as err:
         load_events(tmp_path, None, {"ceasefire", "mediation"})
     assert (err.value.entry, err.value.field) == ("family talks", "topics")
+
+
+def test_a_desk_first_reached_by_a_later_report_gets_that_reports_type(store):
+    book, eng = EventBook(rules(), store), engine()
+    [security] = run(store, book, eng, report("ceasefire-extended", "Wire A", T0, topics=["ceasefire"]))
+    later = report("talks-resumed", "Daily B", T0 + timedelta(hours=6), topics=["peace-talks"])
+    [diplomacy] = run(store, book, eng, later)
+    assert diplomacy.event_id == security.event_id  # one outcome, told two ways
+    assert (security.desk, security.development) == ("security", "ceasefire-extended")
+    assert (diplomacy.desk, diplomacy.development) == ("diplomacy", "talks-resumed")
