@@ -646,6 +646,11 @@ def _development(an: Analysis, rules: DevelopmentRules, st: _Statement, corrobor
             parties.append(target)
         elif side == "mediator":
             mediators.append(target)
+    # The headline says where: a headline naming one venue settles it ("talks in Istanbul" over a lead
+    # that recalls "the Doha understanding").
+    headline_venues = {t for t in _names(an.ftitle.text[:_MAX_SENTENCE], naming) if t in rules.venues}
+    if len(headline_venues) == 1:
+        venue = next(iter(headline_venues))
     confidence = _CONFIDENCE.get(st.mode, 0.5)
     if st.dtype.both_sides or st.type_id != st.dtype.id:
         confidence -= 0.2  # read from the fighting, not from words about the truce

@@ -437,6 +437,28 @@ def test_parties_mediators_venue_and_places(taxonomy):
     assert 0 < capitals.confidence <= 1
 
 
+def test_the_headline_says_where_when_the_lead_recalls_another_venue(taxonomy):
+    lead = ("The two delegations will hold talks again on Monday, building on the Doha understanding, "
+            "officials in Kabul and Islamabad said.")
+    dev = detect_development("Pakistan and Afghanistan to hold talks in Riyadh on Monday", f"{lead} {CONTEXT}",
+                             taxonomy)
+    assert dev is not None and dev.type == "talks-scheduled" and dev.venue == "riyadh", dev
+    # A headline naming two venues settles nothing: the statement's own sentence says where.
+    two = detect_development("From Riyadh to Doha: Pakistan and Afghanistan to hold talks", f"{lead} {CONTEXT}",
+                             taxonomy)
+    assert two is not None and two.venue == "doha", two
+
+
+@pytest.mark.parametrize("sentence, expected", [
+    ("The delegations that reached the Doha understanding will hold talks again on Monday.", "talks-scheduled"),
+    ("Negotiators who had agreed the truce in October will hold talks again in Riyadh next week.",
+     "talks-scheduled"),
+])
+def test_a_relative_clause_is_background_to_the_main_statement(taxonomy, sentence, expected):
+    dev = _dev(taxonomy, f"Pakistan and Afghanistan: {sentence}")
+    assert dev is not None and dev.type == expected, dev
+
+
 def test_evidence_is_the_lead_sentence_when_it_repeats_the_headline(taxonomy):
     title = "Pakistan and Afghanistan extend their truce"
     lead = "Pakistan and the Afghan Taliban agreed on Tuesday to extend their truce by a week."
