@@ -727,3 +727,14 @@ def test_a_reaffirmed_commitment_agrees_no_truce(taxonomy, sentence):
     dev = _dev(taxonomy, sentence)
     assert dev is None or dev.type != "ceasefire-agreed", dev
     assert _dev(taxonomy, "Kabul committed to a ceasefire with Pakistan on Monday.").type == "ceasefire-agreed"
+
+
+@pytest.mark.parametrize("text, venue", [
+    ("گفتگوهای کابل و اسلام‌آباد روز شنبه در استانبول آغاز شد.", "istanbul"),  # Dari spelling
+    ("مذاکرات پاکستان و افغانستان در ریاض آغاز شد.", "riyadh"),
+])
+def test_venues_in_the_scripts_desks_read(taxonomy, text, venue):
+    from pipelines.tag import Tagger
+
+    result = Tagger(taxonomy).tag(text, "")
+    assert venue in {p["id"] for p in result.places}
