@@ -33,7 +33,7 @@ ACTING_MODES = (*OPENING_MODES, "denied")
 _TOP_KEYS = {"watch", "families", "readings", "matching", "status", "related"}
 _FAMILY_KEYS = {"states", "types", "in_force", "topics"}
 _READING_KEYS = {"statement", "family", "in_states", "becomes"}
-_GROUP_KEYS = {"types", "window", "since", "venue", "places", "parties"}
+_GROUP_KEYS = {"types", "window", "since", "venue", "places", "parties", "ordered"}
 _SINCE = ("first", "latest")
 
 
@@ -59,6 +59,7 @@ class MatchGroup:
     types: frozenset[str]
     window: timedelta
     since: str = "first"  # the window runs from the event's first report, or from its latest one
+    order: tuple[str, ...] = ()  # ordered groups: weakest first; a report joins only an event at least as strong
     venue: bool = False
     places: bool = False
     parties: bool = True
@@ -161,13 +162,16 @@ def load_event_rules(data: Any, path: str) -> EventRules:
         since = raw.get("since", "first")
         if since not in _SINCE:
             raise ConfigError(path, entry, "since", f"must be one of {', '.join(_SINCE)} (got {since!r})")
+        ordered = raw.get("ordered", False)
+        if not isinstance(ordered, bool):
+            raise ConfigError(path, entry, "ordered", "must be true or false")
         flags = {}
         for flag in ("venue", "places", "parties"):
             value = raw.get(flag, flag == "parties")
             if not isinstance(value, bool):
                 raise ConfigError(path, entry, flag, "must be true or false")
             flags[flag] = value
-        groups.append(MatchGroup(frozenset(types), window, since, **flags))
+        groups.append(MatchGroup(frozenset(types), window, since, tuple(types) if ordered else (), **flags))
     status = data.get("status") or {}
     if not isinstance(status, dict) or set(status) - {"corroborated_at"}:
         raise ConfigError(path, "status", None, "only corroborated_at is allowed")
@@ -310,6 +314,9 @@ def compatible(rules: EventRules, event: DevelopmentEvent, dev: Development, at:
     for group in rules.groups:
         if dev.type not in group.types or not (event_types & group.types):
             continue
+        if group.order and (event.type not in group.order
+                            or group.order.index(dev.type) > group.order.index(event.type)):
+            continue  # a stronger report after a weaker one is a transition: talks stalled, then broke down
         # From the first report: a report this long after the development is news of its own. From
         # the latest: a development reported day after day (an exchange of fire at one crossing) stays one.
         if at < opened - group.window or at - (opened if group.since == "first" else updated) > group.window:

@@ -448,3 +448,14 @@ def test_a_desk_first_reached_by_a_later_report_gets_that_reports_type(store):
     assert diplomacy.event_id == security.event_id  # one outcome, told two ways
     assert (security.desk, security.development) == ("security", "ceasefire-extended")
     assert (diplomacy.desk, diplomacy.development) == ("diplomacy", "talks-resumed")
+
+
+def test_weaker_words_after_the_stronger_development_are_the_same_event(store):
+    book = EventBook(rules(), store)
+    broke = book.attach(stored(store, report("talks-broke-down", "Wire A", T0)))
+    later = book.attach(stored(store, report("talks-stalled", "Daily B", T0 + timedelta(hours=20))))
+    assert later.event.id == broke.event.id and not later.opened
+    # The other way round is a transition: stalled, then broke down, two events.
+    stalled = book.attach(stored(store, report("talks-stalled", "Wire A", T0 + timedelta(days=10))))
+    broke2 = book.attach(stored(store, report("talks-broke-down", "Daily B", T0 + timedelta(days=10, hours=5))))
+    assert stalled.opened and broke2.opened and broke2.event.state_before == "stalled"
