@@ -634,23 +634,18 @@ class AlertEngine:
                 hits.setdefault(rule.desk, []).append((rule, why))
         notify = not is_stale(article, self.max_age)
         fired: list[Alert] = []
-        if attachment is not None and attachment.related:
-            # Background to an event: folded into the desk's alert for it, if the desk has one.
-            for desk, desk_hits in hits.items():
+        if attachment is not None and not attachment.related:
+            # Every desk: one whose rules do not match this report may still be owed an escalation.
+            for desk in dict.fromkeys([*hits, *self.config.desks]):
+                fired.extend(self._event_alerts(desk, hits.get(desk, []), article, attachment, store, now, notify))
+            return fired
+        for desk, desk_hits in hits.items():
+            if attachment is not None:  # background to an event: folded into the desk's alert for it, if any
                 existing = store.get_alert(event_alert_id(desk, attachment.event.id))
                 if existing is not None:
                     if attachment.added:
                         self._touch(existing, store)
                     continue
-                alert = self._story_alert(desk, desk_hits, article, store, now, notify)
-                if alert is not None:
-                    fired.append(alert)
-            return fired
-        if attachment is not None:
-            for desk in dict.fromkeys([*hits, *self.config.desks]):
-                fired.extend(self._event_alerts(desk, hits.get(desk, []), article, attachment, store, now, notify))
-            return fired
-        for desk, desk_hits in hits.items():
             alert = self._story_alert(desk, desk_hits, article, store, now, notify)
             if alert is not None:
                 fired.append(alert)
