@@ -293,6 +293,11 @@ class Attachment:
     related: bool = False  # the article reports no development of its own; it is background to the event
 
 
+def _report_time(article: Article) -> datetime | None:
+    """When the report happened: published, else first seen."""
+    return parse_iso(article.seen_time()) or parse_iso(article.fetched)
+
+
 def event_id_for(watch: str, dev_type: str, article_id: str) -> str:
     return hashlib.sha256(f"{watch}|{dev_type}|{article_id}".encode()).hexdigest()[:32]
 
@@ -360,18 +365,14 @@ class EventBook:
         if dev is None or dev.mode not in ACTING_MODES or self.rules.family_of(dev.type) is None:
             return None
         events = self.events()
-        for event in events:
-            if event.has_report(article.id):
-                return Attachment(event, False, False, event.status, len(event.outlets))
-        when = article.seen_time()
-        at = parse_iso(when) or parse_iso(article.fetched)
+        done = self._attached(article, related=False)
+        if done is not None:
+            return done
+        at = _report_time(article)
         if at is None:
             return None
         candidates = [e for e in events if compatible(self.rules, e, dev, at)]
-        report = EventReport(article_id=article.id, url=article.url, outlet=article.source,
-                             time=iso(at) or when, first_seen=article.fetched, language=article.language,
-                             evidence=dev.evidence, type=dev.type, mode=dev.mode, story_id=article.story_id,
-                             title=article.title)
+        report = self._report(article, at, dev.evidence, dev.type, dev.mode)
         if candidates:
             event = min(candidates, key=lambda e: abs(at - (parse_iso(e.opened) or at)))
             status_before, outlets_before = event.status, len(event.outlets)
@@ -384,9 +385,7 @@ class EventBook:
             event.places = list(dict.fromkeys([*event.places, *dev.places]))
             event.parties = list(dict.fromkeys([*event.parties, *dev.parties]))
             self._settle(event)
-            self.store.save_event(event)
-            self.store.set_article_event(article.id, event.id)
-            article.event_id = event.id
+            self._save(event, article)
             return Attachment(event, False, True, status_before, outlets_before)
         if dev.mode not in OPENING_MODES:
             return None  # a denial of something nobody reported: nothing to dispute
@@ -407,9 +406,7 @@ class EventBook:
             if old is not None and old.status != "superseded":
                 old.status, old.superseded_by = "superseded", event.id
                 self.store.save_event(old)
-        self.store.save_event(event)
-        self.store.set_article_event(article.id, event.id)
-        article.event_id = event.id
+        self._save(event, article)
         events.append(event)
         return Attachment(event, True, True, None, 0)
 
@@ -428,10 +425,10 @@ class EventBook:
         if not families:
             return None
         events = self.events()
-        for event in events:
-            if event.has_report(article.id):
-                return Attachment(event, False, False, event.status, len(event.outlets), related=True)
-        at = parse_iso(article.seen_time()) or parse_iso(article.fetched)
+        done = self._attached(article, related=True)
+        if done is not None:
+            return done
+        at = _report_time(article)
         if at is None:
             return None
         venues = {e.venue for e in events if e.venue}
@@ -449,15 +446,28 @@ class EventBook:
         if not candidates:
             return None
         event = max(candidates, key=lambda pair: (pair[0], pair[1].id))[1]
-        event.reports.append(EventReport(article_id=article.id, url=article.url, outlet=article.source,
-                                         time=iso(at) or "", first_seen=article.fetched, language=article.language,
-                                         evidence="", type="", mode="background", story_id=article.story_id,
-                                         title=article.title))
+        event.reports.append(self._report(article, at, "", "", "background"))
         event.reports.sort(key=lambda r: (r.time, r.article_id))
+        self._save(event, article)
+        return Attachment(event, False, True, event.status, len(event.outlets), related=True)
+
+    def _attached(self, article: Article, related: bool) -> Attachment | None:
+        """The attachment a repeated call finds (the article is already a report of an event)."""
+        event = next((e for e in self.events() if e.has_report(article.id)), None)
+        if event is None:
+            return None
+        return Attachment(event, False, False, event.status, len(event.outlets), related=related)
+
+    @staticmethod
+    def _report(article: Article, at: datetime, evidence: str, dev_type: str, mode: str) -> EventReport:
+        return EventReport(article_id=article.id, url=article.url, outlet=article.source, time=iso(at) or "",
+                           first_seen=article.fetched, language=article.language, evidence=evidence,
+                           type=dev_type, mode=mode, story_id=article.story_id, title=article.title)
+
+    def _save(self, event: DevelopmentEvent, article: Article) -> None:
         self.store.save_event(event)
         self.store.set_article_event(article.id, event.id)
         article.event_id = event.id
-        return Attachment(event, False, True, event.status, len(event.outlets), related=True)
 
     def _settle(self, event: DevelopmentEvent) -> None:
         """Status and confidence from the reports so far (background reports count for neither)."""
