@@ -233,7 +233,9 @@ def load_config(config_dir: str | None = None) -> AppConfig:
     taxonomy = load_taxonomy(_mapping(load_yaml(topics_path), topics_path), topics_path)
     alerts_path = str(base / "alerts.yaml")
     topic_ids = {t.id for t in taxonomy.topics}
-    alerts = load_alert_config(_mapping(load_yaml(alerts_path), alerts_path), alerts_path, topic_ids)
+    # Development types too: a rule naming "ceasfire-agreed" would load and never fire.
+    alerts = load_alert_config(_mapping(load_yaml(alerts_path), alerts_path), alerts_path, topic_ids,
+                               taxonomy.development_types())
     desks = set(alerts.desks) or None
     feeds_path = str(base / "feeds.yaml")
     feeds = validate_feeds(load_yaml(feeds_path), feeds_path, desks)

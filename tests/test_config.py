@@ -215,3 +215,21 @@ def test_null_defaults_mean_built_in_defaults():
                                                                        if k not in ("interval", "language")}]},
                             "feeds.yaml")
     assert (bare.interval, bare.language) == (300, "en")
+
+
+def test_a_rule_naming_an_unknown_development_type_fails_to_load(tmp_path):
+    """A typo in a development type would load and never fire: load_config names the rule and field."""
+    import shutil
+
+    from pipelines.config import load_config
+    from pipelines.errors import ConfigError
+
+    repo = Path(__file__).resolve().parents[1]
+    config = tmp_path / "config"
+    shutil.copytree(repo / "config", config)
+    alerts = (config / "alerts.yaml").read_text(encoding="utf-8")
+    (config / "alerts.yaml").write_text(alerts.replace("[ceasefire-agreed,", "[ceasfire-agreed,", 1), encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(str(config))
+    assert (err.value.entry, err.value.field) == ("rule ceasefire-developments", "developments")
+    assert "ceasfire-agreed" in err.value.message
