@@ -27,11 +27,20 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import MISSING, asdict, fields
-from datetime import datetime
 from typing import Any
 
 from pipelines.errors import NewsmonError
-from pipelines.models import Alert, Article, DevelopmentEvent, FeedItem, FeedState, SearchHit, iso, utcnow
+from pipelines.models import (
+    Alert,
+    Article,
+    DevelopmentEvent,
+    FeedItem,
+    FeedState,
+    SearchHit,
+    iso,
+    parse_iso,
+    utcnow,
+)
 from pipelines.store.base import StoreError, claimer_is_gone
 from pipelines.store.search_query import parse_query
 
@@ -260,16 +269,7 @@ def normalise_time(value: str | None) -> str | None:
     """ISO-8601 (date or datetime, any offset) -> 'YYYY-MM-DDTHH:MM:SSZ'; None when unparseable.
 
     One format makes string comparison equal time comparison, in SQL and in Python."""
-    if not value or not isinstance(value, str):
-        return None
-    text = value.strip()
-    if text.endswith(("z", "Z")):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return iso(moment)
+    return iso(parse_iso(value))
 
 
 def _bound(name: str, value: str | None) -> str | None:
