@@ -81,6 +81,10 @@ _RELATIVE = re.compile(r"\b(?:which|that|who|whose|agreed|reached|signed|brokere
 _MAX_SENTENCE = 1000  # characters of a lead "sentence" the patterns look at (runaway text without stops)
 _LEAD_OVER_TITLE = 2  # lead sentences whose statement wins over a different one in the title
 _CONFIDENCE = {"asserted": 0.9, "alleged": 0.7, "denied": 0.6}
+# A headline that states, then asks in a kicker after a colon or bar ("Clashes erupt at the border: what
+# set them off?"): the statement before the kicker stands.
+_KICKER_QUESTION = re.compile(r"\s*[:|]\s*(?:what|why|how|who|whom|which|where|when|will|would|can|could|is|are|was|"
+                              r"were|does|do|did|should|has|have)\b[^:|?\u061f]*[?\u061f][\s\"']*$")
 
 
 # --- inflection ----------------------------------------------------------------------------------
@@ -472,7 +476,7 @@ def detect_development(title: str, text: str, taxonomy: Taxonomy,
     genre = rules.filters.get("genre")
     if genre is not None and genre.search(ftitle):
         return None  # a timeline, explainer or analysis restates facts; it announces nothing
-    if "?" in ftitle or "\u061f" in ftitle:
+    if ("?" in ftitle or "\u061f" in ftitle) and _kicker(ftitle) is None:
         return None  # a question headline ("Will the truce hold?") speculates over known facts
     in_title = _statement(an, rules, -1)
     in_lead = None
@@ -492,6 +496,33 @@ def detect_development(title: str, text: str, taxonomy: Taxonomy,
         return None
     return _development(an, rules, chosen, corroborated=in_title is not None and in_lead is not None
                         and in_title.type_id == in_lead.type_id)
+
+
+def _kicker(ftitle: str) -> int | None:
+    """Where a question kicker starts in a folded headline that states something before it, or None."""
+    m = _KICKER_QUESTION.search(ftitle)
+    if m is None or "?" in ftitle[:m.start()] or "\u061f" in ftitle[:m.start()] or not ftitle[:m.start()].strip():
+        return None
+    return m.start()
+
+
+def _militant_party(sentence: str, at: int, rules: DevelopmentRules) -> bool:
+    """Whether the truce or talks of a sentence are a militant group's: a named group (not a word such as
+    "militants") is the first party named, before the match, and no Afghan party is named ("The TTP ended
+    its ceasefire with the government")."""
+    naming = rules.naming
+    if naming.regex is None:
+        return False
+    first: str | None = None
+    for m in naming.regex.finditer(sentence):
+        for target in naming.ids.get(m.group(), naming.ids.get(m.group().replace(" ", ""), ())):
+            side = naming.side.get(target)
+            if side == "afghanistan":
+                return False
+            if side in ("pakistan", "militant") and first is None:
+                first = "militant" if side == "militant" and not target.startswith("side:") and m.start() < at \
+                    else "other"
+    return first == "militant"
 
 
 def _unit_text(an: Analysis, unit: int) -> str:
@@ -518,6 +549,10 @@ def _statement(an: Analysis, rules: DevelopmentRules, unit: int) -> _Statement |
     fstart, fend = folded.to_folded(start), folded.to_folded(end)
     sentence = folded.text[fstart:min(fend, fstart + _MAX_SENTENCE)]
     question = sentence.rstrip(" \"'").endswith(("?", "\u061f"))
+    if question and unit < 0:
+        cut = _kicker(sentence)
+        if cut is not None:  # "X happened: what next?" states X
+            sentence, question = sentence[:cut], False
     mentioned = mentioned or set()
     filters = rules.filters
     fallback: _Statement | None = None  # a statement made in a subordinate clause (see _mode)
@@ -544,6 +579,8 @@ def _statement(an: Analysis, rules: DevelopmentRules, unit: int) -> _Statement |
             if dtype.both_sides and not _between_states(sentence, m.start(), rules) \
                     and not _states_nearby(an, rules, unit, sentence):
                 continue
+            if not dtype.both_sides and _militant_party(sentence, m.start(), rules):
+                continue  # a militant group's truce or talks with Islamabad are not the two states'
             type_id = dtype.id
             if dtype.reread is not None and dtype.reread[0].search(sentence):
                 type_id = dtype.reread[1]  # "truce shattered as strikes kill ten": an incident, a violation

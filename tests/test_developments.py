@@ -738,3 +738,101 @@ def test_venues_in_the_scripts_desks_read(taxonomy, text, venue):
 
     result = Tagger(taxonomy).tag(text, "")
     assert venue in {p["id"] for p in result.places}
+
+
+# --- classes of real outlets' wording (sentences written for these tests) --------------------------
+
+def _title_dev(taxonomy, title, text="Officials in Kabul and Islamabad confirmed it."):
+    return detect_development(title, text, taxonomy)
+
+
+@pytest.mark.parametrize("title, expected", [
+    ("Pakistani and Afghan troops trade fire on the Torkham border: who fired first?", "hostilities"),
+    ("Kabul and Islamabad agree to a truce in Doha | what comes next?", "ceasefire-agreed"),
+])
+def test_a_question_kicker_after_a_statement_keeps_the_statement(taxonomy, title, expected):
+    dev = _title_dev(taxonomy, title)
+    assert dev is not None and dev.type == expected, dev
+
+
+@pytest.mark.parametrize("title", ["Will Kabul and Islamabad agree to a truce in Doha?",
+                                   "Did the Istanbul talks between Kabul and Islamabad fail?"])
+def test_a_question_headline_still_announces_nothing(taxonomy, title):
+    assert _title_dev(taxonomy, title) is None
+
+
+@pytest.mark.parametrize("sentence", [
+    "Kabul and Islamabad reached an accord on a complete and lasting ceasefire after talks in Doha on Sunday.",
+    "The Taliban and Pakistan agreed to an unconditional and immediate truce in Doha on Sunday.",
+])
+def test_coordinated_adjectives_before_the_truce(taxonomy, sentence):
+    dev = _dev(taxonomy, sentence)
+    assert dev is not None and dev.type == "ceasefire-agreed", dev
+
+
+@pytest.mark.parametrize("title, text", [
+    ("شکست گفت‌وگوهای کابل و اسلام‌آباد در ریاض", "هیأت‌ها روز یکشنبه شهر را ترک کردند."),
+    ("نشست طالبان و پاکستان در ریاض بدون هیچ نتیجه‌ای به پایان رسید", "میانجی‌ها گفتند."),
+])
+def test_dari_failure_of_the_talks(taxonomy, title, text):
+    dev = detect_development(title, text, taxonomy)
+    assert dev is not None and dev.type == "talks-broke-down", dev
+
+
+def test_urdu_ceasefire_spelled_in_english_loanword(taxonomy):
+    dev = detect_development("کابل اور اسلام آباد کا سیز فائر کا فیصلہ", "دفتر خارجہ نے بدھ کو بتایا۔", taxonomy)
+    assert dev is not None and dev.type == "ceasefire-agreed", dev
+
+
+def test_urdu_border_firing_between_the_forces(taxonomy):
+    dev = detect_development("چمن بارڈر پر پاک اور افغان فورسز کی فائرنگ", "مقامی حکام نے بتایا۔", taxonomy)
+    assert dev is not None and dev.type == "hostilities", dev
+
+
+@pytest.mark.parametrize("sentence", [
+    "Pakistani troops hit back after Afghan Taliban guards shelled a checkpost in Bajaur, the army said.",
+    "Afghan border forces repelled a Pakistani raid on their outposts near Spin Boldak overnight.",
+])
+def test_retaliation_is_fighting(taxonomy, sentence):
+    dev = _dev(taxonomy, sentence)
+    assert dev is not None and dev.type == "hostilities", dev
+
+
+def test_militant_terror_striking_is_not_the_two_states_fighting(taxonomy):
+    dev = _dev(taxonomy, "Afghan-sponsored terror keeps striking Pakistan, the foreign office said.")
+    assert dev is None or dev.type != "hostilities", dev
+
+
+@pytest.mark.parametrize("sentence", [
+    "The Pakistani Taliban declared a month-long ceasefire with the government in Islamabad on Monday.",
+    "The TTP ended its truce with the Pakistani government after raids in Swat.",
+])
+def test_a_militant_groups_truce_is_not_ours(taxonomy, sentence):
+    dev = detect_development(sentence, "The group's spokesman said so in a statement.", taxonomy)
+    assert dev is None or dev.mode not in ("asserted", "alleged"), dev
+
+
+@pytest.mark.parametrize("sentence", [
+    "Saudi Arabia hosted talks between Kabul and Islamabad in Riyadh this weekend, which concluded without a deal.",
+    "The latest round of Pakistan-Afghanistan talks ended late on Sunday in Riyadh without any progress.",
+])
+def test_talks_that_ended_without_an_outcome(taxonomy, sentence):
+    dev = _dev(taxonomy, sentence)
+    assert dev is not None and dev.type == "talks-broke-down", dev
+
+
+def test_a_relative_clause_about_old_rounds_is_not_the_news(taxonomy):
+    dev = _dev(taxonomy, "Riyadh is getting ready to host Kabul and Islamabad again, after earlier meetings in "
+                         "Istanbul that failed to produce a deal.")
+    assert dev is None or dev.type != "talks-broke-down", dev
+
+
+def test_talks_prolonged_continue(taxonomy):
+    dev = _dev(taxonomy, "Islamabad agreed on Wednesday to prolong the Istanbul negotiations with Kabul at Turkey's request.")
+    assert dev is not None and dev.type == "talks-continue", dev
+
+
+def test_a_day_earlier_is_background(taxonomy):
+    dev = _dev(taxonomy, "Markets reopened in Chaman on Sunday, while Pakistani and Afghan forces had clashed along "
+                         "the border a day earlier.")
+    assert dev is None or dev.type != "hostilities" or dev.field == "title", dev
