@@ -643,8 +643,7 @@ class AlertEngine:
             if attachment is not None:  # background to an event: folded into the desk's alert for it, if any
                 existing = store.get_alert(event_alert_id(desk, attachment.event.id))
                 if existing is not None:
-                    if attachment.added:
-                        self._touch(existing, store)
+                    self._touch(existing, store, count=attachment.added)
                     continue
             alert = self._story_alert(desk, desk_hits, article, store, now, notify)
             if alert is not None:
@@ -663,9 +662,11 @@ class AlertEngine:
         return True
 
     @staticmethod
-    def _touch(alert: Alert, store: Store) -> None:
-        """Count one more report and re-queue idempotently (repairs a crash between recording and queuing)."""
-        store.record_alert(alert)
+    def _touch(alert: Alert, store: Store, count: bool = True) -> None:
+        """Count one more report (count) and re-queue idempotently: a repeated evaluation repairs a crash
+        that happened between recording an alert and queuing its deliveries."""
+        if count:
+            store.record_alert(alert)
         for channel in alert.channels:
             store.enqueue_delivery(alert.id, channel)
 
@@ -695,28 +696,32 @@ class AlertEngine:
             if self._record(alert, store):
                 fired.append(alert)
             return fired
-        if attachment.added:
-            self._touch(existing, store)
-        if not attachment.added or attachment.opened or not notify:
-            return fired
-        # Escalations the desk's rules asked for, judged by the rules that raised its alert.
-        rules = [r for r in self.rules if r.id in existing.rules and r.escalate is not None]
+        self._touch(existing, store, count=attachment.added)
+        # Escalations the desk's rules asked for, judged by the rules that raised its alert, from the
+        # event as it stands (so a run repeated after a crash finds and repairs them; ids dedupe).
         outlets = len(event.outlets)
-        for rule in rules:
+        denied = any(r.mode == "denied" for r in event.reports)
+        for rule in (r for r in self.rules if r.id in existing.rules and r.escalate is not None):
             esc = rule.escalate
             assert esc is not None
-            reason = None
-            if esc.corroborated and attachment.outlets_before < esc.corroborated <= outlets:
-                reason = f"corroborated:{esc.corroborated}"
-            elif esc.disputed and event.status == "disputed" and attachment.status_before != "disputed":
-                reason = "disputed"
-            if reason is None:
-                continue
-            why = f"escalation: {reason.replace(':', ' by ')}"
-            alert = self._event_alert(event_alert_id(desk, event.id, reason), desk, [(rule, why)], article, event,
-                                      now, kind="escalation", escalation=reason)
-            if self._record(alert, store):
-                fired.append(alert)
+            reasons = []
+            if esc.corroborated and outlets >= esc.corroborated:
+                reasons.append(f"corroborated:{esc.corroborated}")
+            if esc.disputed and denied:
+                reasons.append("disputed")
+            for reason in reasons:
+                esc_id = event_alert_id(desk, event.id, reason)
+                known = store.get_alert(esc_id)
+                if known is not None:
+                    self._touch(known, store, count=False)
+                    continue
+                if not notify:
+                    continue
+                why = f"escalation: {reason.replace(':', ' by ')}"
+                alert = self._event_alert(esc_id, desk, [(rule, why)], article, event, now, kind="escalation",
+                                          escalation=reason)
+                if self._record(alert, store):
+                    fired.append(alert)
         return fired
 
     def _event_alert(self, alert_id: str, desk: str, hits: list[tuple[Rule, str]], article: Article,
