@@ -184,6 +184,7 @@ def write_config(target: Path, feeds: list[dict[str, Any]], *, fetch: dict[str, 
     shutil.copy(CONFIG_DIR / "topics.yaml", target / "topics.yaml")
     settings = yaml.safe_load((CONFIG_DIR / "newsmon.yaml").read_text(encoding="utf-8")) or {}
     settings["store"] = None
+    settings.pop("health", None)  # its channels are the project's alerts.yaml's, not this config's
     if schedule:
         settings["schedule"] = schedule
     if fetch:

@@ -9,6 +9,11 @@ spooled, articles and alerts have deterministic ids, and deliveries go through a
 idempotent outbox whose rows are claimed before sending, so a repeat stores nothing
 twice and re-sends nothing.
 
+A poll in which more feeds failed than health.max_failed_share allows fails poll_feeds (after
+every result is recorded), so the run shows red; before failing it sends what the outbox holds
+(the same cycle.deliver_alerts), so the feed-health alerts of the outage (pipelines/health.py)
+reach ops although the tasks downstream do not run.
+
 Alerts are evaluated in process_batch, as each article is stored and before its inbox
 item is finished (as `newsmon run` does), so a batch killed between storing and alerting
 leaves the item in the inbox and its retry evaluates it. evaluate_alerts then only adds
@@ -133,8 +138,19 @@ def news_monitor():
         report = CycleReport()
         with pipeline_context() as ctx:
             spooled = cycle.poll_feeds(ctx, report, feed_ids)
+            problem = cycle.poll_failure(ctx, report)
+            if problem is not None:  # deliver_alerts will not run in this run: send the health alerts now
+                cycle.deliver_alerts(ctx, report)
         counts = report_counts(report)
         log.info("poll: %d new items spooled; feeds %s; %s", spooled, feed_ids or "all due", counts)
+        if problem is not None:
+            # Every result is recorded (and spooled items wait in the inbox for the next run). Failing
+            # without retries: re-polling the same dead feeds 30 s later tells nothing new.
+            from airflow.sdk.exceptions import AirflowFailException
+
+            for line in report.errors[:50]:
+                log.error("%s", line)
+            raise AirflowFailException(f"poll failed: {problem}")
         return {"spooled": spooled, "feeds": feed_ids, **counts}
 
     @task

@@ -41,7 +41,7 @@ alerts.yaml layout (every key validated at load; see config/alerts.yaml):
       - {id: security, channels: [console, jsonl], description: .., timezone: Asia/Karachi (UTC)}
     rules:
       - id, desk, description, enabled (true), topics: [any of], developments: [any of; 'talks-*' = prefix],
-        query: desk query (pipelines/query.py), channels (default: the desk's), window ("24h"; m/h/d/w),
+        query: desk query (pipelines/query.py), channels (default: the desk's), window ("24h"; s/m/h/d/w or seconds),
         min_score (best score among the rule's topics, or all topics), relevant_only (true),
         escalate: {corroborated: N, disputed: true|false}
 A rule matches when every condition it gives holds; it must give at least one of
@@ -61,6 +61,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from pipelines.config import parse_duration
 from pipelines.errors import ConfigError
 from pipelines.events import OPENING_MODES, Attachment
 from pipelines.models import Alert, Article, DevelopmentEvent, iso, parse_iso, utcnow
@@ -77,8 +78,6 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DEV_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*\*?$")
 _EMAIL = re.compile(r"^[^@\s<>,]+@[^@\s<>,]+$")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
-_WINDOW = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
-_WINDOW_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 _COMMON_CHANNEL_KEYS = {"id", "type", "enabled", "description"}
 _CHANNEL_KEYS = {
@@ -180,16 +179,6 @@ class AlertConfig:
 
 
 # --------------------------------------------------------------------------- loading
-
-
-def parse_window(text: Any) -> timedelta:
-    """'30m' / '24h' / '7d' / '2w' -> timedelta; ValueError otherwise."""
-    if not isinstance(text, str):
-        raise ValueError(f"window must be text like '24h' or '7d', not {type(text).__name__}")
-    m = _WINDOW.match(text)
-    if not m or int(m.group(1)) <= 0:
-        raise ValueError(f"bad window {text!r}: use a positive number with m, h, d or w ('24h', '7d')")
-    return timedelta(**{_WINDOW_UNITS[m.group(2)]: int(m.group(1))})
 
 
 class _Entry:
@@ -434,9 +423,9 @@ def load_alert_config(data: Any, path: str, topic_ids: Iterable[str] | None = No
             rule_channels = desks[desk].channels if desk in desks else ()
         if not rule_channels:
             raise e.fail("channels", "no channels: list some here or on the rule's desk")
-        window_text = e.get("window", str, DEFAULT_WINDOW)
+        window_text = str(e.get("window", (str, int), DEFAULT_WINDOW))
         try:
-            window = parse_window(window_text)
+            window = parse_duration(window_text)
         except ValueError as exc:
             raise e.fail("window", str(exc)) from None
         min_score = e.get("min_score", (int, float))

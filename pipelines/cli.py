@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from pipelines.errors import NewsmonError
+from pipelines.errors import NewsmonError, UsageError
 from pipelines.models import CycleReport
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -28,6 +28,54 @@ def _out(args: argparse.Namespace, data: Any, text: Callable[[], str]) -> None:
 
 def _err(message: str) -> None:
     print(f"newsmon: {message}", file=sys.stderr)
+
+
+def _check_filters(args: argparse.Namespace, *, topic: str | None = None, desk: str | None = None) -> None:
+    """An unknown --topic or --desk is a usage error naming the known ones (topics.yaml, alerts.yaml)."""
+    if topic is None and desk is None:
+        return
+    from pipelines.config import check_filters, load_config
+
+    try:
+        check_filters(load_config(args.config), topic=topic, desk=desk)
+    except UsageError as exc:
+        raise UsageError(f"{args.command}: {exc}") from None
+
+
+_CONTROL = "".join(map(chr, [*range(0, 32), *range(127, 160)]))
+_NO_CONTROL = str.maketrans(_CONTROL, " " * len(_CONTROL))
+BOLD, RESET = "\033[1m", "\033[0m"
+
+
+def _terminal_text(value: Any) -> str:
+    """Third-party text as one safe terminal line: control characters (ANSI escapes included) become spaces."""
+    return str(value or "").translate(_NO_CONTROL)
+
+
+def _snippet_parts(snippet_html: str) -> list[tuple[str, bool]]:
+    """A store snippet (escaped text with <mark>…</mark>) as (plain text, is a match) pieces."""
+    import html
+    import re
+
+    parts: list[tuple[str, bool]] = []
+    marked = False
+    for piece in re.split(r"(</?mark>)", snippet_html or ""):
+        if piece in ("<mark>", "</mark>"):
+            marked = piece == "<mark>"
+        elif piece:
+            parts.append((html.unescape(piece), marked))
+    return parts
+
+
+def plain_snippet(snippet_html: str) -> str:
+    """The snippet as plain text: no tags, no entities."""
+    return "".join(text for text, _ in _snippet_parts(snippet_html))
+
+
+def terminal_snippet(snippet_html: str, emphasis: bool) -> str:
+    """The snippet for a terminal: matches in bold only when emphasis (stdout is a TTY)."""
+    return "".join(f"{BOLD}{_terminal_text(text)}{RESET}" if marked and emphasis else _terminal_text(text)
+                   for text, marked in _snippet_parts(snippet_html))
 
 
 def _context(args: argparse.Namespace, **kwargs: Any):
@@ -48,6 +96,8 @@ def _report_text(report: CycleReport) -> str:
         f"articles stored {report.articles_stored}; alerts fired {report.alerts_fired}, "
         f"delivered {report.alerts_delivered}",
     ]
+    if report.feeds_stale or report.health_alerts:
+        lines.append(f"feeds stale {report.feeds_stale} (health alerts raised {report.health_alerts})")
     if report.dropped:
         lines.append("dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(report.dropped.items())))
     if report.topics:
@@ -58,6 +108,8 @@ def _report_text(report: CycleReport) -> str:
 def _print_errors(report: CycleReport) -> None:
     for line in report.errors:
         _err(line)
+    for line in report.failures:
+        _err(f"cycle failed: {line}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -74,7 +126,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         ctx.close()
     _print_errors(report)
     _out(args, report.to_dict() | {"article_ids": len(report.article_ids)}, lambda: _report_text(report))
-    return EXIT_OK
+    # Exit 1 when the cycle failed as a whole (store unavailable, too many feeds failed), after storing
+    # what it could; single bad feeds, pages or items are report lines, not a failed run.
+    return EXIT_FAIL if report.failures else EXIT_OK
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -115,9 +169,16 @@ def cmd_watch(args: argparse.Namespace) -> int:
 # --- search / alerts / feeds -------------------------------------------------
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from pipelines.query import QuerySyntaxError
     from pipelines.store import default_store_url, open_store
+    from pipelines.store.search_query import parse_query
 
-    store = open_store(args.store or default_store_url())
+    try:
+        parse_query(args.query)
+    except QuerySyntaxError as exc:
+        raise UsageError(f"search: query {args.query!r}: {exc}") from None
+    _check_filters(args, topic=args.topic, desk=args.desk)
+    store = open_store(args.store or default_store_url(), create=False)
     try:
         hits = store.search(args.query, topic=args.topic, desk=args.desk, source=args.source,
                             language=args.language, since=args.since, until=args.until, limit=args.limit,
@@ -127,14 +188,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     data = [{"id": h.article.id, "score": h.score, "title": h.article.title, "url": h.article.url,
              "source": h.article.source, "published": h.article.published, "desk": h.article.desk,
              "topics": h.article.topic_ids(), "story_id": h.article.story_id, "event_id": h.article.event_id,
-             "snippet": h.snippet}
+             "snippet": plain_snippet(h.snippet)}
             for h in hits]
+    emphasis = sys.stdout.isatty()
 
     def text() -> str:
         if not data:
             return "no matches"
-        return "\n".join(f"{d['published'] or '-':20} {d['source'][:24]:24} {d['title'][:80]}\n"
-                         f"    {d['url']}\n    {d['snippet']}" for d in data)
+        return "\n".join(f"{d['published'] or '-':20} {_terminal_text(d['source'])[:24]:24} "
+                         f"{_terminal_text(d['title'])[:80]}\n    {_terminal_text(d['url'])}\n"
+                         f"    {terminal_snippet(h.snippet, emphasis)}" for d, h in zip(data, hits, strict=True))
 
     _out(args, data, text)
     return EXIT_OK
@@ -146,9 +209,10 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     from pipelines.config import config_dir_from
     from pipelines.store import default_store_url, open_store
 
+    _check_filters(args, desk=args.desk)
     alerts_path = os.path.join(config_dir_from(args.config), "alerts.yaml")
     config = load_alert_config_file(alerts_path) if os.path.exists(alerts_path) else None
-    store = open_store(args.store or default_store_url())
+    store = open_store(args.store or default_store_url(), create=False)
     try:
         alerts = store.list_alerts(since=args.since, limit=args.limit, desk=args.desk or None)
         events = {eid: store.get_event(eid) for eid in {a.event_id for a in alerts if a.event_id}}
@@ -181,7 +245,7 @@ def cmd_feeds(args: argparse.Namespace) -> int:
     from pipelines.store import default_store_url, open_store
 
     config = load_config(args.config)
-    store = open_store(args.store or config.settings.store or default_store_url())
+    store = open_store(args.store or config.settings.store or default_store_url(), create=False)
     try:
         states = {s.feed_id: s for s in store.list_feed_states()}
     finally:
@@ -216,24 +280,47 @@ def cmd_extract(args: argparse.Namespace) -> int:
     settings = load_settings(config_dir_from(args.config))
     precision_pass = args.precision_pass or bool(settings.extract.get("precision_pass", False))
     target = args.file_or_url
+    out_dir = os.path.dirname(os.path.abspath(args.out)) if args.out else None
+    if out_dir is not None and not os.path.isdir(out_dir):
+        raise NewsmonError(f"--out {args.out}: directory {out_dir} does not exist")
     charset = None
-    if target.startswith(("http://", "https://")):
+    scheme, sep, _rest = target.partition("://")
+    if sep and scheme.lower() in ("http", "https"):
         from pipelines.http import Fetcher
 
         response = Fetcher().fetch(target, kind="page")
         body, url, charset = response.body, args.url or response.url, response.charset
+    elif (sep or target.lower().startswith(("file:", "data:", "javascript:"))) and not os.path.exists(target):
+        shown = scheme.lower() if sep else target.split(":", 1)[0].lower()
+        raise NewsmonError(f"{target}: refused: scheme {shown}: is not http(s) (give a file path or an "
+                           "http(s) URL)")
     else:
         try:
             with open(target, "rb") as fh:
                 body = fh.read()
         except OSError as exc:
             raise NewsmonError(f"{target}: {exc.strerror}") from None
+        if body[:2] == b"\x1f\x8b":  # .html.gz (or any gzip file): pages as they are archived
+            import gzip
+            import zlib
+
+            try:
+                body = gzip.decompress(body)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise NewsmonError(f"{target}: not a readable gzip file ({exc})") from None
         url = args.url or "file://" + os.path.abspath(target)
     page = extract_page(body, url, None, min_chars=1, charset=charset, precision_pass=precision_pass)
     if page is None:
         raise NewsmonError(f"{target}: no article text found")
     data = {"url": page.url, "title": page.title, "author": page.author, "published": page.published,
             "language": page.language, "sitename": page.sitename, "text": page.text}
+    if args.out:
+        try:
+            with open(args.out, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(data, ensure_ascii=False) + "\n")
+        except OSError as exc:
+            raise NewsmonError(f"--out {args.out}: {exc.strerror}") from None
+        return EXIT_OK
     _out(args, data, lambda: "\n".join(
         [f"{k}: {v}" for k, v in data.items() if k != "text"] + ["", page.text]))
     return EXIT_OK
@@ -284,9 +371,12 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 
 def cmd_validate_config(args: argparse.Namespace) -> int:
-    from pipelines.config import load_config
+    """Errors exit 1; warnings (an unused channel, a feed on a refused network) go to stderr, exit 0."""
+    from pipelines.config import config_warnings, load_config
 
     config = load_config(args.config)
+    for warning in config_warnings(config):
+        _err(f"warning: {warning}")
     summary = {"config": config.dir, "feeds": len(config.feeds), "topics": len(config.taxonomy.topics),
                "rules": len(config.alerts.rules), "ok": True}
     _out(args, summary, lambda: f"{config.dir}: ok ({summary['feeds']} feeds, {summary['topics']} topics, "
@@ -311,6 +401,16 @@ def _as_of(value: str):
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO date or datetime: {value!r}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _iso_time(value: str) -> str:
+    """--since/--until: an ISO date or datetime, refused at parse time (exit 2), passed on as given."""
+    from pipelines.models import parse_iso
+
+    if parse_iso(value) is None:
+        raise argparse.ArgumentTypeError(f"not an ISO date or datetime: {value!r} (e.g. 2025-11-10 or "
+                                         "2025-11-10T08:00:00Z)")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -344,14 +444,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--desk")
     p.add_argument("--source")
     p.add_argument("--language")
-    p.add_argument("--since", help="ISO date or datetime")
-    p.add_argument("--until", help="ISO date or datetime")
+    p.add_argument("--since", type=_iso_time, help="ISO date or datetime")
+    p.add_argument("--until", type=_iso_time, help="ISO date or datetime")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--collapse", choices=("story", "event"), help="one hit per story, or per development event")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("alerts", parents=[common], help="the alert log")
-    p.add_argument("--since", help="ISO date or datetime")
+    p.add_argument("--since", type=_iso_time, help="ISO date or datetime")
     p.add_argument("--desk", help="only this desk's notifications")
     p.add_argument("--limit", type=int, default=100)
     p.set_defaults(func=cmd_alerts)
@@ -362,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("extract", parents=[common], help="extract article text from a file or URL")
     p.add_argument("file_or_url")
     p.add_argument("--url", help="the page's URL when reading a file")
+    p.add_argument("--out", help="write the extraction as JSON to this file (its directory must exist)")
     p.add_argument("--precision-pass", action="store_true",
                    help="run the stricter second pass even if newsmon.yaml's extract.precision_pass is off")
     p.set_defaults(func=cmd_extract)
@@ -402,6 +503,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["NEWSMON_STORE"] = args.store
     try:
         return args.func(args)
+    except UsageError as exc:
+        _err(str(exc).splitlines()[0])
+        return EXIT_USAGE
     except NewsmonError as exc:
         _err(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return EXIT_FAIL

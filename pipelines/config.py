@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from pipelines.errors import ConfigError
+from pipelines.errors import ConfigError, UsageError
 from pipelines.models import FeedConfig
 
 DEFAULT_CONFIG_DIR = "config"
@@ -28,7 +28,7 @@ _URL_UNSAFE = re.compile(r"[\s\x00-\x1f\x7f]")
 NONE = type(None)
 
 FEED_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "id": str, "url": str, "desk": str, "language": str, "interval": int, "enabled": bool,
+    "id": str, "url": str, "desk": str, "language": str, "interval": (int, str), "enabled": bool,
 }
 FETCH_FIELDS: dict[str, type | tuple[type, ...]] = {
     "user_agent": str, "connect_timeout": (int, float), "read_timeout": (int, float),
@@ -37,12 +37,31 @@ FETCH_FIELDS: dict[str, type | tuple[type, ...]] = {
 }
 SETTINGS_FIELDS: dict[str, type | tuple[type, ...]] = {
     "schedule": str, "fetch": (dict, NONE), "extract": (dict, NONE), "batch_size": int, "store": (str, NONE),
-    "alerts": (dict, NONE), "developments": (dict, NONE),
+    "alerts": (dict, NONE), "developments": (dict, NONE), "health": (dict, NONE),
 }
 DEVELOPMENT_FIELDS: dict[str, type | tuple[type, ...]] = {"model": bool, "threshold": (int, float)}
-ALERT_SETTINGS_FIELDS: dict[str, type | tuple[type, ...]] = {"max_age": str}
+ALERT_SETTINGS_FIELDS: dict[str, type | tuple[type, ...]] = {"max_age": (str, int)}
 DEFAULT_MAX_AGE = "48h"
 EXTRACT_FIELDS: dict[str, type | tuple[type, ...]] = {"min_chars": int, "precision_pass": bool}
+HEALTH_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "max_failed_share": (int, float, NONE), "stale_after": (int, float), "channels": (list, NONE),
+}
+
+
+_DURATION = re.compile(r"\s*(\d+)\s*([smhdw]?)\s*\Z")
+_DURATION_UNITS = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Every duration field of config/ is read here, written one way: '30s', '5m', '1h', '2d', '1w',
+    or a whole number of seconds (300 or '300'). ValueError (the message for a ConfigError) otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"expected a duration like '30s', '5m', '24h', '7d' or seconds, not {type(value).__name__}")
+    m = _DURATION.match(str(value))
+    if not m or int(m.group(1)) <= 0:
+        raise ValueError(f"bad duration {value!r}: use a positive whole number of seconds or one with "
+                         "s, m, h, d or w ('30s', '5m', '24h', '7d', '1w')")
+    return timedelta(**{_DURATION_UNITS[m.group(2)]: int(m.group(1))})
 
 
 @dataclass
@@ -58,6 +77,12 @@ class Settings:
     # it does not beat the rules on unseen text (docs/accuracy.md). None: the model's own threshold.
     model: bool = False
     model_threshold: float | None = None
+    # Feed health (pipelines/health.py). max_failed_share: a poll fails when the failed share of the feeds
+    # it tried is above it; None: only when every feed failed. stale_after: intervals without new items
+    # before a feed raises a health alert to health_channels (alerts.yaml channel ids).
+    max_failed_share: float | None = None
+    stale_after: float = 12
+    health_channels: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -155,6 +180,11 @@ def validate_feeds(data: Any, path: str, desks: set[str] | None = None) -> list[
     check_fields(path, None, data, {"feeds": list, "defaults": (dict, NONE)}, required=("feeds",))
     defaults = _without_nulls(data.get("defaults") or {})
     check_fields(path, "defaults", defaults, {k: v for k, v in FEED_FIELDS.items() if k not in ("id", "url")})
+    if "interval" in defaults:
+        try:
+            parse_duration(defaults["interval"])
+        except ValueError as exc:
+            raise ConfigError(path, "defaults", "interval", str(exc)) from None
     feeds: list[FeedConfig] = []
     seen_ids: set[str] = set()
     seen_urls: dict[str, str] = {}
@@ -178,9 +208,10 @@ def validate_feeds(data: Any, path: str, desks: set[str] | None = None) -> list[
         language = merged.get("language", "en")
         if not LANG_RE.match(language):
             raise ConfigError(path, entry, "language", f"not a language code: {language!r}")
-        interval = merged.get("interval", 300)
-        if interval < 1:
-            raise ConfigError(path, entry, "interval", "must be at least 1 second")
+        try:
+            interval = int(parse_duration(merged.get("interval", 300)).total_seconds())
+        except ValueError as exc:
+            raise ConfigError(path, entry, "interval", str(exc)) from None
         feeds.append(FeedConfig(id=feed_id, url=merged["url"], desk=merged["desk"], language=language,
                                 interval=interval, enabled=merged.get("enabled", True)))
     return feeds
@@ -205,10 +236,8 @@ def validate_settings(data: Any, path: str) -> Settings:
         raise ConfigError(path, None, "schedule", f"not a 5-field cron expression: {schedule!r}")
     alert_settings = data.get("alerts") or {}
     check_fields(path, "alerts", alert_settings, ALERT_SETTINGS_FIELDS)
-    from pipelines.alerts import parse_window
-
     try:
-        max_age = parse_window(alert_settings.get("max_age", DEFAULT_MAX_AGE))
+        max_age = parse_duration(alert_settings.get("max_age", DEFAULT_MAX_AGE))
     except ValueError as exc:
         raise ConfigError(path, "alerts", "max_age", str(exc)) from None
     developments = data.get("developments") or {}
@@ -216,9 +245,31 @@ def validate_settings(data: Any, path: str) -> Settings:
     threshold = developments.get("threshold")
     if threshold is not None and not 0 < threshold <= 1:
         raise ConfigError(path, "developments", "threshold", "must be a probability in (0, 1]")
+    health = _health_settings(data.get("health") or {}, path)
     return Settings(schedule=schedule, fetch=fetch, extract={"min_chars": 250, "precision_pass": False, **extract},
                     batch_size=batch_size, store=data.get("store"), max_age=max_age,
-                    model=developments.get("model", False), model_threshold=threshold)
+                    model=developments.get("model", False), model_threshold=threshold, **health)
+
+
+def _health_settings(health: Any, path: str) -> dict[str, Any]:
+    """newsmon.yaml's `health:` section as Settings fields (channel ids are checked against alerts.yaml
+    by load_config, which has both files)."""
+    check_fields(path, "health", health, HEALTH_FIELDS)
+    share = health.get("max_failed_share")
+    if isinstance(share, bool):
+        raise ConfigError(path, "health", "max_failed_share", "expected a number in [0, 1], got bool")
+    if share is not None and not 0 <= share <= 1:  # `not <=`: NaN fails too
+        raise ConfigError(path, "health", "max_failed_share", "must be a share in [0, 1] (remove the key for "
+                                                              "the default: fail only when every feed failed)")
+    stale_after = health.get("stale_after", 12)
+    if not (stale_after > 0 and math.isfinite(stale_after)):
+        raise ConfigError(path, "health", "stale_after", "must be a positive number of feed intervals")
+    channels = health.get("channels") or []
+    for channel in channels:
+        if not isinstance(channel, str) or not channel:
+            raise ConfigError(path, "health", "channels", f"expected a list of channel ids, got {channel!r}")
+    return {"max_failed_share": None if share is None else float(share), "stale_after": stale_after,
+            "health_channels": list(dict.fromkeys(channels))}
 
 
 def load_config(config_dir: str | None = None) -> AppConfig:
@@ -240,7 +291,13 @@ def load_config(config_dir: str | None = None) -> AppConfig:
     feeds_path = str(base / "feeds.yaml")
     feeds = validate_feeds(load_yaml(feeds_path), feeds_path, desks)
     events = load_events(base, taxonomy.development_types(), topic_ids)
-    return AppConfig(dir=str(base), feeds=feeds, taxonomy=taxonomy, alerts=alerts, settings=load_settings(base),
+    settings = load_settings(base)
+    for channel in settings.health_channels:
+        if channel not in alerts.channels:
+            raise ConfigError(str(base / "newsmon.yaml"), "health", "channels",
+                              f"unknown channel {channel!r} (channels in alerts.yaml: "
+                              f"{', '.join(sorted(alerts.channels))})")
+    return AppConfig(dir=str(base), feeds=feeds, taxonomy=taxonomy, alerts=alerts, settings=settings,
                      events=events)
 
 
@@ -281,3 +338,52 @@ def _mapping(data: Any, path: str) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(path, None, None, f"expected a mapping at top level, got {type(data).__name__}")
     return data
+
+
+def check_choice(option: str, value: str | None, known: Any, where: str) -> None:
+    """UsageError when value (a --topic, a desk filter) is not one of known: a typo must not read as
+    "no matches". None passes."""
+    if value is None or value in known:
+        return
+    listed = ", ".join(sorted(known)) or "none"
+    raise UsageError(f"unknown {option} {value!r} (known in {where}: {listed})")
+
+
+def check_filters(config: AppConfig, *, topic: str | None = None, desk: str | None = None,
+                  extra_desks: Any = ()) -> None:
+    """A topic must be one of topics.yaml's, a desk one of alerts.yaml's (or extra_desks)."""
+    check_choice("topic", topic, {t.id for t in config.taxonomy.topics}, "topics.yaml")
+    check_choice("desk", desk, set(config.alerts.desks) | set(extra_desks), "alerts.yaml")
+
+
+def config_warnings(config: AppConfig, allow_networks: str | None = None) -> list[str]:
+    """What loads but will not work as meant, one line each: a channel no desk or rule sends to, a
+    feed on a network the fetcher refuses (loopback, private... without NEWSMON_ALLOW_NETWORKS).
+    Only literal IPs and 'localhost' are judged: no DNS lookups."""
+    import ipaddress
+
+    from pipelines.errors import FetchError
+    from pipelines.netguard import ENV_ALLOW, NetworkPolicy
+
+    warnings: list[str] = []
+    alerts = config.alerts
+    used = {c for d in alerts.desks.values() for c in d.channels} | {c for r in alerts.rules for c in r.channels}
+    for channel in alerts.channels:
+        if channel not in used:
+            warnings.append(f"{alerts.path}: entry {channel!r}: channel is used by no desk or rule")
+    raw = os.environ.get(ENV_ALLOW, "") if allow_networks is None else allow_networks
+    policy = NetworkPolicy(raw.split(","))
+    feeds_path = os.path.join(config.dir, "feeds.yaml")
+    for feed in config.feeds:
+        host = (urlsplit(feed.url).hostname or "").rstrip(".").lower()
+        try:
+            if host == "localhost" or host.endswith(".localhost"):
+                policy.check_address("127.0.0.1", url=feed.url)
+            else:
+                ipaddress.ip_address(host.split("%", 1)[0])  # a name is judged after DNS, when fetched
+                policy.check_url(feed.url)
+        except ValueError:
+            continue
+        except FetchError as exc:
+            warnings.append(f"{feeds_path}: entry {feed.id!r}: field 'url': {exc.reason}")
+    return warnings

@@ -173,21 +173,38 @@ def poll_feeds(ctx: Context, report: CycleReport, feed_ids: list[str] | None = N
                                  f"{len(result.items)} items are polled again next cycle): {exc}")
     if failure is not None:
         raise failure
+    if results:  # a watch tick that polled nothing has nothing new to judge
+        from pipelines.health import check_feed_health
+
+        check_feed_health(ctx, report, now)
     return spooled_total
+
+
+def poll_failure(ctx: Context, report: CycleReport) -> str | None:
+    """Why this poll counts as failed (more feeds failed than health.max_failed_share allows), or None.
+
+    The results are recorded by then: callers fail the run (exit 1, a failed task) after storing."""
+    from pipelines.health import failed_share_problem
+
+    return failed_share_problem(report, ctx.config.settings.max_failed_share)
 
 
 def _record_poll(store: Any, state: FeedState, result: Any, report: CycleReport, polled_at: datetime) -> int:
     """Persist one poll result: items into the inbox first, then the feed state. Returns items spooled."""
     state.last_polled = iso(polled_at)
+    state.first_polled = state.first_polled or state.last_polled
     state.last_status = result.http_status
     state.retry_after = None
     if result.status == "error":
         state.error_count += 1
         line = result.error or f"feed {result.feed_id}: unknown error"
+        # The feeds table shows the feed's id and URL next to it: last_error is only the reason.
+        short = getattr(result, "problem", None) or line
         state.retry_after = _retry_until(result.retry_after, polled_at)
         if state.retry_after:
             line += f"; not polled again before {state.retry_after}"
-        state.last_error = line
+            short += f"; not polled again before {state.retry_after}"
+        state.last_error = short
         store.save_feed_state(state)
         report.feeds_polled += 1
         report.feeds_failed += 1
@@ -206,6 +223,8 @@ def _record_poll(store: Any, state: FeedState, result: Any, report: CycleReport,
     state.etag = result.etag
     state.last_modified = result.last_modified
     state.last_success = state.last_polled
+    if spooled:
+        state.last_new_items = state.last_polled  # ends a feed-health outage (pipelines/health.py)
     state.last_error = f"feed parsed with problems: {result.bozo}" if result.bozo else None
     store.save_feed_state(state)
     report.feeds_polled += 1
@@ -394,6 +413,8 @@ def run_cycle(ctx: Context, feed_ids: list[str] | None = None, due_only: bool = 
     Never raises for a bad feed, page or item, nor for a store failure: each becomes a line in
     report.errors. After a store failure the cycle stops processing and leaves deliveries queued
     (sending while the store cannot record "delivered" would only send them twice).
+    report.failures says why the cycle as a whole failed (`newsmon run` exits 1): the store was
+    unavailable, or more feeds failed than health.max_failed_share allows (poll_failure).
     """
     report = CycleReport()
     store_failed = False
@@ -401,16 +422,21 @@ def run_cycle(ctx: Context, feed_ids: list[str] | None = None, due_only: bool = 
         poll_feeds(ctx, report, feed_ids, due_only=due_only)
     except StoreError as exc:
         store_failed = True
+        report.failures.append(f"store unavailable: {exc}")
         if not any(str(exc) in line for line in report.errors):  # poll_feeds names the feeds it could not record
             report.errors.append(f"{exc}; feeds not recorded are polled again next cycle")
     except NewsmonError as exc:
         report.errors.append(str(exc))
+    if (problem := poll_failure(ctx, report)) is not None:
+        report.failures.append(problem)
     try:
         for batch in pending_batches(ctx):
             if ctx.stopping():
                 break
             process_items(ctx, batch, report, evaluate=True)
     except StoreError as exc:
+        if not store_failed:
+            report.failures.append(f"store unavailable: {exc}")
         store_failed = True
         report.errors.append(f"{exc}; unfinished items stay in the inbox for the next cycle")
     if store_failed:
@@ -419,6 +445,7 @@ def run_cycle(ctx: Context, feed_ids: list[str] | None = None, due_only: bool = 
     try:
         deliver_alerts(ctx, report)
     except StoreError as exc:
+        report.failures.append(f"store unavailable: {exc}")
         report.errors.append(f"{exc}; undelivered alerts stay queued for the next cycle")
     return report
 

@@ -87,7 +87,7 @@ class EventRules:
 
 def load_event_rules(data: Any, path: str) -> EventRules:
     """Validate parsed events.yaml; ConfigError(path, entry, field, message) on the first problem."""
-    from pipelines.alerts import parse_window
+    from pipelines.config import parse_duration
 
     if not isinstance(data, dict):
         raise ConfigError(path, None, None, "must be a mapping with watch, families, readings, matching")
@@ -156,7 +156,7 @@ def load_event_rules(data: Any, path: str) -> EventRules:
             if dev_type not in owner:
                 raise ConfigError(path, entry, "types", f"unknown development type {dev_type!r}")
         try:
-            window = parse_window(raw.get("window", "72h"))
+            window = parse_duration(raw.get("window", "72h"))
         except ValueError as exc:
             raise ConfigError(path, entry, "window", str(exc)) from None
         since = raw.get("since", "first")
@@ -184,7 +184,7 @@ def load_event_rules(data: Any, path: str) -> EventRules:
     related_window = None
     if "window" in related:
         try:
-            related_window = parse_window(related["window"])
+            related_window = parse_duration(related["window"])
         except ValueError as exc:
             raise ConfigError(path, "related", "window", str(exc)) from None
     return EventRules(path, watch.strip(), families, readings, tuple(groups), corroborated_at, related_window)

@@ -53,7 +53,8 @@ class PollResult:
     etag: str | None = None
     last_modified: str | None = None
     http_status: int | None = None
-    error: str | None = None  # one line naming the feed id and URL
+    error: str | None = None  # one line naming the feed id and URL (the cycle's report)
+    problem: str | None = None  # the same in a desk's words, without feed id and URL (FeedState.last_error)
     bozo: str | None = None
     retry_after: float | None = None
     dropped: dict[str, int] = field(default_factory=dict)  # entries lost while parsing, by reason
@@ -466,25 +467,28 @@ def poll_feed(feed: FeedConfig, state: FeedState | None, fetcher: Fetcher) -> Po
         reason = err.reason.removeprefix(f"{err.kind}:").lstrip()  # not "refused: refused: ..."
         return PollResult(feed_id=feed.id, status="error", etag=etag, last_modified=last_modified,
                           http_status=err.status, error=_one_line(f"{where}: {err.kind}{hop}: {reason}"),
+                          problem=_one_line(f"{err.summary}{f' (at {err.url})' if hop else ''}"),
                           retry_after=err.retry_after)
     except Exception as err:  # noqa: BLE001 - one bad feed must never stop the cycle
+        problem = f"unexpected {type(err).__name__}: {err}"
         return PollResult(feed_id=feed.id, status="error", etag=etag, last_modified=last_modified,
-                          error=_one_line(f"{where}: unexpected {type(err).__name__}: {err}"))
+                          error=_one_line(f"{where}: {problem}"), problem=_one_line(problem))
     if response.not_modified:
         return PollResult(feed_id=feed.id, status="not-modified", etag=response.etag or etag,
                           last_modified=response.last_modified or last_modified, http_status=response.status)
     try:
         parsed = parse_feed(response.body, feed, base_url=response.url, headers=response.headers)
     except Exception as err:  # noqa: BLE001 - feedparser on hostile input; report, don't crash
+        problem = f"parse failed: {type(err).__name__}: {err}"
         return PollResult(feed_id=feed.id, status="error", etag=etag, last_modified=last_modified,
-                          http_status=response.status,
-                          error=_one_line(f"{where}: parse failed: {type(err).__name__}: {err}"))
+                          http_status=response.status, error=_one_line(f"{where}: {problem}"),
+                          problem=_one_line(problem))
     if not parsed.items and not parsed.version:
         # Not a feed at all (an HTML error page, a login wall): keep the old validators so it is retried.
         problem = parsed.bozo or f"no RSS/Atom content (content type {response.content_type or 'missing'})"
         return PollResult(feed_id=feed.id, status="error", etag=etag, last_modified=last_modified,
                           http_status=response.status, bozo=parsed.bozo,
-                          error=_one_line(f"{where}: not a feed: {problem}"))
+                          error=_one_line(f"{where}: not a feed: {problem}"), problem=_one_line(f"not a feed: {problem}"))
     return PollResult(feed_id=feed.id, status="ok", items=parsed.items, etag=response.etag,
                       last_modified=response.last_modified, http_status=response.status, bozo=parsed.bozo,
                       dropped=parsed.dropped)

@@ -184,9 +184,10 @@ class _GuardedConnectionMixin:
         try:
             infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
         except socket.gaierror as err:
-            raise NameResolutionError(conn.host, conn, err) from err
+            raise _summarised(NameResolutionError(conn.host, conn, err), f"DNS lookup failed for {host}") from err
         refused: FetchError | None = None
         last_error: OSError | None = None
+        last_peer = where
         for family, socktype, proto, _, sockaddr in infos:
             try:
                 self.newsmon_policy.check_address(str(sockaddr[0]), url=where)
@@ -194,6 +195,7 @@ class _GuardedConnectionMixin:
                 refused = refused or err
                 continue
             sock = socket.socket(family, socktype, proto)
+            peer_where = _host_port(str(sockaddr[0]), port)
             try:
                 if isinstance(timeout, int | float):
                     sock.settimeout(timeout)
@@ -207,17 +209,26 @@ class _GuardedConnectionMixin:
                 raise _Refused(err) from None
             except TimeoutError as err:
                 sock.close()
-                raise ConnectTimeoutError(conn, f"connecting to {where} timed out after {timeout}s") from err
+                seconds = f"{timeout:g} s " if isinstance(timeout, int | float) else ""
+                raise _summarised(ConnectTimeoutError(conn, f"connecting to {where} timed out after {timeout}s"),
+                                  f"timed out after {seconds}connecting to {peer_where}") from err
             except OSError as err:
                 sock.close()
-                last_error = err
+                last_error, last_peer = err, peer_where
                 continue
             conn.sock = sock  # visible to the watchdog during the TLS handshake
             _attach_current(conn)
             return sock
         if last_error is None and refused is not None:
             raise _Refused(refused)
-        raise NewConnectionError(conn, f"cannot connect to {where}: {last_error or 'no address'}") from last_error
+        if isinstance(last_error, ConnectionRefusedError):
+            summary = f"connection refused by {last_peer}"
+        elif last_error is not None:
+            summary = f"cannot connect to {last_peer}: {last_error.strerror or last_error}"
+        else:
+            summary = f"no address for {host}"
+        raise _summarised(NewConnectionError(conn, f"cannot connect to {where}: {last_error or 'no address'}"),
+                          summary) from last_error
 
     def request(self, *args, **kwargs):  # reused keep-alive connections skip _new_conn
         _attach_current(self)  # type: ignore[arg-type]
@@ -456,14 +467,15 @@ class Fetcher:
             raise
         except NewConnectionError as err:  # before timeouts: urllib3 makes it a ConnectTimeoutError subclass
             raise FetchError(url, f"connection failed: {_one_line(_short_reason(err))}",
-                             kind="connection") from None
+                             kind="connection", summary=_summary_of(err)) from None
         except (ReadTimeoutError, ConnectTimeoutError, TimeoutError) as err:
             raise self._timeout_error(url, deadline, err) from None
         except (SSLError, ProtocolError, OSError) as err:
             if deadline.expired:
                 raise self._timeout_error(url, deadline, err) from None
+            summary = f"TLS error: {_one_line(_short_reason(err))}" if isinstance(err, SSLError) else None
             raise FetchError(url, f"connection failed: {_one_line(_short_reason(err))}",
-                             kind="connection") from None
+                             kind="connection", summary=summary) from None
         except LocationParseError as err:
             raise FetchError(url, f"refused: malformed URL ({_one_line(err)})", kind="refused") from None
         except HTTPError as err:
@@ -485,8 +497,12 @@ class Fetcher:
     def _timeout_error(self, url: str, deadline: _Deadline, err: BaseException) -> FetchError:
         if deadline.expired:
             return FetchError(url, f"timed out: total deadline of {self.total_timeout:g}s exceeded",
-                              kind="timeout")
-        return FetchError(url, f"timed out: {_one_line(_short_reason(err))}", kind="timeout")
+                              kind="timeout", summary=f"timed out after {self.total_timeout:g} s")
+        summary = _summary_of(err)
+        if summary is None:
+            summary = (f"timed out after {self.read_timeout:g} s waiting for the server"
+                       if isinstance(err, ReadTimeoutError) else f"timed out after {self.connect_timeout:g} s")
+        return FetchError(url, f"timed out: {_one_line(_short_reason(err))}", kind="timeout", summary=summary)
 
     def _handle(self, url: str, response: urllib3.BaseHTTPResponse, kind: str, etag: str | None,
                 last_modified: str | None, deadline: _Deadline) -> Response | str:
@@ -550,6 +566,31 @@ class Fetcher:
         if inflater and not deadline.expired:
             out += inflater.finish()
         return bytes(out)
+
+
+def _host_port(host: str, port: int | None) -> str:
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{port}" if port else host
+
+
+def _summarised(err: BaseException, summary: str) -> BaseException:
+    """Tag a connection error with its desk-language summary (FetchError.summary) on its way through urllib3."""
+    err.newsmon_summary = summary  # type: ignore[attr-defined]
+    return err
+
+
+def _summary_of(err: BaseException) -> str | None:
+    """The summary _summarised put on this error or one it wraps."""
+    inner: BaseException | None = err
+    for _ in range(6):
+        if inner is None:
+            return None
+        summary = getattr(inner, "newsmon_summary", None)
+        if summary:
+            return summary
+        reason = getattr(inner, "reason", None)
+        inner = reason if isinstance(reason, BaseException) else inner.__cause__ or inner.__context__
+    return None
 
 
 def _short_reason(err: BaseException) -> str:

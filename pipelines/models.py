@@ -74,6 +74,10 @@ class FeedState:
     not_modified_count: int = 0
     error_count: int = 0
     retry_after: str | None = None  # ISO UTC: the server asked (429/503 Retry-After) not to poll before then
+    # Feed health (pipelines/health.py): when a poll last brought new items, and when the feed was first
+    # polled (the clock of a feed that never brought any). ISO UTC.
+    last_new_items: str | None = None
+    first_polled: str | None = None
 
 
 @dataclass
@@ -290,7 +294,7 @@ class Alert:
     channels: list[str] = field(default_factory=list)
     rules: list[str] = field(default_factory=list)  # every rule that matched (event alerts fold them)
     event_id: str | None = None
-    kind: str = "story"  # story (keyword/topic rule) | event (an event opened) | escalation
+    kind: str = "story"  # story (keyword/topic rule) | event (an event opened) | escalation | health (a feed down)
     escalation: str | None = None  # for kind=escalation: "corroborated:3", "disputed"
     published: str | None = None  # the raising report's published time (ISO UTC)
     first_seen: str | None = None  # when newsmon first stored that report
@@ -331,6 +335,11 @@ class CycleReport:
     errors: list[str] = field(default_factory=list)
     topics: dict[str, int] = field(default_factory=dict)
     article_ids: list[str] = field(default_factory=list)
+    feeds_stale: int = 0  # failing or silent for longer than health.stale_after intervals
+    health_alerts: int = 0  # feed-health alerts raised by this cycle (one per feed per outage)
+    # Why this cycle counts as failed (newsmon run exits 1): the store was unavailable, or more feeds
+    # failed than health.max_failed_share allows. Empty: the cycle did its job, whatever report.errors says.
+    failures: list[str] = field(default_factory=list)
 
     def drop(self, reason: str, n: int = 1) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + n

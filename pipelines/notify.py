@@ -93,6 +93,8 @@ def _safe_target(url: str) -> str:
 
 
 def alert_line(alert: Alert) -> str:
+    if alert.kind == "health":  # a feed down or silent (pipelines/health.py): no story, no rules
+        return f"[newsmon feed-health] {_one_line(alert.title, 300)} — {alert.url} ({_one_line(alert.matched, 200)})"
     dev = alert.development or "no development"
     if alert.kind == "escalation" and alert.escalation:
         dev += f" ({alert.escalation.replace(':', ' by ')})"

@@ -259,7 +259,8 @@ def reindex(from_url: str, to_url: str, progress: Progress | None = None, batch:
     if restart:
         checkpoint.clear()
     state = checkpoint.load()
-    source = opener(from_url)
+    # The source must exist: a mistyped --from would copy an empty new store and report success.
+    source = opener(from_url, create=False) if opener is open_store else opener(from_url)
     try:
         target = opener(to_url)
         try:

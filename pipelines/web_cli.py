@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -38,13 +39,54 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"newsmon: serve needs FastAPI and uvicorn ({exc.name} is missing): "
               "pip install -c constraints.txt -e '.[airflow]'", file=sys.stderr)
         return 1
-    app = create_app(store_url=getattr(args, "store", None), config_dir=getattr(args, "config", None))
-    root_path = args.root_path.rstrip("/")
-    shown_host = "localhost" if args.host in ("127.0.0.1", "::1") else args.host
-    print(f"newsmon dashboard on http://{shown_host}:{args.port}{root_path}/  (Ctrl-C stops)", file=sys.stderr)
+    from pipelines.errors import NewsmonError
+
     try:
-        uvicorn.run(app, host=args.host, port=args.port, root_path=root_path, log_level="warning",
-                    access_log=False, server_header=False, proxy_headers=False)
+        return _serve(args, uvicorn, create_app)
+    except NewsmonError as exc:  # a missing store, a busy port: one line, exit 1 (also when called directly)
+        print(f"newsmon: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return 1
+
+
+def _serve(args: argparse.Namespace, uvicorn: Any, create_app: Any) -> int:
+    import socket
+
+    from pipelines.errors import NewsmonError
+
+    app = create_app(store_url=getattr(args, "store", None), config_dir=getattr(args, "config", None),
+                     create_store=False)
+    try:
+        # Open the store now: a mistyped --store fails here (exit 1), not as a 503 on every request.
+        app.state.dashboard.store()
+        # Bind before saying we run: a busy port is one line and exit 1 (uvicorn itself would exit 3).
+        try:
+            family, kind, proto, _name, address = socket.getaddrinfo(
+                args.host, args.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+            sock = socket.socket(family, kind, proto)
+        except OSError as exc:
+            raise NewsmonError(f"serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(2048)
+        except OSError as exc:
+            sock.close()
+            raise NewsmonError(f"serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+        root_path = args.root_path.rstrip("/")
+        shown_host = "localhost" if args.host in ("127.0.0.1", "::1") else args.host
+        print(f"newsmon dashboard on http://{shown_host}:{args.port}{root_path}/  (Ctrl-C stops)", file=sys.stderr)
+        config = uvicorn.Config(app, host=args.host, port=args.port, root_path=root_path, log_level="warning",
+                                access_log=False, server_header=False, proxy_headers=False)
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        except KeyboardInterrupt:  # Ctrl-C is how serve stops: exit 0, as uvicorn.run does
+            pass
+        except SystemExit as exc:  # uvicorn's own startup failures exit 3: ours are 0, 1 or 2
+            if exc.code not in (None, 0):
+                print(f"newsmon: serve: the server stopped (uvicorn exit {exc.code})", file=sys.stderr)
+                return 1
+        finally:
+            sock.close()
     finally:
         app.state.dashboard.close()
     return 0

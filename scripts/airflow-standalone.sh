@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Run Airflow standalone (api-server, scheduler, dag-processor, triggerer) on this checkout.
-#   scripts/airflow-standalone.sh          UI on http://localhost:8080 (AIRFLOW__API__PORT to change)
+#   scripts/airflow-standalone.sh          UI on http://localhost:8080
+#   AIRFLOW_PORT=8081 scripts/airflow-standalone.sh   (or AIRFLOW__API__PORT; `make run AIRFLOW_PORT=8081`)
+# The UI port and the log-server ports (AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT, 8793;
+# AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT, 8794) must be free: if one is taken, the script says
+# which process holds it and exits 1 before starting anything (a half-started Airflow would print
+# the UI address and serve nothing there).
 # Ctrl-C (or SIGTERM/SIGHUP) stops every component, and the script returns once they are all gone.
 #
 # Why not simply `exec airflow standalone`: Ctrl-C in a terminal signals the whole foreground
@@ -13,6 +18,10 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# AIRFLOW_PORT: the short name for the UI/API port (airflow-env.sh derives the execution API URL from it).
+if [ -n "${AIRFLOW_PORT:-}" ]; then
+  export AIRFLOW__API__PORT="$AIRFLOW_PORT"
+fi
 # shellcheck source=scripts/airflow-env.sh
 . "$here/airflow-env.sh"
 # Relative paths in config/ (e.g. the jsonl alert channel, the default store under var/) are
@@ -27,6 +36,73 @@ fi
 # The interpreter that runs the airflow script (its venv's python).
 PYTHON_BIN="${PYTHON_BIN:-$(dirname "$AIRFLOW_BIN")/python}"
 [ -x "$PYTHON_BIN" ] || PYTHON_BIN="$(command -v python3)"
+
+# --- ports: refuse to start on a taken port ------------------------------------------------------
+# Listening TCP sockets come from /proc/net/tcp{,6} (always there on Linux); the holder from ss
+# (iproute2), lsof, or the /proc/*/fd links, whichever works; else only the port is named.
+port_listening() {  # $1: port -> 0 when something listens on it (any address)
+  local hex
+  hex="$(printf '%04X' "$1")"
+  if [ -r /proc/net/tcp ]; then
+    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+      awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { found = 1 } END { exit !found }'
+    return
+  fi
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+describe_pid() {  # $1: pid -> "pid N (command line)"
+  local cmd=""
+  [ -r "/proc/$1/cmdline" ] && cmd="$(tr '\0\n' '  ' <"/proc/$1/cmdline" 2>/dev/null | cut -c1-120)"
+  cmd="${cmd% }"
+  echo "pid $1${cmd:+ ($cmd)}"
+}
+
+port_holder() {  # $1: port -> the holding process(es), or nothing when no tool can tell
+  local port="$1" hex inodes pids="" fd link inode
+  if command -v ss >/dev/null 2>&1; then
+    pids="$(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u || true)"
+  fi
+  if [ -z "$pids" ] && command -v lsof >/dev/null 2>&1; then
+    pids="$(lsof -nP -t -iTCP:"$port" -sTCP:LISTEN 2>/dev/null | sort -u || true)"
+  fi
+  if [ -z "$pids" ] && [ -r /proc/net/tcp ]; then
+    hex="$(printf '%04X' "$port")"
+    inodes="$(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
+      awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { print $10 }' || true)"
+    if [ -n "$inodes" ]; then
+      for fd in /proc/[0-9]*/fd/*; do
+        link="$(readlink "$fd" 2>/dev/null)" || continue
+        case "$link" in
+          socket:\[*\])
+            inode="${link#socket:[}"; inode="${inode%]}"
+            if printf '%s\n' $inodes | grep -qx "$inode"; then
+              fd="${fd#/proc/}"; pids="$pids ${fd%%/*}"
+            fi ;;
+        esac
+      done
+      pids="$(printf '%s\n' $pids | sort -u | grep . || true)"
+    fi
+  fi
+  for pid in $pids; do describe_pid "$pid"; done
+}
+
+busy=0
+for spec in "UI/API:${AIRFLOW__API__PORT}:AIRFLOW_PORT" \
+            "worker log server:${AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT:-8793}:AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT" \
+            "triggerer log server:${AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT:-8794}:AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"; do
+  what="${spec%%:*}"; rest="${spec#*:}"; port="${rest%%:*}"; var="${rest#*:}"
+  if port_listening "$port"; then
+    busy=1
+    holders="$(port_holder "$port" | paste -sd ';' - | sed 's/;/; /g' || true)"
+    echo "airflow-standalone: port $port ($what) is already in use${holders:+ by $holders}" >&2
+    echo "airflow-standalone:   stop it, or pick another port: $var=<port>" >&2
+  fi
+done
+if [ "$busy" = 1 ]; then
+  echo "airflow-standalone: not starting Airflow" >&2
+  exit 1
+fi
 
 echo "airflow-standalone: AIRFLOW_HOME=$AIRFLOW_HOME"
 echo "airflow-standalone: migrating the metadata database ($AIRFLOW__DATABASE__SQL_ALCHEMY_CONN)"

@@ -16,9 +16,9 @@ from pipelines.alerts import (
     alert_id,
     load_alert_config,
     load_alert_config_file,
-    parse_window,
     rule_matches,
 )
+from pipelines.config import parse_duration
 from pipelines.errors import ConfigError
 from pipelines.models import Alert, Article, Development, TopicHit
 
@@ -353,9 +353,9 @@ BAD = [
     ("rule unknown channel", lambda d: d["rules"][2].update(channels=["sms"]), "rule talks", "channels",
      "unknown channel 'sms'"),
     ("rule bad window", lambda d: d["rules"][0].update(window="1 fortnight"), "rule ceasefire", "window",
-     "bad window"),
-    ("rule zero window", lambda d: d["rules"][0].update(window="0h"), "rule ceasefire", "window", "bad window"),
-    ("rule window number", lambda d: d["rules"][0].update(window=24), "rule ceasefire", "window", "text"),
+     "bad duration"),
+    ("rule zero window", lambda d: d["rules"][0].update(window="0h"), "rule ceasefire", "window", "bad duration"),
+    ("rule window fraction", lambda d: d["rules"][0].update(window=1.5), "rule ceasefire", "window", "not float"),
     ("rule no condition", lambda d: d["rules"][0].pop("developments"), "rule ceasefire", None,
      "at least one condition"),
     ("rule bad development", lambda d: d["rules"][0].update(developments=["Ceasefire Agreed"]),
@@ -410,13 +410,21 @@ def test_rule_channels_default_to_desk_channels():
 
 
 def test_windows():
-    assert parse_window("30m") == timedelta(minutes=30)
-    assert parse_window("24h") == timedelta(hours=24)
-    assert parse_window("7d") == timedelta(days=7)
-    assert parse_window("2w") == timedelta(weeks=2)
-    for bad in ("", "h", "24", "-1h", "1.5h", "3y"):
+    assert parse_duration("30m") == timedelta(minutes=30)
+    assert parse_duration("24h") == timedelta(hours=24)
+    assert parse_duration("7d") == timedelta(days=7)
+    assert parse_duration("2w") == timedelta(weeks=2)
+    assert parse_duration("30s") == parse_duration(30) == parse_duration("30") == timedelta(seconds=30)
+    for bad in ("", "h", "-1h", "1.5h", "3y", 0, "0m", True, 1.5, None):
         with pytest.raises(ValueError):
-            parse_window(bad)
+            parse_duration(bad)
+
+
+def test_rule_window_accepts_every_duration_form():
+    for window, expected in (("90s", timedelta(seconds=90)), (3600, timedelta(hours=1)), ("2d", timedelta(days=2))):
+        data = base_config()
+        data["rules"][0]["window"] = window
+        assert load_alert_config(data, "alerts.yaml").rules[0].window == expected
 
 
 def test_config_file_errors(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipelines.demo import write_demo_config
 from tests.test_end_to_end import coverage_server
@@ -51,7 +53,8 @@ def test_search_json_has_highlighted_snippets(filled):
     result = newsmon("search", "ceasefire", "--json", env=filled["env"])
     assert result.returncode == 0, result.stderr
     hits = json.loads(result.stdout)
-    assert hits and all("<mark>" in h["snippet"] for h in hits)
+    assert hits and all("ceasefire" in h["snippet"].lower() for h in hits)
+    assert not any("<mark>" in h["snippet"] or "&amp;" in h["snippet"] or "&#" in h["snippet"] for h in hits)
     topic_only = json.loads(newsmon("search", "ceasefire", "--topic", "trade-connectivity", "--json",
                                     env=filled["env"]).stdout)
     assert all("trade-connectivity" in h["topics"] for h in topic_only)
@@ -230,3 +233,167 @@ def test_run_as_of_replays_the_clock_and_stale_items_stay_silent(tmp_path):
 def test_bad_as_of_is_a_usage_error():
     result = newsmon("run", "--once", "--as-of", "last tuesday")
     assert result.returncode == 2 and "not an ISO date" in result.stderr
+
+
+# --- a CLI without traps ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["search", "ceasefire"], ["alerts"], ["feeds"]])
+def test_a_missing_store_file_is_an_error_not_a_new_empty_store(filled, tmp_path, command):
+    missing = tmp_path / "typo.db"
+    result = newsmon("--store", f"sqlite:///{missing}", *command, env=filled["env"])
+    assert result.returncode == 1
+    assert str(missing) in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["search", "ceasefire", "--topic", "ceasfire"], "unknown topic 'ceasfire'"),
+    (["search", "ceasefire", "--desk", "securty"], "unknown desk 'securty'"),
+    (["alerts", "--desk", "securty"], "unknown desk 'securty'"),
+    (["search", "("], "unclosed '(' (at position 0)"),
+    (["search", "ceasefire AND"], "(at position 13)"),
+    (["search", '"unterminated'], "unclosed quote (at position 0)"),
+])
+def test_unknown_filters_and_malformed_queries_are_usage_errors(filled, args, says):
+    result = newsmon(*args, env=filled["env"])
+    assert result.returncode == 2, result.stderr
+    assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    if "unknown topic" in says:
+        assert "ceasefire" in result.stderr  # names the known ones
+    if "unknown desk" in says:
+        assert "security" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["search", "x", "--since", "yesterday"], ["search", "x", "--until", "2025-13-01"],
+                                  ["alerts", "--since", "last week"]])
+def test_bad_since_until_is_a_usage_error(filled, args):
+    result = newsmon(*args, env=filled["env"])
+    assert result.returncode == 2 and "not an ISO date" in result.stderr
+
+
+def test_search_text_is_plain_without_a_terminal(filled):
+    result = newsmon("search", "ceasefire", env=filled["env"])
+    assert result.returncode == 0
+    assert "<mark>" not in result.stdout and "\033[" not in result.stdout and "&quot;" not in result.stdout
+
+
+def test_terminal_snippet_bolds_matches_only_when_asked():
+    from pipelines.cli import plain_snippet, terminal_snippet
+
+    raw = "Talks &amp; the <mark>ceasefire</mark> \x1b[31mred"
+    assert plain_snippet(raw) == "Talks & the ceasefire \x1b[31mred"
+    assert terminal_snippet(raw, True) == "Talks & the \033[1mceasefire\033[0m  [31mred"
+    assert terminal_snippet(raw, False) == "Talks & the ceasefire  [31mred"
+
+
+def test_extract_reads_gzip_and_writes_out(tmp_path):
+    import gzip
+
+    packed = tmp_path / "page.html.gz"
+    packed.write_bytes(gzip.compress(PAGE.read_bytes()))
+    out = tmp_path / "page.json"
+    result = newsmon("extract", str(packed), "--url", "https://example.org/a", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "Chaman" in json.loads(out.read_text(encoding="utf-8"))["text"]
+
+
+@pytest.mark.parametrize("target", ["ftp://example.org/page.html", "file:///etc/hostname"])
+def test_extract_refuses_non_http_urls_with_the_reason(target):
+    result = newsmon("extract", target)
+    assert result.returncode == 1
+    assert "not http(s)" in result.stderr and "No such file" not in result.stderr
+
+
+def test_extract_out_to_a_missing_directory_is_one_line(tmp_path):
+    result = newsmon("extract", str(PAGE), "--out", str(tmp_path / "nope" / "x.json"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "does not exist" in result.stderr
+
+
+def test_validate_config_warns_about_unused_channels_and_refused_feeds(tmp_path):
+    config = tmp_path / "config"
+    shutil.copytree(REPO / "config", config)
+    alerts = yaml.safe_load((config / "alerts.yaml").read_text(encoding="utf-8"))
+    alerts["channels"].append({"id": "spare", "type": "jsonl", "path": "var/spare.jsonl"})
+    (config / "alerts.yaml").write_text(yaml.safe_dump(alerts), encoding="utf-8")
+    feeds = yaml.safe_load((config / "feeds.yaml").read_text(encoding="utf-8"))
+    first = dict(feeds["feeds"][0])
+    feeds["feeds"].append({**first, "id": "intranet", "url": "http://10.1.2.3/rss"})
+    feeds["feeds"].append({**first, "id": "local", "url": "http://localhost:8000/rss"})
+    (config / "feeds.yaml").write_text(yaml.safe_dump(feeds), encoding="utf-8")
+    env = {"NEWSMON_ALLOW_NETWORKS": ""}
+    result = newsmon("--config", str(config), "validate-config", env=env)
+    assert result.returncode == 0, result.stderr
+    warnings = result.stderr.strip().splitlines()
+    assert any("'spare'" in w and "no desk or rule" in w for w in warnings)
+    assert any("'intranet'" in w and "10.1.2.3" in w for w in warnings)
+    assert any("'local'" in w and "127.0.0.1" in w for w in warnings)
+    allowed = newsmon("--config", str(config), "validate-config",
+                      env={"NEWSMON_ALLOW_NETWORKS": "10.0.0.0/8,127.0.0.0/8"})
+    assert allowed.returncode == 0 and "intranet" not in allowed.stderr and "'local'" not in allowed.stderr
+
+
+# --- "failures look like failures": exit 1 when the cycle as a whole failed -------------------------
+
+def _dead_config(tmp_path: Path, health: dict | None = None) -> dict:
+    import socket
+
+    import yaml
+
+    with socket.socket() as probe:  # nothing listens here: every feed is refused at once
+        probe.bind(("127.0.0.1", 0))
+        base = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    config = write_demo_config(REPO / "config", tmp_path / "config", base, alerts_jsonl=tmp_path / "alerts.jsonl")
+    if health is not None:
+        settings = yaml.safe_load((config / "newsmon.yaml").read_text())
+        settings["health"] = health
+        (config / "newsmon.yaml").write_text(yaml.safe_dump(settings))
+    return {"NEWSMON_ALLOW_NETWORKS": "127.0.0.0/8", "NEWSMON_CONFIG": str(config),
+            "NEWSMON_STORE": f"sqlite:///{tmp_path / 'store.db'}"}
+
+
+def test_run_once_exits_1_when_every_feed_failed_after_recording_them(tmp_path):
+    env = _dead_config(tmp_path)
+    result = newsmon("run", "--once", "--json", env=env)
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)  # the report is still printed
+    assert report["feeds_failed"] == report["feeds_polled"] == 4
+    assert report["failures"] == ["4 of 4 feeds failed (all feeds failed); see the feed lines above"]
+    assert "newsmon: cycle failed: 4 of 4 feeds failed" in result.stderr
+    # report lines name the feed and URL; the stored last_error is only the reason (the table has the rest)
+    assert any(line.startswith("newsmon: feed frontier-wire (http://127.0.0.1:") for line in result.stderr.splitlines())
+    feeds = json.loads(newsmon("feeds", "--json", env=env).stdout)
+    assert {f["last_error"].split(":")[0] for f in feeds} == {"connection refused by 127.0.0.1"}, feeds
+    assert all(f["id"] not in f["last_error"] and "http" not in f["last_error"] for f in feeds)
+    table = newsmon("feeds", env=env).stdout
+    assert "connection refused by 127.0.0.1:" in table
+
+
+def test_run_once_failed_share_threshold(tmp_path):
+    relaxed = newsmon("run", "--once", "--json", env=_dead_config(tmp_path / "relaxed", {"max_failed_share": 1}))
+    assert relaxed.returncode == 0, relaxed.stderr
+    assert json.loads(relaxed.stdout)["failures"] == []
+
+
+def test_run_once_exits_1_when_the_store_fails(tmp_path, monkeypatch, capsys):
+    from pipelines import cli
+    from pipelines.store.base import StoreError
+    from pipelines.store.sqlite import SQLiteStore
+
+    with coverage_server() as server:
+        config = write_demo_config(REPO / "config", tmp_path / "config", server.base,
+                                   alerts_jsonl=tmp_path / "alerts.jsonl")
+        for key, value in {"NEWSMON_ALLOW_NETWORKS": "127.0.0.0/8", "NEWSMON_CONFIG": str(config),
+                           "NEWSMON_STORE": f"sqlite:///{tmp_path / 'store.db'}"}.items():
+            monkeypatch.setenv(key, value)
+
+        def read_only(self, items):
+            raise StoreError(f"store {self.path}: attempt to write a readonly database")
+
+        monkeypatch.setattr(SQLiteStore, "spool_items", read_only)
+        code = cli.main(["run", "--once", "--json"])
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    assert "cycle failed: store unavailable" in captured.err and "readonly" in captured.err
+    assert json.loads(captured.out)["failures"][0].startswith("store unavailable: ")

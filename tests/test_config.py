@@ -45,11 +45,33 @@ def test_unknown_key_names_entry_and_field():
 
 def test_wrong_type_names_field():
     message = feeds_error([{**GOOD_FEED, "interval": "often"}])
-    assert "field 'interval'" in message and "expected int" in message
+    assert "field 'interval'" in message and "bad duration 'often'" in message
+    assert "field 'interval'" in feeds_error([{**GOOD_FEED, "interval": 1.5}])
+
+
+@pytest.mark.parametrize(("interval", "seconds"), [("5m", 300), ("30s", 30), (90, 90), ("1h", 3600), ("2d", 172800),
+                                                   ("1w", 604800), ("600", 600)])
+def test_interval_is_a_duration_like_every_other(interval, seconds):
+    [feed] = validate_feeds({"feeds": [{**GOOD_FEED, "interval": interval}]}, "feeds.yaml")
+    assert feed.interval == seconds
+    [feed] = validate_feeds({"defaults": {"interval": interval}, "feeds": [{k: v for k, v in GOOD_FEED.items()
+                                                                            if k != "interval"}]}, "feeds.yaml")
+    assert feed.interval == seconds
+
+
+@pytest.mark.parametrize("max_age", ["90m", 7200, "2h"])
+def test_max_age_takes_the_same_durations(max_age):
+    assert validate_settings({"alerts": {"max_age": max_age}}, "newsmon.yaml").max_age.total_seconds() in (5400, 7200)
+
+
+def test_bad_durations_name_file_entry_and_field():
+    error = settings_error({"alerts": {"max_age": "2 days"}})
+    assert (error.entry, error.field) == ("alerts", "max_age") and "bad duration" in error.message
+    assert "field 'interval'" in feeds_error([{**GOOD_FEED, "interval": "0s"}])
 
 
 def test_bool_is_not_an_interval():
-    assert "got bool" in feeds_error([{**GOOD_FEED, "interval": True}])
+    assert "not bool" in feeds_error([{**GOOD_FEED, "interval": True}])
 
 
 def test_duplicate_id():
@@ -192,7 +214,7 @@ def test_trailing_newline_is_not_hidden_by_dollar(field, value):
 
 @pytest.mark.parametrize(("document", "entry", "field"), [
     ({"feeds": [GOOD_FEED], "defaults": []}, None, "defaults"),
-    ({"feeds": [GOOD_FEED], "defaults": {"interval": "5m"}}, "defaults", "interval"),
+    ({"feeds": [GOOD_FEED], "defaults": {"interval": "5 minutes"}}, "defaults", "interval"),
     ({"feeds": [GOOD_FEED], "defaults": {"enabled": 1}}, "defaults", "enabled"),
     ({"feeds": [GOOD_FEED], "defaults": {"interval": False}}, "defaults", "interval"),
     ({"feeds": {"dawn": GOOD_FEED}}, None, "feeds"),
@@ -233,3 +255,43 @@ def test_a_rule_naming_an_unknown_development_type_fails_to_load(tmp_path):
         load_config(str(config))
     assert (err.value.entry, err.value.field) == ("rule ceasefire-developments", "developments")
     assert "ceasfire-agreed" in err.value.message
+
+
+# --- health: newsmon.yaml's feed-health section ---------------------------------------------------
+
+def test_health_defaults_and_values():
+    default = validate_settings({}, "newsmon.yaml")
+    assert (default.max_failed_share, default.stale_after, default.health_channels) == (None, 12, [])
+    settings = validate_settings({"health": {"max_failed_share": 0.5, "stale_after": 6, "channels": ["console"]}},
+                                 "newsmon.yaml")
+    assert (settings.max_failed_share, settings.stale_after, settings.health_channels) == (0.5, 6, ["console"])
+
+
+@pytest.mark.parametrize("health, field_name", [
+    ({"max_failed_share": 1.5}, "max_failed_share"),
+    ({"max_failed_share": -0.1}, "max_failed_share"),
+    ({"max_failed_share": float("nan")}, "max_failed_share"),
+    ({"max_failed_share": True}, "max_failed_share"),
+    ({"max_failed_share": "half"}, "max_failed_share"),
+    ({"stale_after": 0}, "stale_after"),
+    ({"channels": "console"}, "channels"),
+    ({"channels": [3]}, "channels"),
+    ({"stale": 12}, "stale"),
+])
+def test_bad_health_settings_name_the_field(health, field_name):
+    with pytest.raises(ConfigError) as err:
+        validate_settings({"health": health}, "newsmon.yaml")
+    assert err.value.entry == "health" and err.value.field == field_name
+
+
+def test_health_channels_must_be_alerts_yaml_channels(tmp_path):
+    config = _copy_config(tmp_path)
+    settings = yaml.safe_load((config / "newsmon.yaml").read_text())
+    settings["health"] = {"channels": ["console", "pager"]}
+    (config / "newsmon.yaml").write_text(yaml.safe_dump(settings))
+    with pytest.raises(ConfigError) as err:
+        load_config(str(config))
+    assert err.value.field == "channels" and "'pager'" in str(err.value) and "newsmon.yaml" in str(err.value)
+    settings["health"] = {"channels": ["console", "desk-webhook"]}  # a disabled channel is a channel
+    (config / "newsmon.yaml").write_text(yaml.safe_dump(settings))
+    assert load_config(str(config)).settings.health_channels == ["console", "desk-webhook"]

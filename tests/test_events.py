@@ -459,3 +459,30 @@ def test_weaker_words_after_the_stronger_development_are_the_same_event(store):
     stalled = book.attach(stored(store, report("talks-stalled", "Wire A", T0 + timedelta(days=10))))
     broke2 = book.attach(stored(store, report("talks-broke-down", "Daily B", T0 + timedelta(days=10, hours=5))))
     assert stalled.opened and broke2.opened and broke2.event.state_before == "stalled"
+
+
+def test_windows_take_every_duration_form():
+    data = load_yaml(EVENTS_YAML)
+    data["matching"][0]["window"] = 3600
+    data["related"] = {"window": "90m"}
+    rules = load_event_rules(data, "events.yaml")
+    assert rules.groups[0].window == timedelta(hours=1)
+    assert rules.related_window == timedelta(minutes=90)
+    data["matching"][0]["window"] = "3 days"
+    with pytest.raises(ConfigError) as info:
+        load_event_rules(data, "events.yaml")
+    assert (info.value.entry, info.value.field) == ("matching #1", "window")
+
+
+def test_a_repeated_evaluation_requeues_an_event_alert_lost_in_a_crash(store):
+    """A crash between recording an event alert and queuing its deliveries: the rerun (the report is
+    already in the event) must queue them, without counting the report twice."""
+    book, eng = EventBook(rules(), store), engine()
+    article = report("ceasefire-agreed", "Wire A", T0)
+    [alert] = run(store, book, eng, article)
+    with store._write("test: lose the outbox rows") as conn:
+        conn.execute("DELETE FROM deliveries")
+    assert store.pending_deliveries() == []
+    assert run(store, EventBook(rules(), store), eng, copy.deepcopy(article)) == []
+    assert store.pending_deliveries() == [(alert.id, "jsonl", 0)]
+    assert store.get_alert(alert.id).copies == 1

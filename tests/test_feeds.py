@@ -510,3 +510,37 @@ def test_poll_refused_reason_is_not_prefixed_twice(fetcher):
     result = poll_feed(feed("local", "file:///etc/passwd"), None, fetcher)
     assert result.error.startswith("feed local (file:///etc/passwd): refused: ")
     assert "refused: refused" not in result.error and result.error.count("refused") == 1
+
+
+# --- feed-health wording: the stored reason speaks the desk's language (FeedState.last_error) ----------
+
+def test_poll_errors_carry_a_short_problem_without_feed_or_url(server, fetcher):
+    import socket
+
+    url = server.url("/poll/missing.xml")
+    result = poll_feed(feed("gone", url), None, fetcher)
+    assert result.problem == "HTTP 404 Not Found"
+    assert result.error.startswith(f"feed gone ({url}): ")  # the report line still names feed and URL
+
+    with socket.socket() as probe:  # a port nothing listens on: refused at once
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    refused = poll_feed(feed("dead", f"http://127.0.0.1:{port}/rss.xml"), None, fetcher)
+    assert refused.problem == f"connection refused by 127.0.0.1:{port}", refused.problem
+    assert f"feed dead (http://127.0.0.1:{port}/rss.xml)" in refused.error
+
+    unresolvable = poll_feed(feed("nxdomain", "http://no-such-host.invalid/rss.xml"), None,
+                             Fetcher(per_host_delay=0.0))
+    assert unresolvable.problem == "DNS lookup failed for no-such-host.invalid", unresolvable.problem
+
+
+def test_timeouts_say_after_how_long(server, fetcher):
+    import time as _time
+
+    slow = Fetcher(policy=NetworkPolicy(["127.0.0.0/8"]), per_host_delay=0.0, read_timeout=0.3,
+                   total_timeout=0.6)
+    server.routes["/poll/slow.xml"] = Route(body=fixture("rss2.xml"), delay=2.0)
+    started = _time.monotonic()
+    result = poll_feed(feed("slow", server.url("/poll/slow.xml")), None, slow)
+    assert _time.monotonic() - started < 2
+    assert result.problem in ("timed out after 0.6 s", "timed out after 0.3 s waiting for the server"), result.problem

@@ -346,3 +346,59 @@ def test_venv_stamp_is_stale_when_missing_or_older_than_inputs(tmp_path):
     assert up_to_date()
     os.utime(tmp_path / "pyproject.toml", (base + 40, base + 40))
     assert not up_to_date()
+
+
+# --- scripts/airflow-standalone.sh: a taken port stops it before anything starts --------------------
+
+def _fake_airflow(tmp_path: Path) -> tuple[Path, Path]:
+    """An `airflow` and a python that only leave a mark: the script must not get that far on a busy port."""
+    marker = tmp_path / "started"
+    for name in ("airflow", "python"):
+        fake = tmp_path / "bin" / name
+        fake.parent.mkdir(exist_ok=True)
+        fake.write_text(f"#!/bin/sh\necho {name} \"$@\" >> {marker}\n")
+        fake.chmod(0o755)
+    return tmp_path / "bin", marker
+
+
+def _standalone(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    bin_dir, _marker = _fake_airflow(tmp_path)
+    full_env = {**os.environ, "AIRFLOW_BIN": str(bin_dir / "airflow"), "PYTHON_BIN": str(bin_dir / "python"),
+                "AIRFLOW_HOME": str(tmp_path / "home"), **env}
+    for key in ("AIRFLOW__API__PORT", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"):
+        if key not in env:
+            full_env.pop(key, None)
+    return subprocess.run([str(REPO / "scripts" / "airflow-standalone.sh")], env=full_env, capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.mark.parametrize("port_variable", ["AIRFLOW_PORT", "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
+                                           "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"])
+def test_standalone_refuses_a_busy_port_and_names_its_holder(tmp_path, port_variable):
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        free = {"AIRFLOW_PORT": "0", "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": "0",
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": "0"}
+        result = _standalone(tmp_path, **{**free, port_variable: str(port)})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert not (tmp_path / "started").exists(), "Airflow was started on a busy port"
+    assert f"port {port} " in result.stderr and "already in use" in result.stderr
+    assert f"pid {os.getpid()}" in result.stderr, result.stderr  # this test process holds it
+    assert port_variable in result.stderr and "UI at" not in result.stdout
+
+
+def test_standalone_honours_airflow_port(tmp_path):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = _standalone(tmp_path, AIRFLOW_PORT=str(port), AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT="0",
+                         AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT="0")
+    assert result.returncode == 0, result.stderr
+    assert f"UI at http://localhost:{port} " in result.stdout
+    assert (tmp_path / "started").read_text().startswith("airflow db migrate")

@@ -8,6 +8,10 @@
     elasticsearch                     under Airflow only: the elasticsearch_default connection
 
 A SQLite URL may carry ?busy_timeout=<seconds>.
+
+open_store(url, create=False) is for readers (search, alerts, feeds, serve, reindex --from): a
+SQLite file that does not exist is an error naming it, never a new empty store that answers
+"no news" to a typo. Writers (run, watch, reindex --to, demo) keep the default create=True.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ def default_store_url() -> str:
     return os.environ.get("NEWSMON_STORE", "").strip() or DEFAULT_STORE_URL
 
 
-def _open_sqlite(url: str, spec: str) -> Store:
+def _open_sqlite(url: str, spec: str, create: bool = True) -> Store:
     from pipelines.store.sqlite import SQLiteStore
 
     path, _, query = spec.partition("?")
@@ -47,23 +51,28 @@ def _open_sqlite(url: str, spec: str) -> Store:
         raise NewsmonError(f"store URL {url}: unknown option(s) {', '.join(sorted(options))}")
     if not path:
         raise NewsmonError(f"store URL {url}: no database path (use sqlite:///path.db or sqlite:///:memory:)")
+    if not create and path != ":memory:" and not os.path.isfile(path):
+        raise NewsmonError(f"store {os.path.abspath(path)}: no such SQLite file (check --store / NEWSMON_STORE; "
+                           "newsmon run creates a store)")
     return SQLiteStore(path, busy_timeout=busy_timeout, url=url)
 
 
-def open_store(url: str | None = None) -> Store:
-    """Store for this URL (default: default_store_url()); NewsmonError naming the URL when unusable."""
+def open_store(url: str | None = None, *, create: bool = True) -> Store:
+    """Store for this URL (default: default_store_url()); NewsmonError naming the URL when unusable.
+
+    create=False: a SQLite file must already exist (readers); Elasticsearch is opened as it is."""
     url = (url or default_store_url()).strip()
     scheme, sep, rest = url.partition("://")
     if not sep:
         if url.lower() == AIRFLOW_CONNECTION_STORE:  # not a file called "elasticsearch" in the cwd
             raise NewsmonError(f"store {url!r} means the Airflow connection elasticsearch_default, which only "
                                "Airflow tasks read; elsewhere give elasticsearch+http(s)://host:9200")
-        return _open_sqlite(url, url)  # a bare path
+        return _open_sqlite(url, url, create)  # a bare path
     scheme = scheme.lower()
     if scheme == "sqlite":
         if not rest.startswith("/"):
             raise NewsmonError(f"store URL {url}: expected sqlite:///relative.db or sqlite:////absolute.db")
-        return _open_sqlite(url, rest[1:])
+        return _open_sqlite(url, rest[1:], create)
     if scheme in ("elasticsearch+http", "elasticsearch+https"):
         try:
             module = importlib.import_module("pipelines.store.elasticsearch")

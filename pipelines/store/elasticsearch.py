@@ -1169,7 +1169,13 @@ class ElasticsearchStore:
 
     @staticmethod
     def _feed_state(doc: dict) -> FeedState:
-        return FeedState(**{k: doc.get(k) for k in _FEED_STATE_FIELDS if k in doc})
+        state = FeedState(**{k: doc.get(k) for k in _FEED_STATE_FIELDS if k in doc})
+        # A document written before feed health (no key at all) reads as SQLite's v5 migration fills it.
+        if "last_new_items" not in doc and (state.items_total or 0) > 0:
+            state.last_new_items = state.last_success
+        if "first_polled" not in doc:
+            state.first_polled = state.last_polled or state.last_success
+        return state
 
     def save_feed_state(self, state: FeedState) -> None:
         self._call(f"save feed state {state.feed_id}", self.client.index, index=self._state["feeds"],

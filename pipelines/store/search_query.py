@@ -1,11 +1,13 @@
 """What a user types in a search box, as an AST both stores render: FTS5 MATCH text for SQLite,
 a bool query for Elasticsearch. One grammar, so the same query finds the same articles in both.
 
-The grammar is forgiving: terms, "phrases", a trailing * for a prefix, AND/OR/NOT (upper case),
--word, parentheses, title:/headline:/text:/body: for a column. Stray operators are skipped, open
-parentheses closed, other field:value parts (source:, topic: ... the filters' business) dropped,
-and a bare negation ("NOT cricket" alone) dropped: FTS5 cannot express it, and both stores
-must answer alike.
+The grammar: terms, "phrases", a trailing * for a prefix, AND/OR/NOT (upper case), -word,
+parentheses, title:/headline:/text:/body: for a column. A malformed query is an error, not a
+guess: an unclosed '(' or quote, a stray ')', an operator without its term ("ceasefire AND") or a
+field without a value raise pipelines.query.QuerySyntaxError naming the 0-based position, so a
+typo never reads as "no news". Other field:value parts (source:, topic: ... the filters' business)
+are dropped, terms without letters or digits ("–", "*") too, and a bare negation ("NOT cricket"
+alone) is dropped: FTS5 cannot express it, and both stores must answer alike.
 
 AST: ("word", value, prefix) | ("and", [nodes], [negated nodes]) | ("or", [nodes]) |
 ("field", column, node); None when nothing searchable is left.
@@ -15,14 +17,24 @@ from __future__ import annotations
 
 import re
 
+from pipelines.query import QuerySyntaxError
+
 _OPERATORS = ("AND", "OR", "NOT")
 _COLUMN_ALIASES = {"title": "title", "headline": "title", "text": "text", "body": "text"}
 _FIELD_RE = re.compile(r"([A-Za-z_]+):(.*)", re.DOTALL)
 
 
-def lex(query: str) -> list[tuple[str, str]]:
-    """Split a user query into (kind, value): TERM, PREFIX, PHRASE, FIELD, NEG, AND, OR, NOT, (, )."""
-    tokens: list[tuple[str, str]] = []
+Token = tuple[str, str, int]  # (kind, value, 0-based position in the query)
+
+# What may not directly follow an operator or a field: it needs a term of its own.
+_NO_OPERAND = (None, ")", "AND", "OR")
+
+
+def lex(query: str) -> list[Token]:
+    """Split a user query into (kind, value, position): TERM, PREFIX, PHRASE, FIELD, NEG, AND, OR, NOT, (, ).
+
+    An unclosed quote is a QuerySyntaxError at the quote."""
+    tokens: list[Token] = []
     i, n = 0, len(query)
     while i < n:
         ch = query[i]
@@ -30,64 +42,85 @@ def lex(query: str) -> list[tuple[str, str]]:
             i += 1
             continue
         if ch in "()":
-            tokens.append((ch, ch))
+            tokens.append((ch, ch, i))
             i += 1
             continue
         if ch == '"':
             end = query.find('"', i + 1)
-            if end == -1:  # an unclosed quote runs to the end of the query
-                end = n
-            tokens.append(("PHRASE", query[i + 1:end]))
+            if end == -1:
+                raise QuerySyntaxError("unclosed quote", i)
+            tokens.append(("PHRASE", query[i + 1:end], i))
             i = end + 1
             continue
         j = i
         while j < n and not query[j].isspace() and query[j] not in '()"':
             j += 1
-        word = query[i:j]
+        word, at = query[i:j], i
         i = j
         if word in _OPERATORS:
-            tokens.append((word, word))
+            tokens.append((word, word, at))
+            continue
+        if word == "-" and query[i:i + 1] == "(":  # "-(cricket OR hockey)"
+            tokens.append(("NEG", "-", at))
             continue
         if word.startswith("-") and len(word) > 1:
-            tokens.append(("NEG", "-"))
-            word = word.lstrip("-")
+            tokens.append(("NEG", "-", at))
+            stripped = word.lstrip("-")
+            at += len(word) - len(stripped)
+            word = stripped
         field = _FIELD_RE.fullmatch(word)
         if field:
-            tokens.append(("FIELD", field.group(1).lower()))
+            tokens.append(("FIELD", field.group(1).lower(), at))
+            at += len(field.group(1)) + 1
             word = field.group(2)
             if not word:
-                continue  # the value follows: a phrase, a parenthesis, or nothing
+                continue  # the value follows: a phrase or a parenthesis (parse_unary checks)
         if word.endswith("*"):
-            tokens.append(("PREFIX", word.rstrip("*")))
+            tokens.append(("PREFIX", word.rstrip("*"), at))
         else:
-            tokens.append(("TERM", word))
+            tokens.append(("TERM", word, at))
     return tokens
 
 
 class QueryParser:
-    """Recursive descent over lex()'s tokens, emitting the AST of the module docstring."""
+    """Recursive descent over lex()'s tokens, emitting the AST of the module docstring; a malformed
+    query raises QuerySyntaxError(message, position)."""
 
-    def __init__(self, tokens: list[tuple[str, str]]):
+    def __init__(self, tokens: list[Token], length: int = 0):
         self.tokens = tokens
         self.pos = 0
+        self.length = length  # where "the end of the query" is, for errors there
 
     def peek(self) -> str | None:
         return self.tokens[self.pos][0] if self.pos < len(self.tokens) else None
 
+    def where(self) -> int:
+        return self.tokens[self.pos][2] if self.pos < len(self.tokens) else self.length
+
+    def need_operand(self, after: Token) -> None:
+        """after (an operator or a field) must be followed by a term, phrase or group."""
+        kind = self.peek()
+        if kind in _NO_OPERAND:
+            what = "the query ends" if kind is None else f"{kind!r} follows"
+            name = f"'{after[1]}:'" if after[0] == "FIELD" else after[0]
+            raise QuerySyntaxError(f"{name} needs a term after it, but {what}", self.where())
+
     def parse(self):
-        parts = []
-        while self.pos < len(self.tokens):
-            node = self.parse_or()
-            if node:
-                parts.append(node)
-            if self.peek() in (")", "OR", "AND", "NOT"):
-                self.pos += 1
-        return self.join_and(parts)
+        node = self.parse_or()
+        if self.peek() == ")":
+            raise QuerySyntaxError("unbalanced ')'", self.where())
+        if self.peek() is not None:  # pragma: no cover - parse_or consumes everything else
+            raise QuerySyntaxError(f"unexpected {self.peek()}", self.where())
+        return node
 
     def parse_or(self):
+        if self.peek() == "OR":
+            raise QuerySyntaxError("OR needs a term before it", self.where())
         alternatives = [self.parse_and()]
         while self.peek() == "OR":
+            operator = self.tokens[self.pos]
             self.pos += 1
+            self.need_operand(operator)
             alternatives.append(self.parse_and())
         alternatives = [a for a in alternatives if a]
         if not alternatives:
@@ -96,15 +129,22 @@ class QueryParser:
 
     def parse_and(self):
         positive, negative = [], []
+        if self.peek() == "AND":
+            raise QuerySyntaxError("AND needs a term before it", self.where())
         while True:
             kind = self.peek()
             if kind in (None, ")", "OR"):
                 break
-            if kind == "AND":
+            if kind in ("AND", "NOT", "NEG"):
+                operator = self.tokens[self.pos]
                 self.pos += 1
-                continue
-            if kind in ("NOT", "NEG"):
-                self.pos += 1
+                if kind == "AND" and self.peek() == "NOT":
+                    operator = self.tokens[self.pos]
+                    kind = "NOT"
+                    self.pos += 1
+                self.need_operand(operator)
+                if kind == "AND":
+                    continue
                 node = self.parse_unary()
                 if node:
                     negative.append(node)
@@ -119,19 +159,21 @@ class QueryParser:
         return ("and", positive, negative)
 
     def parse_unary(self):
-        kind = self.peek()
-        if kind is None or kind in _OPERATORS or kind == ")":
-            return None
-        kind, value = self.tokens[self.pos]
+        kind, value, at = self.tokens[self.pos]
         self.pos += 1
         if kind == "(":
-            inner = self.parse_or()
             if self.peek() == ")":
-                self.pos += 1
+                raise QuerySyntaxError("empty parentheses", at)
+            inner = self.parse_or()
+            if self.peek() != ")":
+                raise QuerySyntaxError("unclosed '('", at)
+            self.pos += 1
             return inner
-        if kind == "NEG":
-            return self.parse_unary()
+        if kind in ("NEG", "NOT"):
+            self.need_operand((kind, value, at))
+            return self.parse_unary()  # "title:-x", "title:NOT x": the field's own negation is dropped
         if kind == "FIELD":
+            self.need_operand((kind, value, at))
             inner = self.parse_unary()
             column = _COLUMN_ALIASES.get(value)
             if inner is None or column is None:
@@ -149,10 +191,11 @@ class QueryParser:
 
 
 def parse_query(user_query: str | None):
-    """The AST of what a user typed; None when it has no searchable terms."""
+    """The AST of what a user typed; None when it has no searchable terms (an empty query, "NOT x",
+    "source:dawn"); QuerySyntaxError(message, position) when it is malformed."""
     if not user_query:
         return None
     cleaned = user_query.replace("\x00", " ")
     if not cleaned.strip():
         return None
-    return QueryParser(lex(cleaned)).parse()
+    return QueryParser(lex(cleaned), len(cleaned)).parse()

@@ -44,7 +44,7 @@ from pipelines.models import (
 from pipelines.store.base import StoreError, claimer_is_gone
 from pipelines.store.search_query import parse_query
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # bm25 column weights: a term in the headline says far more about an article than one in the body.
 TITLE_WEIGHT = 10.0
@@ -232,7 +232,18 @@ _SCHEMA_V4: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS alerts_desk_created ON alerts(desk, created)",
 )
 
-_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
+# v5: feed health (FeedState.last_new_items, first_polled). An existing feed that ever brought items is
+# counted from its last success (never earlier than the truth), one that never did from its last poll:
+# upgrading never raises an outage the old store cannot show.
+_SCHEMA_V5: tuple[str, ...] = (
+    "ALTER TABLE feed_states ADD COLUMN last_new_items TEXT",
+    "ALTER TABLE feed_states ADD COLUMN first_polled TEXT",
+    "UPDATE feed_states SET last_new_items = last_success WHERE items_total > 0",
+    "UPDATE feed_states SET first_polled = COALESCE(last_polled, last_success)",
+)
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4,
+                                           5: _SCHEMA_V5}
 
 _ARTICLE_COLUMNS = (
     "id", "url", "original_url", "feed_id", "desk", "source", "title", "text", "content_hash",

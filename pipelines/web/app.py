@@ -27,8 +27,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 
-from pipelines.errors import NewsmonError
+from pipelines.errors import NewsmonError, UsageError
 from pipelines.models import iso, utcnow
+from pipelines.query import QuerySyntaxError
 from pipelines.store.base import StoreError
 from pipelines.web import queries
 from pipelines.web.schemas import (
@@ -110,8 +111,9 @@ class DashboardState:
     """Store and config, opened on first use: Airflow mounts sub-apps without running their lifespan."""
 
     def __init__(self, store_url: str | None, config_dir: str | None,
-                 store_opener: Callable[[], Any] | None = None):
+                 store_opener: Callable[[], Any] | None = None, create_store: bool = True):
         self.store_url = store_url
+        self.create_store = create_store
         self.config_dir = config_dir
         self.store_opener = store_opener
         self._store: Any = None
@@ -150,7 +152,7 @@ class DashboardState:
             if not url:
                 config, _error = self.config()
                 url = (config.settings.store if config else None) or default_store_url()
-            store = open_store(url)
+            store = open_store(url, create=self.create_store)
         with self._lock:
             if self._store is None:
                 self._store = store
@@ -209,14 +211,16 @@ Text = Annotated[str | None, Query(max_length=500)]
 
 
 def create_app(store_url: str | None = None, config_dir: str | None = None, *,
-               dependencies: Sequence[Any] = (), store_opener: Callable[[], Any] | None = None) -> FastAPI:
+               dependencies: Sequence[Any] = (), store_opener: Callable[[], Any] | None = None,
+               create_store: bool = True) -> FastAPI:
     """The dashboard over this store (default: config's store, else NEWSMON_STORE, else var/newsmon.db).
 
     dependencies: FastAPI Depends(...) applied to every route, e.g. Airflow's
     requires_authenticated() when the plugin mounts the app in the api-server.
     store_opener: called on first use; the store it returns beats store_url (None: it has none),
-    so the plugin can open the store the DAGs write to, an Airflow connection included."""
-    state = DashboardState(store_url, config_dir, store_opener)
+    so the plugin can open the store the DAGs write to, an Airflow connection included.
+    create_store=False (`newsmon serve`): a SQLite file that does not exist is an error, not a new store."""
+    state = DashboardState(store_url, config_dir, store_opener, create_store)
     version = _static_version()
     app = FastAPI(
         title="newsmon desk dashboard",
@@ -239,6 +243,28 @@ def create_app(store_url: str | None = None, config_dir: str | None = None, *,
     @app.exception_handler(NewsmonError)
     async def bad_request(_request: Request, exc: NewsmonError) -> JSONResponse:
         return JSONResponse({"detail": str(exc).splitlines()[0]}, status_code=400)
+
+    # An unknown topic or desk, a malformed search query: the request cannot be answered as asked.
+    @app.exception_handler(UsageError)
+    @app.exception_handler(QuerySyntaxError)
+    async def unprocessable(_request: Request, exc: NewsmonError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc).splitlines()[0]}, status_code=422)
+
+    def check_filters(*, topic: str | None = None, desk: str | None = None) -> None:
+        """UsageError (422) for a topic not in topics.yaml or a desk not in alerts.yaml. Desks seen in
+        the store's articles pass too: /api/meta offers them. Without a readable config nothing is checked."""
+        if not topic and not desk:
+            return
+        config, _error = state.config()
+        if config is None:
+            return
+        from pipelines.config import check_filters as check
+
+        seen: list[str] = []
+        if desk and desk not in config.alerts.desks:
+            facets = state.facets.get("facets", lambda: queries.observed_facets(state.store()))
+            seen = [d["id"] for d in facets["desks"]]
+        check(config, topic=topic or None, desk=desk or None, extra_desks=seen)
 
     # --- API ----------------------------------------------------------------------------------
 
@@ -274,6 +300,7 @@ def create_app(store_url: str | None = None, config_dir: str | None = None, *,
         """Newest first, each as the alert log shows it: kind, rules folded in, its event so far, and
         created/published/first-seen times in the desk's time zone. Poll with since=<newest created
         seen> and drop ids already shown."""
+        check_filters(desk=desk)
         now = iso(utcnow())
         store = state.store()
         found = queries.list_alerts(store, since=since, desk=desk or None, limit=limit)
@@ -300,7 +327,9 @@ def create_app(store_url: str | None = None, config_dir: str | None = None, *,
             description="story: the best hit of each story; event: of each development event (an article "
                         "without an event is its own group); limit and offset then page the groups")] = None,
     ) -> dict[str, Any]:
-        """Full-text search with filters; without q, the newest matching articles."""
+        """Full-text search with filters; without q, the newest matching articles. 422 for a malformed q
+        (the detail names the position) or an unknown topic or desk."""
+        check_filters(topic=topic, desk=desk)
         hits = state.store().search(q or None, topic=topic or None, desk=desk or None, source=source or None,
                                     language=language or None, since=since or None, until=until or None,
                                     limit=limit, offset=offset, collapse=collapse or None)
@@ -318,6 +347,7 @@ def create_app(store_url: str | None = None, config_dir: str | None = None, *,
     def stories(desk: Text = None, topic: Text = None, since: Text = None, until: Text = None,
                 limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
         """Stories of the newest matching articles, newest first."""
+        check_filters(topic=topic, desk=desk)
         return queries.recent_stories(state.store(), desk=desk or None, topic=topic or None,
                                       since=since or None, until=until or None, limit=limit)
 
@@ -335,6 +365,7 @@ def create_app(store_url: str | None = None, config_dir: str | None = None, *,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
         """Development events newest first: one row per event, however many outlets reported it. With a
         desk, the events notified to it (its alerts' events), times in its time zone (else UTC)."""
+        check_filters(desk=desk)
         return queries.timeline(state.store(), desk=desk or None, since=since or None, until=until or None,
                                 family=family or None, limit=limit,
                                 zone=queries.desk_zone(state.alert_config(), desk or None), names=state.names())
@@ -345,6 +376,7 @@ def create_app(store_url: str | None = None, config_dir: str | None = None, *,
               = None) -> dict[str, Any]:
         """One development event with every report (outlet, time, language, mode, evidence), its status,
         state change, venue, places and parties, and the desks it was notified to."""
+        check_filters(desk=desk)
         found = queries.event_detail(state.store(), event_id, queries.desk_zone(state.alert_config(), desk or None),
                                      state.names())
         if found is None:
@@ -355,18 +387,21 @@ def create_app(store_url: str | None = None, config_dir: str | None = None, *,
     def topic_volume(desk: Text = None, since: Text = None, until: Text = None,
                      bucket: Annotated[str, Query(pattern="^(auto|hour|day)$")] = "auto") -> dict[str, Any]:
         """Articles per topic per hour or day (auto: hours for up to three days of data)."""
+        check_filters(desk=desk)
         return queries.topic_volume(state.store(), desk=desk or None, since=since or None, until=until or None,
                                     bucket=bucket, topic_names=state.topic_names())
 
     @app.get("/api/places", response_model=PlaceList, tags=["places"])
     def places(desk: Text = None, topic: Text = None, since: Text = None, until: Text = None) -> dict[str, Any]:
         """Places mentioned by matching articles, with coordinates, counts and recent articles."""
+        check_filters(topic=topic, desk=desk)
         return queries.place_counts(state.store(), desk=desk or None, topic=topic or None,
                                     since=since or None, until=until or None, place_kinds=state.place_kinds())
 
     @app.get("/api/feeds", response_model=FeedList, tags=["feeds"])
     def feeds(desk: Text = None) -> dict[str, Any]:
         """Configured feeds with their polling state, worst first."""
+        check_filters(desk=desk)
         config, config_error = state.config()
         rows = queries.feed_health(state.store().list_feed_states(), config.feeds if config else None)
         if desk:

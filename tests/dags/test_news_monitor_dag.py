@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tests.dags.airflow_helpers import read_jsonl, store_snapshot, write_config_dir
+from tests.dags.airflow_helpers import read_jsonl, run_dag, store_snapshot, write_config_dir
 
 
 def test_first_run_succeeds_and_stores_articles(monitor_runs):
@@ -112,3 +112,28 @@ def test_watcher_runs_poll_only_the_changed_feeds():
     assert news_monitor.changed_feed_ids({}) is None
     odd = {"x": [SimpleNamespace(extra=None), SimpleNamespace(extra={"payload": "not a dict"})]}
     assert news_monitor.changed_feed_ids({"triggering_asset_events": odd}) is None
+
+
+def test_poll_fails_the_run_when_every_feed_failed_after_recording_them(airflow_db, tmp_path, monkeypatch):
+    """19 of 19 feeds down must not be a green run: poll_feeds records every result, then fails."""
+    import socket
+
+    from pipelines.store import open_store
+
+    with socket.socket() as probe:  # nothing listens here: every feed is refused at once
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    config = write_config_dir(tmp_path / "config", dead, tmp_path / "alerts.jsonl")
+    store_url = f"sqlite:///{tmp_path / 'dead.db'}"
+    for key, value in {"NEWSMON_CONFIG": str(config), "NEWSMON_STORE": store_url,
+                       "NEWSMON_ALLOW_NETWORKS": "127.0.0.0/8"}.items():
+        monkeypatch.setenv(key, value)
+    run = run_dag("news_monitor")
+    assert run["tasks"]["poll_feeds"] == ["failed"], run["tasks"]
+    assert run["state"] == "failed"
+    store = open_store(store_url)
+    try:
+        states = store.list_feed_states()
+    finally:
+        store.close()
+    assert states and all(s.error_count == 1 and s.last_error.startswith("connection refused by ") for s in states)

@@ -543,3 +543,13 @@ def test_setup_script_builds_what_the_store_builds_and_imports_the_dashboard(es,
     again = subprocess.run(["bash", str(CONFIG / "setup.sh")], env=dict(env, KIBANA_URL=""), capture_output=True,
                            text=True, timeout=60)
     assert again.returncode == 0 and "first backing index" not in again.stderr
+
+
+def test_feed_state_written_before_feed_health_reads_as_sqlite_migrates_it(es):
+    """Documents of an older newsmon lack last_new_items and first_polled: read as SQLite's v5 migration
+    fills them (the last success for a feed that brought items, the last poll as its first)."""
+    old = {"feed_id": "busy", "last_polled": "2025-11-01T10:05:00Z", "last_success": "2025-11-01T10:00:00Z",
+           "items_total": 12, "not_modified_count": 0, "error_count": 0}
+    es.client.index(index=es._state["feeds"], id="busy", document=old, refresh=True)
+    state = es.get_feed_state("busy")
+    assert (state.last_new_items, state.first_polled) == ("2025-11-01T10:00:00Z", "2025-11-01T10:05:00Z")

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from pipelines.errors import NewsmonError
 from pipelines.models import Alert, TopicHit
+from pipelines.query import QuerySyntaxError
 from pipelines.store import default_store_url, open_store
 from pipelines.store.base import StoreError
 from pipelines.store.sqlite import SCHEMA_VERSION, SQLiteStore, fts_query
@@ -212,7 +213,7 @@ def test_v3_store_migrates_to_v4_keeping_articles_and_alerts(db_path):
     conn.commit()
     conn.close()
     with SQLiteStore(db_path) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 4
+        assert store.schema_version() == SCHEMA_VERSION >= 4
         assert store.get_article(article.id) == article
         assert [h.article.id for h in store.search("ceasefire", source="Frontier Ledger")] == [article.id]
         assert store.get_alert("alert-old") == alert  # kind "story", no rules, no event
@@ -446,12 +447,17 @@ def test_connections_of_finished_threads_are_closed(sqlite_store):
         ("title:ceasefire", 'title : ("ceasefire")'),
         ("source:dawn talks", '"talks"'),
         ("Talib*", '"Talib"*'),
-        ("AND (((", None),
+        ("NOT cricket", None),
         ("", None),
     ],
 )
 def test_fts_query_translation(query, expected):
     assert fts_query(query) == expected
+
+
+def test_fts_query_refuses_a_malformed_query():
+    with pytest.raises(QuerySyntaxError, match=r"unclosed '\(' \(at position 5\)"):
+        fts_query("x OR (y")
 
 
 PIECES = ["AND", "OR", "NOT", "(", ")", '"', "title:", "text:", "x:", "-", "*", "^", ":", "NEAR", "{", "}",
@@ -461,7 +467,12 @@ PIECES = ["AND", "OR", "NOT", "(", ")", '"', "title:", "text:", "x:", "-", "*", 
 @settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.one_of(st.text(max_size=30), st.lists(st.sampled_from(PIECES), max_size=12).map("".join)))
 def test_any_user_query_is_valid_fts5(loaded_sqlite, query):
-    expression = fts_query(query)
+    try:
+        expression = fts_query(query)
+    except QuerySyntaxError:  # malformed: refused with a position, the same in both stores
+        with pytest.raises(QuerySyntaxError):
+            loaded_sqlite.search(query)
+        return
     if expression is not None:  # the translation itself must parse, without needing the fallback
         loaded_sqlite._conn().execute(
             "SELECT count(*) FROM articles_fts WHERE articles_fts MATCH ?", (expression,)
@@ -508,3 +519,26 @@ def test_processes_opening_a_new_store_at_once_all_open_it(tmp_path):
         for proc in procs:
             proc.join(timeout=60)
     assert errors == []
+
+
+def test_v4_store_migrates_to_v5_with_feed_health_clocks(db_path):
+    """v5 adds FeedState.last_new_items and first_polled: a feed that ever brought items counts from its
+    last success, one that never did from its last poll, so the upgrade raises no outage by itself."""
+    from pipelines.store.sqlite import _MIGRATIONS
+
+    db_path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db_path)
+    for version in (1, 2, 3, 4):
+        for statement in _MIGRATIONS[version]:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 4")
+    conn.execute("INSERT INTO feed_states (feed_id, last_polled, last_success, items_total) "
+                 "VALUES ('busy', '2025-11-01T10:05:00Z', '2025-11-01T10:00:00Z', 12)")
+    conn.execute("INSERT INTO feed_states (feed_id, last_polled, items_total) VALUES ('empty', '2025-11-01T10:05:00Z', 0)")
+    conn.commit()
+    conn.close()
+    with SQLiteStore(db_path) as store:
+        assert store.schema_version() == SCHEMA_VERSION == 5
+        busy, empty = store.get_feed_state("busy"), store.get_feed_state("empty")
+        assert (busy.last_new_items, busy.first_polled) == ("2025-11-01T10:00:00Z", "2025-11-01T10:05:00Z")
+        assert (empty.last_new_items, empty.first_polled) == (None, "2025-11-01T10:05:00Z")

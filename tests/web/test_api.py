@@ -175,7 +175,24 @@ def test_alerts_desk_filter(client, store):
     for desk in {a.desk for a in stored}:
         got = client.get("/api/alerts", params={"desk": desk, "limit": 500}).json()["alerts"]
         assert [a["id"] for a in got] == [a.id for a in stored if a.desk == desk], desk
-    assert client.get("/api/alerts", params={"desk": "no-such-desk"}).json()["alerts"] == []
+    refused = client.get("/api/alerts", params={"desk": "no-such-desk"})
+    assert refused.status_code == 422 and "no-such-desk" in refused.json()["detail"]
+    assert "security" in refused.json()["detail"]  # names the known desks
+
+
+@pytest.mark.parametrize(("path", "params", "says"), [
+    ("/api/search", {"topic": "ceasfire"}, "unknown topic 'ceasfire'"),
+    ("/api/search", {"desk": "securty"}, "unknown desk 'securty'"),
+    ("/api/places", {"topic": "nope"}, "unknown topic"),
+    ("/api/stories", {"desk": "nope"}, "unknown desk"),
+    ("/api/search", {"q": "("}, "unclosed '(' (at position 0)"),
+    ("/api/search", {"q": "ceasefire AND"}, "(at position 13)"),
+    ("/api/search", {"q": '"unterminated'}, "unclosed quote (at position 0)"),
+])
+def test_unknown_filters_and_malformed_queries_are_422(client, path, params, says):
+    response = client.get(path, params=params)
+    assert response.status_code == 422, response.text
+    assert says in response.json()["detail"] and "\n" not in response.json()["detail"]
 
 
 def test_alerts_since_includes_the_newest_for_pollers(client):
@@ -254,13 +271,18 @@ def test_search_snippet_of_hostile_text_is_escaped(client):
 
 
 @pytest.mark.parametrize("field", ["topic", "desk", "source", "language"])
-def test_search_filters_match_the_store(client, store, field):
+def test_search_filters_match_the_store(client, store, filled, field):
     articles = all_articles(store)
     values = Counter(
         t for a in articles for t in (a.topic_ids() if field == "topic" else [getattr(a, field)]) if t
     )
+    known_topics = {t.id for t in load_config(str(filled.config_dir)).taxonomy.topics}
     for value in values:
-        hits = client.get("/api/search", params={field: value, "limit": 100}).json()["hits"]
+        response = client.get("/api/search", params={field: value, "limit": 100})
+        if field == "topic" and value not in known_topics:  # seeded "talks": not a topics.yaml topic
+            assert response.status_code == 422 and "topics.yaml" in response.json()["detail"]
+            continue
+        hits = response.json()["hits"]
         assert len(hits) == values[value], (field, value)
         for hit in hits:
             got = hit["article"]["topics"] if field == "topic" else [hit["article"][field]]
@@ -393,7 +415,7 @@ def test_timeline_desk_filter_is_the_events_notified_to_the_desk(client, store, 
             assert entry["opened_local"] == local(entry["opened"], desks[desk].timezone)
     security = {e["id"] for e in client.get("/api/timeline", params={"desk": "security"}).json()["entries"]}
     assert EV_VIOLATED in security and EV_TALKS not in security and EV_STALLED not in security
-    assert client.get("/api/timeline", params={"desk": "no-such-desk"}).json()["entries"] == []
+    assert client.get("/api/timeline", params={"desk": "no-such-desk"}).status_code == 422
 
 
 def test_timeline_family_filter(client, store):

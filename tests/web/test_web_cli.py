@@ -93,3 +93,28 @@ def test_serve_answers_over_http_until_interrupted(filled):
             pytest.fail("serve did not stop on Ctrl-C")
     assert process.returncode == 0, err
     assert f"http://localhost:{port}/" in err
+
+
+def test_serve_on_a_busy_port_is_one_line_exit_1(filled, tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = subprocess.run([sys.executable, "-c", RUNNER, "--store", filled.store_url, "--config",
+                                 str(filled.config_dir), "serve", "--port", str(port)],
+                                cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"127.0.0.1:{port}" in lines[0] and "dashboard on" not in result.stderr
+
+
+def test_serve_refuses_a_store_file_that_does_not_exist(filled, tmp_path):
+    missing = tmp_path / "typo.db"
+    result = subprocess.run([sys.executable, "-c", RUNNER, "--store", f"sqlite:///{missing}", "--config",
+                             str(filled.config_dir), "serve", "--port", str(free_port())],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert str(missing) in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not missing.exists()
