@@ -28,8 +28,10 @@ _URL_UNSAFE = re.compile(r"[\s\x00-\x1f\x7f]")
 NONE = type(None)
 
 FEED_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "id": str, "url": str, "desk": str, "language": str, "interval": (int, str), "enabled": bool,
+    "id": str, "url": str, "desk": str, "language": str, "interval": (int, str), "enabled": bool, "name": str,
 }
+MAX_FEED_NAME = 100  # an outlet's name, shown as articles' source in alerts, digests and the dashboard
+_NAME_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 FETCH_FIELDS: dict[str, type | tuple[type, ...]] = {
     "user_agent": str, "connect_timeout": (int, float), "read_timeout": (int, float),
     "total_timeout": (int, float), "max_bytes": int, "max_redirects": int,
@@ -179,7 +181,8 @@ def validate_feeds(data: Any, path: str, desks: set[str] | None = None) -> list[
         raise ConfigError(path, None, None, "expected a mapping with a 'feeds:' list")
     check_fields(path, None, data, {"feeds": list, "defaults": (dict, NONE)}, required=("feeds",))
     defaults = _without_nulls(data.get("defaults") or {})
-    check_fields(path, "defaults", defaults, {k: v for k, v in FEED_FIELDS.items() if k not in ("id", "url")})
+    # id, url and name belong to one feed: a default name would call every outlet the same
+    check_fields(path, "defaults", defaults, {k: v for k, v in FEED_FIELDS.items() if k not in ("id", "url", "name")})
     if "interval" in defaults:
         try:
             parse_duration(defaults["interval"])
@@ -213,8 +216,23 @@ def validate_feeds(data: Any, path: str, desks: set[str] | None = None) -> list[
         except ValueError as exc:
             raise ConfigError(path, entry, "interval", str(exc)) from None
         feeds.append(FeedConfig(id=feed_id, url=merged["url"], desk=merged["desk"], language=language,
-                                interval=interval, enabled=merged.get("enabled", True)))
+                                interval=interval, enabled=merged.get("enabled", True),
+                                name=_feed_name(path, entry, merged.get("name"))))
     return feeds
+
+
+def _feed_name(path: str, entry: str, name: str | None) -> str | None:
+    """A feed's `name` (the outlet, articles' source): one line of text, trimmed; None when not set."""
+    if name is None:
+        return None
+    if _NAME_UNSAFE.search(name):
+        raise ConfigError(path, entry, "name", f"contains a line break or control character: {name!r}")
+    name = " ".join(name.split())
+    if not name:
+        raise ConfigError(path, entry, "name", "empty (remove the key to use the feed's own title)")
+    if len(name) > MAX_FEED_NAME:
+        raise ConfigError(path, entry, "name", f"longer than {MAX_FEED_NAME} characters")
+    return name
 
 
 def validate_settings(data: Any, path: str) -> Settings:

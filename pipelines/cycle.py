@@ -27,6 +27,7 @@ state and the feed is not polled again before then (capped at MAX_RETRY_AFTER).
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -327,7 +328,7 @@ def _process_one(ctx: Context, item: FeedItem, body: bytes | None, charset: str 
     text_hash = content_hash(page.text)
     same_text = store.find_by_content_hash(text_hash)
     feed = ctx.config.feed(item.feed_id)
-    source = page.sitename or _host(canonical)
+    source = article_source(feed, item, page, canonical)
     if same_text and same_text != article_id:
         original = store.get_article(same_text)
         if original is not None:
@@ -389,6 +390,46 @@ def _host(url: str) -> str:
     from urllib.parse import urlsplit
 
     return urlsplit(url).hostname or url
+
+
+def article_source(feed: Any, item: FeedItem, page: Any, url: str) -> str:
+    """The outlet an article is from, as desks name it: the feed's `name` in feeds.yaml, else the feed
+    document's own title (item.feed_title, carried through the inbox), else the page's site name when
+    it is a name (trafilatura sometimes gives the headline, or the URL's host:port, as the site name),
+    else the host."""
+    for candidate in (getattr(feed, "name", None), item.feed_title):
+        if candidate and candidate.strip():
+            return " ".join(candidate.split())
+    sitename = " ".join((page.sitename or "").split())
+    if sitename and not _is_headline(sitename, (page.title, item.title)) and not _is_host(sitename, url):
+        return sitename
+    return _host(url)
+
+
+def _words(text: str | None) -> list[str]:
+    return re.findall(r"\w+", (text or "").casefold())
+
+
+def _is_headline(sitename: str, headlines: tuple[str | None, ...]) -> bool:
+    """The site name is (the start of) a headline, or a headline is the start of it ("<headline> | IMF")."""
+    name = _words(sitename)
+    for headline in headlines:
+        words = _words(headline)
+        if not words:
+            continue
+        shorter = min(len(name), len(words))
+        if name == words or (shorter >= 4 and name[:shorter] == words[:shorter]):
+            return True
+    return False
+
+
+def _is_host(sitename: str, url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    name = sitename.casefold().removeprefix("www.")
+    return name in {(parts.netloc or "").casefold().removeprefix("www."),
+                    (parts.hostname or "").removeprefix("www.")}
 
 
 def evaluate_alerts(ctx: Context, article_ids: list[str], report: CycleReport) -> list[str]:

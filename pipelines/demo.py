@@ -10,6 +10,7 @@ import argparse
 import hashlib
 import json
 import shutil
+import textwrap
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -131,6 +132,29 @@ def summarise(store, base: str, store_url: str, report=None) -> dict:
     }
 
 
+PROBLEM_WIDTH = 90  # the feeds table's problem column
+ERROR_WIDTH = 160  # a line of "problems reported"
+TITLE_WIDTH = 60  # an alert's title in the alerts list
+
+
+def _wrapped(text: str, width: int, indent: str) -> str:
+    """Whole words over as many lines as it takes, continuation lines under the first (a URL or any
+    word longer than the width stays whole)."""
+    lines = textwrap.wrap(" ".join(text.split()), width, break_long_words=False, break_on_hyphens=False)
+    return f"\n{indent}".join(lines)
+
+
+def _shortened(text: str, width: int) -> str:
+    """At most `width` characters, cut after a whole word, with an ellipsis when cut."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    cut = text[:width - 1]
+    if " " in cut and text[width - 1] != " ":
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:—-") + "…"
+
+
 def print_summary(summary: dict, as_json: bool = False) -> None:
     if as_json:
         print(json.dumps(summary, ensure_ascii=False))
@@ -138,7 +162,8 @@ def print_summary(summary: dict, as_json: bool = False) -> None:
     print(f"newsmon demo — sample coverage served at {summary['server']}, store {summary['store']}\n")
     print(f"{'feed':18} {'new items':>9}  problem")
     for row in summary["feeds"]:
-        print(f"{row['id']:18} {row['items']:>9}  {(row['error'] or '')[:90]}")
+        problem = _wrapped(row["error"] or "", PROBLEM_WIDTH, " " * 30)
+        print(f"{row['id']:18} {row['items']:>9}  {problem}".rstrip())
     dropped = ", ".join(f"{k} {v}" for k, v in sorted(summary["dropped"].items())) or "none"
     print(f"\nnew articles: {summary['articles_stored']}   dropped: {dropped}")
     print("\ntopic                     articles")
@@ -147,12 +172,12 @@ def print_summary(summary: dict, as_json: bool = False) -> None:
     print(f"\nalerts fired: {len(summary['alerts'])} (one per development event and desk; keyword rules per story)")
     for alert in summary["alerts"]:
         reach = f"; {alert['outlets']} outlet(s)" if alert["outlets"] else ""
-        print(f"  [{alert['desk']}] {alert['kind']:6} {alert['development'] or '-':20} {alert['title'][:60]}"
-              f"  ({', '.join(alert['rules'])}{reach})")
+        print(f"  [{alert['desk']}] {alert['kind']:6} {alert['development'] or '-':20} "
+              f"{_shortened(alert['title'], TITLE_WIDTH)}  ({', '.join(alert['rules'])}{reach})")
     if summary["errors"]:
         print("\nproblems reported (the cycle carried on):")
         for line in summary["errors"]:
-            print("  " + line[:160])
+            print("  " + _wrapped(line, ERROR_WIDTH, "    "))
     print(f"\nTry: newsmon --store {summary['store']} search ceasefire")
 
 

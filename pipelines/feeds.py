@@ -29,6 +29,7 @@ from pipelines.models import FeedConfig, FeedItem, FeedState, iso, utcnow
 FUTURE_TOLERANCE = timedelta(days=1)
 MAX_ENTITY_LITERAL = 8  # longest literal entity value expanded; a 3-byte reference grows < 3x
 MAX_MESSAGE = 300
+MAX_FEED_TITLE = 100  # a feed's <title>, the outlet's name when feeds.yaml gives none
 UNPARSEABLE_ENTRY = "unparseable-entry"  # feedparser raised on this entry; the feed's others are kept
 EMPTY_ENTRY = "empty-entry"  # no id, link, title or summary: nothing to identify or show
 PARSE_DROP_REASONS = (UNPARSEABLE_ENTRY, EMPTY_ENTRY)
@@ -58,6 +59,7 @@ class PollResult:
     bozo: str | None = None
     retry_after: float | None = None
     dropped: dict[str, int] = field(default_factory=dict)  # entries lost while parsing, by reason
+    feed_title: str | None = None  # the document's own <title> (also on each item, through the inbox)
 
 
 # -- DOCTYPE defusing --------------------------------------------------------------------------------
@@ -421,6 +423,7 @@ def parse_feed(body: bytes, feed: FeedConfig, base_url: str | None = None,
                          f"(first: {problem})")
     feed_meta = result.get("feed", {})
     language = (feed_meta.get("language") or "").strip() or feed.language
+    feed_title = _one_line(html_to_text(feed_meta.get("title")), MAX_FEED_TITLE) or None
     items: list[FeedItem] = []
     seen: set[str] = set()
     for entry in entries:
@@ -446,7 +449,7 @@ def parse_feed(body: bytes, feed: FeedConfig, base_url: str | None = None,
         author = html_to_text(entry.get("author")) or None
         items.append(FeedItem(feed_id=feed.id, item_id=item_id, link=link, title=title,
                               summary=summary, content=content, published=published,
-                              author=author, language=language))
+                              author=author, language=language, feed_title=feed_title))
     problems = [p for p in (_bozo_text(result), *notes) if p]
     return ParsedFeed(title=html_to_text(feed_meta.get("title")), items=items,
                       bozo=_one_line("; ".join(problems)) if problems else None,
@@ -491,7 +494,7 @@ def poll_feed(feed: FeedConfig, state: FeedState | None, fetcher: Fetcher) -> Po
                           error=_one_line(f"{where}: not a feed: {problem}"), problem=_one_line(f"not a feed: {problem}"))
     return PollResult(feed_id=feed.id, status="ok", items=parsed.items, etag=response.etag,
                       last_modified=response.last_modified, http_status=response.status, bozo=parsed.bozo,
-                      dropped=parsed.dropped)
+                      dropped=parsed.dropped, feed_title=_one_line(parsed.title, MAX_FEED_TITLE) or None)
 
 
 def _by_host_round_robin(feeds: list[FeedConfig]) -> list[int]:

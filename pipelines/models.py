@@ -57,6 +57,7 @@ class FeedConfig:
     language: str = "en"
     interval: int = 300  # seconds between polls
     enabled: bool = True
+    name: str | None = None  # the outlet as desks know it (articles' `source`); None: the feed's own title
 
 
 @dataclass
@@ -93,6 +94,9 @@ class FeedItem:
     published: str | None = None  # ISO UTC, None when missing or unparseable
     author: str | None = None
     language: str | None = None
+    # The feed document's own <title> at poll time: the outlet when feeds.yaml gives the feed no `name`.
+    # Kept on the item (not in FeedState) so it crosses the durable inbox with no schema change.
+    feed_title: str | None = None
 
 
 @dataclass
@@ -175,7 +179,7 @@ class Article:
     original_url: str
     feed_id: str
     desk: str
-    source: str  # site name or host
+    source: str  # the outlet: feeds.yaml name, else feed title, else page site name, else host
     title: str
     text: str
     content_hash: str

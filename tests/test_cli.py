@@ -397,3 +397,34 @@ def test_run_once_exits_1_when_the_store_fails(tmp_path, monkeypatch, capsys):
     assert code == 1, captured.err
     assert "cycle failed: store unavailable" in captured.err and "readonly" in captured.err
     assert json.loads(captured.out)["failures"][0].startswith("store unavailable: ")
+
+
+def test_demo_summary_never_cuts_a_word(capsys):
+    """`make demo`'s table wraps long problems at word boundaries and shortens titles after a whole word."""
+    from pipelines.demo import print_summary
+
+    bozo = ("feed parsed with problems: SAXParseException: <unknown>:9:49: not well-formed (invalid token); "
+            "the parser recovered 2 items from the document")
+    error = ("feed border-bulletin: page http://127.0.0.1:45433/pages/kl-nw-infiltration.html: HTTP 404 Not Found "
+             "from the publisher's server; the feed's own text was stored instead of the page, so the article "
+             "is shorter than usual")
+    title = "Istanbul talks end without agreement as Afghan and Pakistani delegations head home"
+    print_summary({"server": "http://127.0.0.1:1", "store": "sqlite:///x.db",
+                   "feeds": [{"id": "border-bulletin", "items": 2, "error": bozo}],
+                   "articles_stored": 1, "topics": {}, "dropped": {},
+                   "alerts": [{"rule": "r", "rules": ["r"], "kind": "event", "desk": "security",
+                               "development": "talks-broke-down", "title": title, "event": None, "outlets": 1}],
+                   "errors": [error]})
+    out = capsys.readouterr().out
+    words = set((bozo + " " + error + " " + title).split())
+    printed = [w.rstrip("…") for w in out.split()]
+    assert "(invalid" in printed and "tok" not in printed  # today: "... (invalid tok" at column 90
+    # Every word of a problem is printed whole (continuation lines), in order.
+    for text in (bozo, error):
+        run = text.split()
+        assert any(printed[i:i + len(run)] == run for i in range(len(printed))), text
+    alert_line = next(line for line in out.splitlines() if "talks-broke-down" in line)
+    shown = alert_line.split("talks-broke-down", 1)[1].split("  (")[0].strip()
+    assert shown.endswith("…") and len(shown) <= 60
+    assert all(word in words for word in shown.rstrip("…").split()), shown
+    assert title.startswith(shown.rstrip("…"))

@@ -295,3 +295,38 @@ def test_health_channels_must_be_alerts_yaml_channels(tmp_path):
     settings["health"] = {"channels": ["console", "desk-webhook"]}  # a disabled channel is a channel
     (config / "newsmon.yaml").write_text(yaml.safe_dump(settings))
     assert load_config(str(config)).settings.health_channels == ["console", "desk-webhook"]
+
+
+# --- a feed's `name`: the outlet, shown as articles' source ------------------------------------------
+
+def test_feed_name_is_optional_and_trimmed():
+    named, unnamed = validate_feeds({"feeds": [{**GOOD_FEED, "name": "  The Express   Tribune "},
+                                               {**GOOD_FEED, "id": "tolo", "url": "https://e.org/x"}]},
+                                    "feeds.yaml")
+    assert named.name == "The Express Tribune"
+    assert unnamed.name is None  # the feed's own title names the outlet then
+    [null] = validate_feeds({"feeds": [{**GOOD_FEED, "name": None}]}, "feeds.yaml")
+    assert null.name is None
+
+
+@pytest.mark.parametrize(("name", "says"), [
+    ("", "empty"), ("   ", "empty"), ("Dawn\nHome", "line break"), ("Dawn\x00", "control character"),
+    (7, "expected str"), (["Dawn"], "expected str"), ("x" * 101, "longer than 100"),
+])
+def test_bad_feed_names_name_file_entry_and_field(name, says):
+    error = feed_error_of({"feeds": [{**GOOD_FEED, "name": name}]})
+    assert (error.file, error.entry, error.field) == ("feeds.yaml", "dawn", "name")
+    assert says in error.message
+
+
+def test_a_default_name_is_refused():
+    # One name for every feed would make every article's outlet the same.
+    error = feed_error_of({"defaults": {"name": "Dawn"}, "feeds": [GOOD_FEED]})
+    assert (error.entry, error.field) == ("defaults", "name") and "unknown key" in error.message
+
+
+def test_shipped_feeds_all_name_their_outlet():
+    config = load_config(str(REPO / "config"))
+    names = {f.id: f.name for f in config.feeds}
+    assert all(names.values()), [i for i, n in names.items() if not n]
+    assert (names["dawn"], names["express-tribune"]) == ("Dawn", "The Express Tribune")

@@ -155,3 +155,82 @@ def test_newsmon_yaml_precision_pass_reaches_extraction(tmp_path, monkeypatch, p
         finally:
             ctx.close()
     assert report.articles_stored > 0 and seen and set(seen) == {precision_pass}
+
+
+# --- an article's source is the outlet ---------------------------------------------------------------
+
+# demo-feeds.yaml names three feeds; border-bulletin has no name, so its feed document's title counts.
+EXPECTED_SOURCES = {"frontier-wire": "Frontier Wire", "kabul-ledger": "Kabul Ledger", "world-desk": "World Desk",
+                    "border-bulletin": "Border Bulletin"}
+
+
+def test_each_article_source_is_its_outlet(monitored):
+    server, ctx, _, _ = monitored
+    for item in MANIFEST["items"]:
+        article = ctx.store.get_article(doc_id(canonical_url(item_url(server, item))))
+        # pages without og:site_name (World Desk) and the 404 page (feed text) are named too, never by host
+        assert article.source == EXPECTED_SOURCES[item["feed_id"]], item["item_link_path"]
+
+
+def _one_page_site(server, *, feed_title: str, site_name: str, headline: str) -> None:
+    from tests.localserver import Route
+
+    page = (f"<html><head><title>{headline}</title><meta property='og:title' content='{headline}'>"
+            f"<meta property='og:site_name' content='{site_name}'></head><body><article><h1>{headline}</h1>"
+            + "<p>The Fund said the staff-level agreement with Pakistan would unlock a further tranche of the "
+              "loan programme once the board approves it, citing progress on revenue and energy reforms.</p>" * 3
+            + "</article></body></html>")
+    title = f"<title>{feed_title}</title>" if feed_title else ""
+    rss = (f'<?xml version="1.0"?><rss version="2.0"><channel>{title}<item><title>{headline}</title>'
+           f"<link>{server.base}/page.html</link><guid>imf-1</guid></item></channel></rss>")
+    server.routes["/feed.xml"] = Route(body=rss.encode(), content_type="application/rss+xml")
+    server.routes["/page.html"] = Route(body=page.encode(), content_type="text/html; charset=utf-8")
+
+
+@pytest.mark.parametrize(("name", "feed_title", "site_name", "expected"), [
+    ("IMF", "IMF News", "IMF staff reaches agreement with Pakistan", "IMF"),  # feeds.yaml name first
+    (None, "IMF News", "IMF staff reaches agreement with Pakistan", "IMF News"),  # then the feed's title
+    (None, "", "International Monetary Fund", "International Monetary Fund"),  # then the page's site name
+    (None, "", "IMF staff reaches agreement with Pakistan", "127.0.0.1"),  # ...unless it is the headline
+])
+def test_source_falls_back_from_name_to_feed_title_to_site_name_to_host(tmp_path, name, feed_title, site_name,
+                                                                        expected):
+    from tests.localserver import LocalServer
+
+    headline = "IMF staff reaches agreement with Pakistan"
+    with LocalServer() as server:
+        _one_page_site(server, feed_title=feed_title, site_name=site_name, headline=headline)
+        config_dir = write_demo_config(REPO / "config", tmp_path / "config", server.base)
+        named = f"\n    name: {name}" if name else ""
+        (config_dir / "feeds.yaml").write_text(
+            f"feeds:\n  - id: imf{named}\n    url: {server.base}/feed.xml\n    desk: diplomacy\n", encoding="utf-8")
+        ctx = open_context(str(config_dir), f"sqlite:///{tmp_path / 'store.db'}",
+                           policy=NetworkPolicy(allow=["127.0.0.0/8"]), base_dir=str(tmp_path))
+        try:
+            report = run_cycle(ctx)
+            article = ctx.store.get_article(doc_id(canonical_url(f"{server.base}/page.html")))
+        finally:
+            ctx.close()
+    assert report.articles_stored == 1, report.errors
+    assert (article.title, article.source) == (headline, expected)
+
+
+@pytest.mark.parametrize(("sitename", "url", "expected"), [
+    ("Dawn", "https://www.imf.org/x", "Dawn"),
+    ("IMF staff reaches agreement with Pakistan", "https://www.imf.org/x", "www.imf.org"),  # the headline
+    ("imf staff reaches agreement with pakistan!", "https://www.imf.org/x", "www.imf.org"),  # in other case
+    ("IMF staff reaches agreement with Pakistan | IMF", "https://www.imf.org/x", "www.imf.org"),  # + a suffix
+    ("IMF Pakistan", "https://www.imf.org/x", "IMF Pakistan"),  # a short name sharing the first word stays
+    ("www.imf.org", "https://www.imf.org/x", "www.imf.org"),
+    ("127.0.0.1:34547", "http://127.0.0.1:34547/x", "127.0.0.1"),  # trafilatura's host:port is no name
+    (None, "https://www.imf.org/x", "www.imf.org"), ("  ", "https://www.imf.org/x", "www.imf.org"),
+])
+def test_page_site_name_counts_only_when_it_names_a_site(sitename, url, expected):
+    from pipelines.cycle import article_source
+    from pipelines.models import ExtractedPage, FeedConfig, FeedItem
+
+    headline = "IMF staff reaches agreement with Pakistan"
+    item = FeedItem(feed_id="imf", item_id="1", link=url, title=headline)
+    page = ExtractedPage(url=url, text="...", title=headline, sitename=sitename)
+    feed = FeedConfig(id="imf", url="https://www.imf.org/feed", desk="diplomacy")
+    assert article_source(feed, item, page, url) == expected

@@ -544,3 +544,52 @@ def test_timeouts_say_after_how_long(server, fetcher):
     result = poll_feed(feed("slow", server.url("/poll/slow.xml")), None, slow)
     assert _time.monotonic() - started < 2
     assert result.problem in ("timed out after 0.6 s", "timed out after 0.3 s waiting for the server"), result.problem
+
+
+# -- the feed's own title: the outlet when feeds.yaml names none --------------------------------------
+
+def test_every_item_carries_the_feed_title():
+    parsed = parse_feed(fixture("rss2.xml"), feed(), base_url=BASE)
+    assert {item.feed_title for item in parsed.items} == {"Frontier Desk & Wire"}
+    untitled = parse_feed(b'<rss version="2.0"><channel><item><title>t</title><link>https://x.example/1</link>'
+                          b"</item></channel></rss>", feed(), base_url=BASE)
+    assert [item.feed_title for item in untitled.items] == [None]
+
+
+def test_feed_title_is_one_short_line():
+    long_title = "Frontier\n\n  Wire " + "very " * 40
+    body = (f'<rss version="2.0"><channel><title>{long_title}</title><item><title>t</title>'
+            "<link>https://x.example/1</link></item></channel></rss>").encode()
+    [item] = parse_feed(body, feed(), base_url=BASE).items
+    assert item.feed_title.startswith("Frontier Wire very") and "\n" not in item.feed_title
+    assert len(item.feed_title) <= 100
+
+
+def test_poll_result_and_its_items_carry_the_feed_title(server, fetcher):
+    server.routes["/poll/titled.xml"] = Route(body=fixture("rss2.xml"), content_type="application/rss+xml")
+    result = poll_feed(feed("frontier", server.url("/poll/titled.xml")), None, fetcher)
+    assert result.status == "ok" and result.feed_title == "Frontier Desk & Wire"
+    assert {item.feed_title for item in result.items} == {"Frontier Desk & Wire"}
+
+
+def test_feed_title_survives_the_durable_inbox(tmp_path):
+    # Polling and processing are separate tasks (the DAG): the title must come back out of the inbox.
+    import sqlite3
+
+    from pipelines.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'inbox.db'}")
+    try:
+        items = parse_feed(fixture("rss2.xml"), feed(), base_url=BASE).items
+        assert store.spool_items(items) == len(items)
+        assert {item.feed_title for _key, item in store.pending_items()} == {"Frontier Desk & Wire"}
+    finally:
+        store.close()
+    # An item spooled before feed_title existed still loads (no title: the next fallback applies).
+    with sqlite3.connect(tmp_path / "inbox.db") as conn:
+        conn.execute("UPDATE inbox SET item = json_remove(item, '$.feed_title')")
+    store = open_store(f"sqlite:///{tmp_path / 'inbox.db'}")
+    try:
+        assert {item.feed_title for _key, item in store.pending_items()} == {None}
+    finally:
+        store.close()

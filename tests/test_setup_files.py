@@ -88,7 +88,9 @@ def test_feeds_yaml_shape_and_values():
     assert len(feeds) >= 15
     for feed in feeds:
         where = f"feed {feed.get('id')!r}"
-        assert set(feed) == FEED_KEYS, f"{where}: keys {sorted(feed)}"
+        assert set(feed) == FEED_KEYS | {"name"}, f"{where}: keys {sorted(feed)}"
+        # articles' source is the outlet's name, not the feed document's title or the page's site name
+        assert isinstance(feed["name"], str) and feed["name"].strip() == feed["name"] != "", where
         assert re.fullmatch(r"[a-z0-9][a-z0-9-]*", feed["id"]), where
         parts = urlsplit(feed["url"])
         assert parts.scheme == "https" and parts.netloc and not parts.username, f"{where}: url {feed['url']}"
@@ -298,7 +300,7 @@ def test_demo_feeds_yaml_matches_the_manifest():
     manifest = _manifest()
     assert [f["url"] for f in demo["feeds"]] == ["{{BASE}}/" + f["file"] for f in manifest["feeds"]]
     for feed in demo["feeds"]:
-        assert set(feed) == FEED_KEYS and feed["desk"] in DESKS
+        assert FEED_KEYS <= set(feed) <= FEED_KEYS | {"name"} and feed["desk"] in DESKS
 
 
 # --- CI entry point and Makefile --------------------------------------------

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -98,6 +101,30 @@ def return_values(dag_id: str, run_id: str) -> dict[str, list]:
         for row in sorted(rows, key=lambda r: (r.task_id, r.map_index)):
             values.setdefault(row.task_id, []).append(XComModel.deserialize_value(row))
     return values
+
+
+@contextmanager
+def api_client_errors() -> Iterator[list[dict]]:
+    """What the task SDK's API client logs at error level meanwhile (dag.test() runs tasks in this
+    process): a successful run must log none ("XCom not found" from reading XComs one by one was one)."""
+    import airflow.sdk.api.client as client
+
+    recorded: list[dict] = []
+    real = client.log
+
+    class Recorder:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def error(self, event: str, *args: Any, **kwargs: Any) -> Any:
+            recorded.append({"event": event, **{k: str(v) for k, v in kwargs.items()}})
+            return real.error(event, *args, **kwargs)
+
+    client.log = Recorder()
+    try:
+        yield recorded
+    finally:
+        client.log = real
 
 
 def run_dag(dag_id: str, **kwargs) -> dict:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.dags.airflow_helpers import (
+    api_client_errors,
     asset_event_count,
     coverage_routes,
     read_jsonl,
@@ -100,7 +101,9 @@ def monitor_runs(newsmon_site):
     """news_monitor run twice over the same coverage: what the store, channel and asset hold after each."""
     runs = []
     for _ in range(2):
-        run = run_dag("news_monitor")
+        with api_client_errors() as errors:
+            run = run_dag("news_monitor")
+        run["api_client_errors"] = errors
         run.update(store_snapshot(newsmon_site["store_url"]))
         run["jsonl"] = read_jsonl(newsmon_site["alerts_jsonl"])
         run["asset_events"] = asset_event_count("newsmon_articles")

@@ -21,6 +21,13 @@ def test_first_run_succeeds_and_stores_articles(monitor_runs):
     assert first["pending_inbox"] == [], "every spooled item was processed"
 
 
+def test_successful_runs_log_no_errors(monitor_runs):
+    # `make demo` printed "[error] XCom not found ... offset=1" on every successful run: evaluate_alerts
+    # iterated the mapped batches' XComs one by one until a 404. It reads them in one slice now.
+    assert [run["state"] for run in monitor_runs] == ["success", "success"]
+    assert [run["api_client_errors"] for run in monitor_runs] == [[], []]
+
+
 def test_dag_stores_what_the_cli_cycle_stores(monitor_runs, newsmon_site, tmp_path):
     # The same cycle run in one process (newsmon run --once) is the reference for the DAG's wiring.
     from pipelines.cycle import open_context, run_cycle
