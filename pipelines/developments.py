@@ -30,7 +30,8 @@ hold?") makes the whole article a restatement: it announces nothing.
 State-dependent statements: `hostilities` (fighting between the two states' forces) and `talks-continue`
 are reported as written; pipelines/events.py reads them against the watch's state.  A type with
 `sides: both` needs the sentence to name both sides (entities, places or demonyms with a `side`), a border
-place (`border_kinds`) or a border word (the `border` filter), and no militant named before the match; or
+place (`border_kinds`) or a border word (the `border` filter), and no militant named before the match (unless an
+Afghan force is its co-subject: "Afghan Taliban and Khawarij opened fire on Pakistani posts"); or
 both states named over the sentence and the next two with no militant among them ("Air strikes hit homes
 in Paktika. Kabul blamed Pakistan").
 
@@ -77,7 +78,14 @@ _MACRO_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _CLAUSE_DELIMS = re.compile(r"[,;:()\"\[\]\u060c\u061b]")  # Latin and Arabic-script commas, semicolons
 _RELATIVE = re.compile(r"\b(?:which|that|who|whose|agreed|reached|signed|brokered|announced|declared|mediated|"
-                       r"struck|sealed|extended|hosted|held|since|after|following|amid|before|until|despite)\b")
+                       r"struck|sealed|extended|hosted|held|since|after|following|amid|before|until|despite|as part of)\b")
+# "Afghan-based militants", "Afghan nationals": an Afghan word that names no Afghan force.
+_AFGHAN_BASED = re.compile(r"\s?(?:based|soil|territory|nationals?|origin|refugees?|sanctuar\w*|hideouts?)\b")
+# What joins an Afghan force to the militants that fight beside it: "Afghan Taliban and (the) Khawarij".
+_CO_SUBJECT = re.compile(r"(?: (?:taliban|forces|troops|regime|fighters|army|border forces))? (?:and|along with|together with|"
+                         r"alongside) (?:the )?")
+# The nouns a denial rejects, when they follow the statement ("rejects Kabul's strike claims").
+_CLAIM_NOUN = re.compile(r"\b(?:claims?|reports?|allegations?|accusations?|charges?|assertions?|rumou?rs?)\b")
 _MAX_SENTENCE = 1000  # characters of a lead "sentence" the patterns look at (runaway text without stops)
 _LEAD_OVER_TITLE = 2  # lead sentences whose statement wins over a different one in the title
 _CONFIDENCE = {"asserted": 0.9, "alleged": 0.7, "denied": 0.6}
@@ -105,7 +113,9 @@ def inflect(lemma: str) -> list[str]:
         forms.add(w[:-1] + "ies")
     else:
         forms.add(w + "s")
-    if w.endswith("e"):
+    if w.endswith("ee"):  # agree -> agreed, agreeing
+        forms |= {w + "d", w + "ing"}
+    elif w.endswith("e"):
         forms |= {w + "d", w[:-1] + "ing"}
     elif w.endswith("y") and len(w) > 1 and w[-2] not in _VOWELS:
         forms |= {w[:-1] + "ied", w + "ing"}
@@ -488,7 +498,9 @@ def detect_development(title: str, text: str, taxonomy: Taxonomy,
         if in_lead is not None:
             break
     chosen = in_title
-    if in_lead is not None and (in_title is None or in_lead.type_id == in_title.type_id
+    if in_lead is not None and (in_title is None
+                                or (in_lead.type_id == in_title.type_id
+                                    and (in_title.mode != "denied" or in_lead.mode == "denied"))
                                 or (in_lead.unit < _LEAD_OVER_TITLE and in_lead.type_id not in STATE_TYPES
                                     and not _adds_to_title(in_lead, rules))):
         chosen = in_lead
@@ -609,23 +621,30 @@ def _names(sentence: str, naming: Naming) -> list[str]:
 
 def _between_states(sentence: str, at: int, rules: DevelopmentRules) -> bool:
     """Fighting between the two states: both sides named, or a border place or word; a militant named
-    before the verb makes it an attack by militants unless both states are named."""
+    before the verb makes it an attack by militants, unless the Afghan side is named before it as a
+    co-subject and Pakistan is named too ("Afghan Taliban and Khawarij opened fire on Pakistani posts";
+    not "Afghan-based militants ...")."""
     naming = rules.naming
     sides: set[str] = set()
     militant_first = False
+    afghan_at: int | None = None
     if naming.regex is not None:
         for m in naming.regex.finditer(sentence):
             for target in naming.ids.get(m.group(), naming.ids.get(m.group().replace(" ", ""), ())):
                 side = naming.side.get(target)
                 if side:
                     sides.add(side)
-                    if side == "militant" and m.start() < at:
+                    if side == "militant" and m.start() < at and not militant_first:
                         militant_first = True
+                        militant_at = m.start()
+                    if side == "afghanistan" and afghan_at is None and not _AFGHAN_BASED.match(sentence, m.end()):
+                        afghan_at = m.end()
                 if naming.kind.get(target) in rules.border_kinds:
                     sides.add("border")
     both = "pakistan" in sides and "afghanistan" in sides
     if militant_first:
-        return False
+        return both and afghan_at is not None and afghan_at <= militant_at \
+            and _CO_SUBJECT.fullmatch(sentence, afghan_at, militant_at) is not None
     if both:
         return True
     border = rules.filters.get("border")
@@ -730,7 +749,10 @@ def _mode(sentence: str, m: re.Match[str], filters: dict[str, re.Pattern[str]], 
 
     # A denial reaches across the clause: "Kabul denied that the talks had collapsed"; a verb-final
     # language denies at the end of the sentence (`denial_late`: "... را رد کرد").
-    if hit("denial", sentence[max(0, m.start() - 120):m.start()]) or hit("denial", sentence[m.end():clause_end][:40]) \
+    # ... and around it: "rejects Taliban airstrike claims" (only when a claim-like noun follows).
+    after = sentence[m.end():clause_end][:40]
+    if hit("denial", sentence[max(0, m.start() - 120):m.start()]) or hit("denial", after) \
+            or (_CLAIM_NOUN.search(after) and hit("denial", sentence[max(0, m.start() - 60):m.end() + len(after)])) \
             or hit("denial_late", sentence[m.end():]):
         return "denied"
     if hit("negation", prefix) or (not negation_ok and (hit("negation", matched)

@@ -836,3 +836,110 @@ def test_a_day_earlier_is_background(taxonomy):
     dev = _dev(taxonomy, "Markets reopened in Chaman on Sunday, while Pakistani and Afghan forces had clashed along "
                          "the border a day earlier.")
     assert dev is None or dev.type != "hostilities" or dev.field == "title", dev
+
+
+# --- later events: strikes across the border, the truce "not holding", Riyadh, visits --------------
+
+
+def test_agree_inflects_without_dropping_its_double_e():
+    assert {"agreed", "agreeing", "agrees"} <= set(inflect("agree"))
+
+
+@pytest.mark.parametrize("title, text", [
+    ("Pakistani strike flattens house in Afghanistan, killing eight", "Residents of a village in Paktika dug "
+     "through rubble on Wednesday."),
+    ("Afghan Taliban and Khawarij open fire on Pakistani posts in Bajaur", "Troops answered with artillery, "
+     "security sources said."),
+])
+def test_strikes_across_the_border_are_fighting(taxonomy, title, text):
+    dev = detect_development(title, text, taxonomy)
+    assert dev is not None and dev.type == "hostilities", dev
+
+
+@pytest.mark.parametrize("title", [
+    "Afghan-based militants storm police post in Bannu, killing three Pakistani officers",
+    "Islamabad blames Kabul and New Delhi for suicide bombing at a Peshawar market",
+])
+def test_militants_named_first_stay_militants(taxonomy, title):
+    dev = detect_development(title, "Police said the attackers fled after a gunfight.", taxonomy)
+    assert dev is None or dev.type != "hostilities", dev
+
+
+@pytest.mark.parametrize("sentence", [
+    "The foreign ministry said on Thursday that the truce with Kabul was no longer holding.",
+    "A spokesman said the ceasefire arrangement with Afghanistan is no longer intact because attacks continue.",
+    "Islamabad says its truce with the Taliban has effectively collapsed.",
+])
+def test_a_truce_that_no_longer_holds_has_collapsed(taxonomy, sentence):
+    dev = _dev(taxonomy, sentence)
+    assert dev is not None and dev.type == "ceasefire-collapsed", dev
+
+
+def test_the_newly_announced_truce_is_a_noun_phrase(taxonomy):
+    dev = _dev(taxonomy, "Pakistani officials said the newly announced truce with Kabul was under strain after "
+                         "fresh attacks.")
+    assert dev is None or dev.type != "ceasefire-agreed", dev
+
+
+def test_talks_ending_without_a_truce_deal_end_no_truce(taxonomy):
+    dev = detect_development("Qatari mediation between Kabul and Islamabad ends without truce deal",
+                             "Diplomats left Doha on Monday.", taxonomy)
+    assert dev is None or dev.type != "ceasefire-collapsed", dev
+
+
+@pytest.mark.parametrize("sentence", [
+    "Kabul and Islamabad met again in Riyadh and agreed to uphold the ceasefire, two officials said.",
+    "Pakistan and the Taliban held a new round in Riyadh, agreeing to maintain the truce as part of efforts to "
+    "calm the frontier.",
+])
+def test_agreeing_to_uphold_the_truce_extends_it(taxonomy, sentence):
+    dev = _dev(taxonomy, sentence)
+    assert dev is not None and dev.type == "ceasefire-extended", dev
+
+
+def test_a_headline_denial_outweighs_the_claim_it_denies(taxonomy):
+    dev = detect_development("Islamabad rejects Kabul airstrike claims",
+                             "The army spokesman spoke in Rawalpindi. Kabul had said Pakistani jets struck homes "
+                             "in Kunar province.", taxonomy)
+    assert dev is not None and dev.mode == "denied", dev
+
+
+@pytest.mark.parametrize("title, text, expected", [
+    ("Afghan and Pakistani envoys gather in Riyadh", "A Taliban delegation has arrived in Saudi Arabia for talks "
+     "meant to break the months-long deadlock with Islamabad.", "talks-opened"),
+    ("Stalled Doha talks leave the Kabul-Islamabad quarrel unresolved", "Officials from both sides spoke on "
+     "condition of anonymity.", "talks-stalled"),
+])
+def test_meetings_and_deadlocks(taxonomy, title, text, expected):
+    dev = detect_development(title, text, taxonomy)
+    assert dev is not None and dev.type == expected, dev
+
+
+def test_a_maybe_is_no_schedule(taxonomy):
+    dev = detect_development("Saudi Arabia may host the Kabul-Islamabad talks due to begin next week",
+                             "Nothing has been confirmed.", taxonomy)
+    assert dev is None or dev.type != "talks-scheduled", dev
+
+
+def test_mediators_visit_announced_is_scheduled(taxonomy):
+    dev = _dev(taxonomy, "Qatar's foreign minister is set to arrive in Kabul next week for talks on the Taliban's "
+                         "quarrel with Pakistan.")
+    assert dev is not None and dev.type == "talks-scheduled", dev
+
+
+@pytest.mark.parametrize("title, text, expected", [
+    ("حمله پاکستان به ولسوالی‌های کنر افغانستان", "مقام‌های محلی گفتند چند خانه ویران شد.", "hostilities"),
+    ("طالبان و پاکستان بر ادامه آتش‌بس توافق کردند", "این نشست در ریاض برگزار شد.", "ceasefire-extended"),
+    ("غارات باكستانية على ولاية كونر", "قال مسؤولون في طالبان إن منزلين دمرا.", "hostilities"),
+    ("انتهت المفاوضات بين كابل وإسلام آباد في الرياض بالفشل", "غادر الوفدان المدينة.", "talks-broke-down"),
+    ("كابل وإسلام آباد تتفقان على الحفاظ على الهدنة", "جرت المحادثات في الرياض.", "ceasefire-extended"),
+])
+def test_dari_and_arabic_later_reports(taxonomy, title, text, expected):
+    dev = detect_development(title, text, taxonomy)
+    assert dev is not None and dev.type == expected, dev
+
+
+def test_arabic_ttp_attack_is_not_the_states_fighting(taxonomy):
+    dev = detect_development("هجوم لحركة طالبان الباكستانية على مركز شرطة في بيشاور",
+                             "قتل ثلاثة من رجال الشرطة في الهجوم.", taxonomy)
+    assert dev is None or dev.type != "hostilities", dev
