@@ -215,32 +215,21 @@ def _batched(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
 # --- the copy -------------------------------------------------------------------------------------
 
 
-def _write_articles(target: Store, articles: list) -> None:
-    bulk = getattr(target, "upsert_articles", None)
+def _write(target: Store, items: list, what: str) -> None:
+    """Write one batch of articles or events, in bulk where the backend can (upsert_articles, save_events)."""
+    bulk_name, one_name = {"article": ("upsert_articles", "upsert_article"),
+                           "event": ("save_events", "save_event")}[what]
+    bulk = getattr(target, bulk_name, None)
     if bulk is None:
-        for article in articles:
-            target.upsert_article(article)
+        for item in items:
+            getattr(target, one_name)(item)
         return
-    result = bulk(articles)
+    result = bulk(items)
     if result.errors:
         raise NewsmonError(
-            f"reindex: {len(result.errors)} of {len(articles)} article(s) in this batch were not written "
+            f"reindex: {len(result.errors)} of {len(items)} {what}(s) in this batch were not written "
             f"(first: {result.errors[0]}); nothing after the last complete batch is marked done, run again "
             "to retry"
-        )
-
-
-def _write_events(target: Store, events: list) -> None:
-    bulk = getattr(target, "save_events", None)
-    if bulk is None:
-        for event in events:
-            target.save_event(event)
-        return
-    result = bulk(events)
-    if result.errors:
-        raise NewsmonError(
-            f"reindex: {len(result.errors)} of {len(events)} event(s) in this batch were not written "
-            f"(first: {result.errors[0]}); run again to retry from the last complete batch"
         )
 
 
@@ -274,7 +263,7 @@ def reindex(from_url: str, to_url: str, progress: Progress | None = None, batch:
                 articles = source.iter_articles(after_id=after, batch=batch)
                 if not articles:
                     break
-                _write_articles(target, articles)
+                _write(target, articles, "article")
                 after = articles[-1].id
                 copied += len(articles)
                 checkpoint.save(after_id=after, copied=copied, phase="articles")
@@ -287,7 +276,7 @@ def reindex(from_url: str, to_url: str, progress: Progress | None = None, batch:
                 batch_events = source.iter_events(after_id=events_after, batch=batch)
                 if not batch_events:
                     break
-                _write_events(target, batch_events)
+                _write(target, batch_events, "event")
                 events_after = batch_events[-1].id
                 events += len(batch_events)
                 checkpoint.save(after_id=after, copied=copied, events_after_id=events_after, events_copied=events,
