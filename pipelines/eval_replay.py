@@ -362,6 +362,7 @@ def article_development(s: Scoring) -> dict[str, Any]:
     """The stored (state-interpreted) development of each stored case against its label."""
     dev_cases = dev_right = nodev_cases = nodev_false = 0
     wrong: list[dict[str, Any]] = []
+    by_language: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # language -> [right, cases]
     for case in s.cases:
         article = s.stored.get(case.id)
         if article is None:
@@ -372,14 +373,19 @@ def article_development(s: Scoring) -> dict[str, Any]:
         if case.development and case.relevant:
             dev_cases += 1
             dev_right += got == case.development
+            tally = by_language[case.language or "?"]
+            tally[0] += got == case.development
+            tally[1] += 1
         elif case.development is None:
             nodev_cases += 1
             nodev_false += got is not None
         if got != case.development:
             wrong.append({"case": case.id, "expected": case.development, "got": got})
+    languages = {lang: {"correct": right, "cases": n, "accuracy": _ratio(right, n)}
+                 for lang, (right, n) in sorted(by_language.items())}
     return {"cases": dev_cases, "correct": dev_right, "accuracy": _ratio(dev_right, dev_cases),
             "false_development": {"cases": nodev_cases, "false": nodev_false, "rate": _ratio(nodev_false, nodev_cases)},
-            "wrong": wrong}
+            "by_language": languages, "wrong": wrong}
 
 
 def compute_metrics(s: Scoring) -> dict[str, Any]:
@@ -627,6 +633,8 @@ def replay_text(result: dict[str, Any], show_errors: bool = False) -> str:
         f"article development     {_num(art['accuracy'])} ({art['correct']}/{art['cases']} stored relevant "
         f"cases with one)  false developments {_num(art['false_development']['rate'])} "
         f"({art['false_development']['false']}/{art['false_development']['cases']})",
+        "  by language           " + ("  ".join(f"{lang} {v['correct']}/{v['cases']}"
+                                               for lang, v in art["by_language"].items()) or "-"),
         "",
         "targets:",
     ]

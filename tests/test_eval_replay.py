@@ -175,6 +175,17 @@ def test_backlog_notifications_and_article_development():
     art = er.article_development(s)
     assert (art["cases"], art["correct"], art["accuracy"]) == (3, 2, 2 / 3)
     assert art["false_development"] == {"cases": 2, "false": 1, "rate": 0.5}
+    assert art["by_language"] == {"?": {"correct": 2, "cases": 3, "accuracy": 2 / 3}}  # the cases name none
+
+
+def test_article_development_by_language():
+    from dataclasses import replace
+
+    cases = [replace(c, language=lang) for c, lang in zip(CASES[:3], ("ur", "ps", "ur"), strict=True)]
+    s = scoring(cases, [], stored={"a1": _article("a1", "ceasefire-agreed"), "a2": _article("a2", None),
+                                   "b1": _article("b1", "talks-scheduled")})
+    assert er.article_development(s)["by_language"] == {
+        "ps": {"correct": 0, "cases": 1, "accuracy": 0.0}, "ur": {"correct": 2, "cases": 2, "accuracy": 1.0}}
 
 
 def test_targets_are_marked_and_unmeasured_ones_are_no_miss():
