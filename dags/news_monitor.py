@@ -40,6 +40,7 @@ from newsmon_settings import (
     ARTICLES_ASSET_NAME,
     ARTICLES_ASSET_URI,
     DEFAULT_SCHEDULE,
+    parse_time_allow_networks,
     pipeline_context,
     read_schedule,
     read_watched_feeds,
@@ -78,6 +79,9 @@ def build_schedule() -> CronTriggerTimetable | AssetOrTimeSchedule:
     watched = read_watched_feeds(schedule=cron)
     if not watched:
         return timetable
+    # The triggerer's own Variable reads are not counted on (old servers, no comms): the DAG file resolves
+    # newsmon_allow_networks (Variable first, then env; README, Settings) and hands it over in the kwargs.
+    allow_networks = parse_time_allow_networks()
     feed_changes = Asset(
         name="newsmon_feed_changes",
         uri=FEED_CHANGES_URI,
@@ -85,7 +89,8 @@ def build_schedule() -> CronTriggerTimetable | AssetOrTimeSchedule:
         watchers=[
             AssetWatcher(
                 name=f"newsmon_feed_{feed.feed_id}",
-                trigger=FeedWatchTrigger(feed_id=feed.feed_id, url=feed.url, poll_interval=feed.poll_interval),
+                trigger=FeedWatchTrigger(feed_id=feed.feed_id, url=feed.url, poll_interval=feed.poll_interval,
+                                         allow_networks=allow_networks),
             )
             for feed in watched
         ],

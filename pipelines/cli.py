@@ -169,8 +169,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
 # --- search / alerts / feeds -------------------------------------------------
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from pipelines.config import config_dir_from
     from pipelines.query import QuerySyntaxError
-    from pipelines.store import default_store_url, open_store
+    from pipelines.settings import store_url
+    from pipelines.store import open_store
     from pipelines.store.search_query import parse_query
 
     try:
@@ -178,7 +180,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     except QuerySyntaxError as exc:
         raise UsageError(f"search: query {args.query!r}: {exc}") from None
     _check_filters(args, topic=args.topic, desk=args.desk)
-    store = open_store(args.store or default_store_url(), create=False)
+    store = open_store(store_url(args.store, config_dir=config_dir_from(args.config)), create=False)
     try:
         hits = store.search(args.query, topic=args.topic, desk=args.desk, source=args.source,
                             language=args.language, since=args.since, until=args.until, limit=args.limit,
@@ -207,12 +209,14 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     """The alert log: one entry per notification sent to a desk, with its event's reports so far."""
     from pipelines.alerts import load_alert_config_file, log_entry
     from pipelines.config import config_dir_from
-    from pipelines.store import default_store_url, open_store
+    from pipelines.settings import store_url
+    from pipelines.store import open_store
 
     _check_filters(args, desk=args.desk)
-    alerts_path = os.path.join(config_dir_from(args.config), "alerts.yaml")
+    config_dir = config_dir_from(args.config)
+    alerts_path = os.path.join(config_dir, "alerts.yaml")
     config = load_alert_config_file(alerts_path) if os.path.exists(alerts_path) else None
-    store = open_store(args.store or default_store_url(), create=False)
+    store = open_store(store_url(args.store, config_dir=config_dir), create=False)
     try:
         alerts = store.list_alerts(since=args.since, limit=args.limit, desk=args.desk or None)
         events = {eid: store.get_event(eid) for eid in {a.event_id for a in alerts if a.event_id}}
@@ -242,10 +246,11 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 def cmd_feeds(args: argparse.Namespace) -> int:
     from pipelines.config import load_config
-    from pipelines.store import default_store_url, open_store
+    from pipelines.settings import store_url
+    from pipelines.store import open_store
 
     config = load_config(args.config)
-    store = open_store(args.store or config.settings.store or default_store_url(), create=False)
+    store = open_store(store_url(args.store, config_dir=config.dir, yaml=config.settings.store), create=False)
     try:
         states = {s.feed_id: s for s in store.list_feed_states()}
     finally:
@@ -419,9 +424,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="machine-readable JSON output")
     parser = argparse.ArgumentParser(prog="newsmon", description="News monitoring for newsroom desks.",
                                      parents=[common])
-    parser.add_argument("--config", default=None, help="config directory (env NEWSMON_CONFIG, default ./config)")
+    parser.add_argument("--config", default=None, help="config directory (env NEWSMON_CONFIG, default ./config; precedence: README, Settings)")
     parser.add_argument("--store", default=None,
-                        help="store URL, e.g. sqlite:///var/newsmon.db (env NEWSMON_STORE)")
+                        help="store URL, e.g. sqlite:///var/newsmon.db (env NEWSMON_STORE, then newsmon.yaml's store:; "
+                             "precedence: README, Settings)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("run", parents=[common], help="run one monitoring cycle")

@@ -101,7 +101,10 @@ class AppConfig:
 
 
 def config_dir_from(value: str | None = None) -> str:
-    return value or os.environ.get("NEWSMON_CONFIG") or DEFAULT_CONFIG_DIR
+    """--config, else NEWSMON_CONFIG, else ./config (pipelines.settings, the one resolver)."""
+    from pipelines.settings import resolve
+
+    return resolve("config_dir", flag=value, default=DEFAULT_CONFIG_DIR).value
 
 
 def load_yaml(path: str | Path) -> Any:

@@ -72,7 +72,7 @@ class Context:
 
 def open_context(config_dir: str | None = None, store_url: str | None = None, *, store: Any = None,
                  policy: Any = None, base_dir: str = ".", as_of: datetime | None = None) -> Context:
-    """Load and validate config (NEWSMON_CONFIG / ./config) and open the store (NEWSMON_STORE / var/).
+    """Load and validate config and open the store, both resolved by pipelines.settings.
 
     store: a store opened by the caller (the Airflow plugin builds one from a connection); the
     Context owns it from here and closes it, also when the config fails to load."""
@@ -80,7 +80,8 @@ def open_context(config_dir: str | None = None, store_url: str | None = None, *,
     from pipelines.config import load_config
     from pipelines.http import Fetcher
     from pipelines.notify import Notifier
-    from pipelines.store import default_store_url, open_store
+    from pipelines.settings import store_url as resolve_store_url
+    from pipelines.store import open_store
     from pipelines.tag import Tagger
 
     try:
@@ -92,7 +93,8 @@ def open_context(config_dir: str | None = None, store_url: str | None = None, *,
             store.close()
         raise
     if store is None:
-        store = open_store(store_url or config.settings.store or default_store_url())
+        # The one resolver (pipelines.settings): the caller's URL, NEWSMON_STORE, newsmon.yaml, the default.
+        store = open_store(resolve_store_url(store_url, config_dir=config.dir, yaml=config.settings.store))
     from pipelines.events import EventBook
 
     events = EventBook(config.events, store) if config.events is not None else None

@@ -308,7 +308,7 @@ def add_reindex_parser(subparsers, parents: Iterable[argparse.ArgumentParser] = 
                     "Interrupted copies resume from a checkpoint under var/reindex/.",
     )
     parser.add_argument("--from", dest="from_url", default=None,
-                        help="source store URL (default: --store / NEWSMON_STORE / sqlite:///var/newsmon.db)")
+                        help="source store URL (default: the resolved store, README, Settings)")
     parser.add_argument("--to", dest="to_url", required=True,
                         help="target store URL, e.g. elasticsearch+https://es.example:9200")
     parser.add_argument("--batch", type=int, default=500, help="articles per bulk request (default 500)")
@@ -320,10 +320,12 @@ def add_reindex_parser(subparsers, parents: Iterable[argparse.ArgumentParser] = 
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
+    from pipelines.config import config_dir_from
     from pipelines.progress import ProgressBar
-    from pipelines.store import default_store_url
+    from pipelines.settings import store_url
 
-    from_url = args.from_url or getattr(args, "store", None) or default_store_url()
+    from_url = args.from_url or store_url(getattr(args, "store", None),
+                                          config_dir=config_dir_from(getattr(args, "config", None)))
     bar = ProgressBar("reindex articles")
     try:
         summary = reindex(from_url, args.to_url, progress=lambda done, total: bar.update(done, total),

@@ -11,8 +11,6 @@ plugin stays cheap for the scheduler and the workers.
 
 from __future__ import annotations
 
-import os
-
 from airflow.plugins_manager import AirflowPlugin
 from newsmon_triggers.feed_watch import CLASSPATH as FEED_WATCH_TRIGGER
 
@@ -38,10 +36,13 @@ def dashboard_store():
 def _dashboard_app():
     from airflow.api_fastapi.core_api.security import requires_authenticated
     from fastapi import Depends
+    from newsmon_settings import dashboard_config_dir
 
     from pipelines.web import create_app
 
-    return create_app(store_url=os.environ.get("NEWSMON_STORE"), config_dir=os.environ.get("NEWSMON_CONFIG"),
+    # Both resolved by pipelines.settings (README, Settings): the config dir on first use and again every
+    # 30 s (Variable newsmon_config_dir first), the store by dashboard_store, else the resolver's default.
+    return create_app(store_url=None, config_dir=dashboard_config_dir,
                       dependencies=[Depends(requires_authenticated())], store_opener=dashboard_store)
 
 

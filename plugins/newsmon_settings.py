@@ -10,9 +10,13 @@ import Airflow. Two kinds of reads, kept apart on purpose:
   `newsmon_allow_networks`, `newsmon_digest_dir`, each falling back to env
   NEWSMON_CONFIG / NEWSMON_STORE / NEWSMON_ALLOW_NETWORKS / NEWSMON_DIGEST_DIR.
 
-The store, first match wins: Variable `newsmon_store_url`, env NEWSMON_STORE, `store:` in
-newsmon.yaml, the Airflow connection `elasticsearch_default` (if defined), the embedded SQLite
-file. A store setting of just `elasticsearch` asks for the connection and fails if it is missing.
+Every value comes from pipelines.settings.resolve, the one resolver, with the Variable and
+connection lookups injected from here (precedence: README.md, "Settings"). For the store: Variable
+`newsmon_store_url`, env NEWSMON_STORE, `store:` in newsmon.yaml, the Airflow connection
+`elasticsearch_default` (if defined), the embedded SQLite file. The feed watchers' allowed
+networks are the exception to "no Variables at parse time": the DAG file resolves
+`newsmon_allow_networks` (Variable first) and passes it in the trigger's kwargs.
+A store setting of just `elasticsearch` asks for the connection and fails if it is missing.
 An explicit setting always beats the connection, so an `elasticsearch_default` kept for other
 DAGs never moves newsmon's data by surprise when newsmon is configured.
 """
@@ -59,9 +63,32 @@ def _absolute(path: str | os.PathLike[str]) -> Path:
 
 
 # --- parse time ------------------------------------------------------------------------
+def airflow_variable(name: str) -> str | None:
+    """The Airflow Variable, None when unset or unreadable: the resolver's step 2."""
+    try:
+        from airflow.sdk import Variable
+
+        return Variable.get(name, default=None)
+    except Exception as exc:  # no task context (CLI, plain tests) or API server unreachable
+        log.debug("Variable %s not read (%s); using env", name, exc)
+        return None
+
+
 def parse_time_config_dir() -> Path:
     """Config dir for DAG-file top level: env NEWSMON_CONFIG or <repo>/config (Variables are run-time only)."""
-    return _absolute(os.environ.get("NEWSMON_CONFIG") or "config")
+    from pipelines.settings import resolve
+
+    return _absolute(resolve("config_dir").value)
+
+
+def parse_time_allow_networks() -> str | None:
+    """newsmon_allow_networks for the feed watchers' kwargs: Variable first, then env (the resolver).
+
+    Read when the DAG file is parsed, so a changed Variable reaches the triggerer with the next parse
+    (the kwargs change, so the watcher is replaced); None when neither is set."""
+    from pipelines.settings import resolve
+
+    return resolve("allow_networks", variable=airflow_variable).value
 
 
 def _read_yaml(path: Path) -> Any:
@@ -174,28 +201,30 @@ class RuntimeSettings:
 
 
 def setting(variable: str) -> str | None:
-    """One setting: Airflow Variable, else its env var, else None. Call inside a task only."""
-    value = None
-    try:
-        from airflow.sdk import Variable
+    """One setting: Airflow Variable, else its env var, else None (the resolver's steps 2 and 3).
+    Call inside a task only."""
+    from pipelines.settings import SETTINGS, resolve
 
-        value = Variable.get(variable, default=None)
-    except Exception as exc:  # no task context (CLI, plain tests) or API server unreachable
-        log.debug("Variable %s not read (%s); using env", variable, exc)
-    if value in (None, ""):
-        value = os.environ.get(VARIABLES[variable]) or None
-    return value
+    name = next(key for key, spec in SETTINGS.items() if spec.variable == variable)
+    return resolve(name, variable=airflow_variable, config_dir=False, default=None).value
 
 
 def runtime_settings() -> RuntimeSettings:
-    config_dir = setting("newsmon_config_dir")
-    digest_dir = setting("newsmon_digest_dir")
+    """Variables first, then env, then defaults, all by pipelines.settings.resolve; the store's
+    newsmon.yaml, connection and default steps are open_pipeline_store's and open_context's."""
+    from pipelines.settings import resolve
+
     return RuntimeSettings(
-        config_dir=str(_absolute(config_dir or "config")),
+        config_dir=str(_absolute(resolve("config_dir", variable=airflow_variable).value)),
         store_url=setting("newsmon_store_url"),
         allow_networks=setting("newsmon_allow_networks"),
-        digest_dir=str(_absolute(digest_dir or "var/digests")),
+        digest_dir=str(_absolute(resolve("digest_dir", variable=airflow_variable).value)),
     )
+
+
+def dashboard_config_dir() -> str:
+    """The dashboard's config dir in the api-server: Variable newsmon_config_dir, NEWSMON_CONFIG, <repo>/config."""
+    return runtime_settings().config_dir
 
 
 def es_connection(conn_id: str = ES_CONNECTION_ID) -> Any | None:
@@ -222,34 +251,25 @@ def connection_store(conn: Any) -> Any:
                                   conn.extra_dejson)
 
 
-def _config_store(config_dir: str) -> str | None:
-    """`store:` of newsmon.yaml (read only to rank it above the connection; the loader validates it)."""
-    try:
-        data = _read_yaml(Path(config_dir) / "newsmon.yaml")
-    except Exception:  # missing or broken: open_context's loader reports it with file and field
-        return None
-    store = data.get("store") if isinstance(data, dict) else None
-    return store.strip() if isinstance(store, str) and store.strip() else None
-
-
 def open_pipeline_store(settings: RuntimeSettings) -> Any | None:
     """The store from the Airflow connection when the settings ask for it or name none; None means
     open_context opens the configured URL (or the SQLite default)."""
     from pipelines.errors import NewsmonError
+    from pipelines.settings import resolve
     from pipelines.store import AIRFLOW_CONNECTION_STORE
 
-    wanted = (settings.store_url or "").strip()
-    asked = wanted.lower() == AIRFLOW_CONNECTION_STORE
-    if wanted and not asked:
-        return None  # an explicit URL beats the connection
-    if not asked and _config_store(settings.config_dir):
-        return None
+    # settings.store_url is the Variable-or-env answer already (runtime_settings), so it ranks as the flag.
+    resolved = resolve("store", flag=settings.store_url, config_dir=settings.config_dir, connection=es_connection)
+    if resolved.source == "connection":
+        log.info("store: Airflow connection %s", ES_CONNECTION_ID)
+        return connection_store(resolved.value)
+    wanted = str(resolved.value)
+    if resolved.source != "flag" or wanted.lower() != AIRFLOW_CONNECTION_STORE:
+        return None  # an explicit URL (or newsmon.yaml's, or the default) beats the connection
     conn = es_connection()
     if conn is None:
-        if asked:
-            raise NewsmonError(f"store setting {wanted!r}: Airflow connection {ES_CONNECTION_ID} is not defined "
-                               "(add it, or give newsmon_store_url / NEWSMON_STORE a full store URL)")
-        return None
+        raise NewsmonError(f"store setting {wanted!r}: Airflow connection {ES_CONNECTION_ID} is not defined "
+                           "(add it, or give newsmon_store_url / NEWSMON_STORE a full store URL)")
     log.info("store: Airflow connection %s", ES_CONNECTION_ID)
     return connection_store(conn)
 

@@ -428,3 +428,24 @@ def test_demo_summary_never_cuts_a_word(capsys):
     assert shown.endswith("…") and len(shown) <= 60
     assert all(word in words for word in shown.rstrip("…").split()), shown
     assert title.startswith(shown.rstrip("…"))
+
+
+def test_search_alerts_feeds_honour_store_in_newsmon_yaml_with_env_and_flag_first(filled, tmp_path):
+    # One resolver (pipelines.settings): --store, NEWSMON_STORE, newsmon.yaml's store:, the default.
+    config = tmp_path / "config"
+    shutil.copytree(filled["config"], config)
+    settings = yaml.safe_load((config / "newsmon.yaml").read_text()) or {}
+    settings["store"] = filled["env"]["NEWSMON_STORE"]
+    (config / "newsmon.yaml").write_text(yaml.safe_dump(settings))
+    env = {"NEWSMON_STORE": "", "NEWSMON_CONFIG": str(config)}
+    for command in (("search", "ceasefire"), ("alerts",), ("feeds",)):
+        expected = newsmon("--store", filled["env"]["NEWSMON_STORE"], *command, "--json", env=env)
+        result = newsmon(*command, "--json", env=env)
+        assert result.returncode == 0, (command, result.stderr)
+        assert json.loads(result.stdout) == json.loads(expected.stdout) and json.loads(result.stdout), command
+    missing = f"sqlite:///{tmp_path / 'missing.db'}"
+    result = newsmon("search", "ceasefire", "--json", env={**env, "NEWSMON_STORE": missing})
+    assert result.returncode == 1 and "missing.db" in result.stderr  # env beats newsmon.yaml
+    result = newsmon("--store", filled["env"]["NEWSMON_STORE"], "alerts", "--json",
+                     env={**env, "NEWSMON_STORE": missing})
+    assert result.returncode == 0, result.stderr  # the flag beats env

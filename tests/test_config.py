@@ -330,3 +330,54 @@ def test_shipped_feeds_all_name_their_outlet():
     names = {f.id: f.name for f in config.feeds}
     assert all(names.values()), [i for i, n in names.items() if not n]
     assert (names["dawn"], names["express-tribune"]) == ("Dawn", "The Express Tribune")
+
+
+def test_settings_resolver_precedence(tmp_path, monkeypatch):
+    from pipelines import settings
+
+    (tmp_path / "newsmon.yaml").write_text("store: sqlite:///from-yaml.db\n", encoding="utf-8")
+    monkeypatch.setenv("NEWSMON_CONFIG", str(tmp_path))
+    monkeypatch.setenv("NEWSMON_STORE", "sqlite:///from-env.db")
+    variables = {"newsmon_store_url": "sqlite:///from-variable.db"}
+
+    def store(**kwargs):
+        resolved = settings.resolve("store", variable=variables.get, connection=lambda: "CONN", **kwargs)
+        return resolved.source, resolved.value
+
+    assert store(flag="sqlite:///from-flag.db") == ("flag", "sqlite:///from-flag.db")
+    assert store() == ("variable", "sqlite:///from-variable.db")
+    variables.clear()
+    assert store() == ("env", "sqlite:///from-env.db")
+    monkeypatch.setenv("NEWSMON_STORE", "  ")  # blank is unset
+    assert store() == ("yaml", "sqlite:///from-yaml.db")
+    (tmp_path / "newsmon.yaml").write_text("store: null\n", encoding="utf-8")
+    assert store() == ("connection", "CONN")
+    assert settings.resolve("store").value == settings.DEFAULT_STORE_URL
+    # Outside Airflow nothing is injected: flag, env, newsmon.yaml, default.
+    assert settings.store_url(config_dir=tmp_path, yaml="sqlite:///given.db") == "sqlite:///given.db"
+
+    def broken(_name):
+        raise RuntimeError("no Airflow here")
+
+    monkeypatch.setenv("NEWSMON_ALLOW_NETWORKS", "10.0.0.0/8")
+    assert settings.allow_networks(variable=broken) == "10.0.0.0/8"
+    assert settings.allow_networks(variable={"newsmon_allow_networks": "127.0.0.0/8"}.get) == "127.0.0.0/8"
+    assert settings.config_dir("given") == "given" and settings.config_dir() == str(tmp_path)
+
+
+def test_config_dir_from_and_default_store_url_use_the_resolver(monkeypatch):
+    from pipelines import settings
+    from pipelines.config import config_dir_from
+    from pipelines.store import default_store_url
+
+    seen = []
+    real = settings.resolve
+
+    def spy(name, **kwargs):
+        seen.append(name)
+        return real(name, **kwargs)
+
+    monkeypatch.setattr(settings, "resolve", spy)
+    config_dir_from(None)
+    default_store_url()
+    assert seen == ["config_dir", "store"]

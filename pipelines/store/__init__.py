@@ -31,8 +31,11 @@ __all__ = ["AIRFLOW_CONNECTION_STORE", "DEFAULT_STORE_URL", "Store", "StoreError
 
 
 def default_store_url() -> str:
-    """NEWSMON_STORE, else a SQLite file under ./var."""
-    return os.environ.get("NEWSMON_STORE", "").strip() or DEFAULT_STORE_URL
+    """NEWSMON_STORE, else a SQLite file under ./var: the resolver's steps 3 and 6 only (no flag, no
+    newsmon.yaml). Callers that have a flag or a config use pipelines.settings.store_url."""
+    from pipelines.settings import resolve
+
+    return resolve("store", config_dir=False, default=DEFAULT_STORE_URL).value
 
 
 def _open_sqlite(url: str, spec: str, create: bool = True) -> Store:

@@ -132,8 +132,11 @@ def config_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     candidates = []
     if explicit:
         candidates.append(Path(explicit))
-    if os.environ.get("NEWSMON_CONFIG"):
-        candidates.append(Path(os.environ["NEWSMON_CONFIG"]) / "elasticsearch")
+    from pipelines.settings import resolve
+
+    configured = resolve("config_dir")  # the one resolver; only an explicitly set dir is a candidate here
+    if configured.source != "default":
+        candidates.append(Path(configured.value) / "elasticsearch")
     candidates.append(Path("config") / "elasticsearch")
     candidates.append(Path(__file__).resolve().parents[2] / "config" / "elasticsearch")
     for candidate in candidates:

@@ -110,48 +110,87 @@ class SecurityHeadersMiddleware:
 class DashboardState:
     """Store and config, opened on first use: Airflow mounts sub-apps without running their lifespan."""
 
-    def __init__(self, store_url: str | None, config_dir: str | None,
+    def __init__(self, store_url: str | None, config_dir: str | Callable[[], str | None] | None,
                  store_opener: Callable[[], Any] | None = None, create_store: bool = True):
         self.store_url = store_url
         self.create_store = create_store
-        self.config_dir = config_dir
+        # A callable (the Airflow plugin: Variable newsmon_config_dir first) is asked again every
+        # CONFIG_RETRY_SECONDS, so a changed Variable is picked up without restarting the api-server.
+        self._config_dir_source = config_dir
+        self._config_dir: str | None = None if callable(config_dir) else config_dir
+        self._config_dir_at = -CONFIG_RETRY_SECONDS
         self.store_opener = store_opener
         self._store: Any = None
         self._config: Any = None
         self._config_error: str | None = None
         self._config_loaded_at = 0.0
+        self._config_signature: Any = None
         self._lock = threading.Lock()
         self.facets = queries.TTLCache(FACETS_TTL_SECONDS)
 
+    @property
+    def config_dir(self) -> str:
+        """The config directory, resolved by pipelines.settings (flag/Variable, NEWSMON_CONFIG, ./config)."""
+        from pipelines.config import config_dir_from
+
+        source = self._config_dir_source
+        if callable(source) and time.monotonic() - self._config_dir_at >= CONFIG_RETRY_SECONDS:
+            try:
+                self._config_dir = source()
+            except Exception:  # Airflow unreachable: keep the last answer (or the resolver's default)
+                pass
+            self._config_dir_at = time.monotonic()
+        return config_dir_from(self._config_dir)
+
+    @staticmethod
+    def _signature(config_dir: str) -> Any:
+        """What changes when a config file is edited: the dir and each file's name, mtime and size."""
+        import os
+
+        try:
+            entries = sorted((e.name, e.stat().st_mtime_ns, e.stat().st_size)
+                             for e in os.scandir(config_dir) if e.is_file())
+        except OSError:
+            entries = None
+        return (os.path.abspath(config_dir), entries)
+
     def config(self) -> tuple[Any, str | None]:
-        """(AppConfig or None, one-line error); a failed load is retried every CONFIG_RETRY_SECONDS."""
+        """(AppConfig or None, one-line error). Reloaded on the next request after a file in the config
+        dir changes (mtime); a failed load is also retried every CONFIG_RETRY_SECONDS."""
         with self._lock:
+            config_dir = self.config_dir
+            signature = self._signature(config_dir)
             fresh = time.monotonic() - self._config_loaded_at < CONFIG_RETRY_SECONDS
-            if self._config is not None or (self._config_error and fresh):
+            unchanged = signature == self._config_signature
+            if unchanged and (self._config is not None or (self._config_error and fresh)):
                 return self._config, self._config_error
             from pipelines.config import load_config
 
             try:
-                self._config, self._config_error = load_config(self.config_dir), None
+                self._config, self._config_error = load_config(config_dir), None
             except NewsmonError as exc:
                 self._config, self._config_error = None, (str(exc).splitlines() or [type(exc).__name__])[0]
             except OSError as exc:
                 self._config, self._config_error = None, f"config: {exc}"
             self._config_loaded_at = time.monotonic()
+            self._config_signature = signature
+            self.facets = queries.TTLCache(FACETS_TTL_SECONDS)  # topic and desk lists may have changed
             return self._config, self._config_error
 
     def store(self) -> Any:
         with self._lock:
             if self._store is not None:
                 return self._store
-        from pipelines.store import default_store_url, open_store
+        from pipelines.settings import store_url
+        from pipelines.store import open_store
 
         store = self.store_opener() if self.store_opener is not None else None
         if store is None:
-            url = self.store_url
-            if not url:
-                config, _error = self.config()
-                url = (config.settings.store if config else None) or default_store_url()
+            config, _error = self.config()
+            if config is not None:
+                url = store_url(self.store_url, config_dir=config.dir, yaml=config.settings.store)
+            else:
+                url = store_url(self.store_url, config_dir=self.config_dir)
             store = open_store(url, create=self.create_store)
         with self._lock:
             if self._store is None:
@@ -210,10 +249,13 @@ def _store_kind(url: str) -> str:
 Text = Annotated[str | None, Query(max_length=500)]
 
 
-def create_app(store_url: str | None = None, config_dir: str | None = None, *,
+def create_app(store_url: str | None = None, config_dir: str | Callable[[], str | None] | None = None, *,
                dependencies: Sequence[Any] = (), store_opener: Callable[[], Any] | None = None,
                create_store: bool = True) -> FastAPI:
-    """The dashboard over this store (default: config's store, else NEWSMON_STORE, else var/newsmon.db).
+    """The dashboard over this store (default: the resolved store, pipelines.settings; README, Settings).
+
+    config_dir: a path, or a callable returning one (asked again every CONFIG_RETRY_SECONDS); config
+    files are reloaded on the next request after one of them changes (mtime).
 
     dependencies: FastAPI Depends(...) applied to every route, e.g. Airflow's
     requires_authenticated() when the plugin mounts the app in the api-server.

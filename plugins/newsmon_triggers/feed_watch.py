@@ -71,6 +71,21 @@ def _retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
+def _airflow_variable(name: str) -> Any:
+    from airflow.sdk import Variable
+
+    return Variable.get(name, default=None)
+
+
+async def _resolve_in_thread(func: Any) -> Any:
+    """Run a sync lookup off the event loop, in asgiref's thread, where the triggerer's comms work."""
+    try:
+        from asgiref.sync import sync_to_async
+    except ImportError:
+        return await asyncio.to_thread(func)
+    return await sync_to_async(func)()
+
+
 class FeedWatchTrigger(BaseEventTrigger):
     """Poll one feed with conditional GETs; fire a TriggerEvent only when its entries changed.
 
@@ -88,8 +103,12 @@ class FeedWatchTrigger(BaseEventTrigger):
         max_bytes: int = 5_000_000,
         max_redirects: int = 3,
         fire_on_start: bool = False,
+        allow_networks: str | None = None,
     ):
         super().__init__()
+        # CIDRs the watcher may reach besides public addresses, resolved when the DAG file is parsed
+        # (Variable newsmon_allow_networks first); None: resolved in the triggerer at run time.
+        self.allow_networks = allow_networks
         self.feed_id = feed_id
         self.url = url
         self.poll_interval = float(poll_interval)
@@ -113,6 +132,7 @@ class FeedWatchTrigger(BaseEventTrigger):
                 "max_bytes": self.max_bytes,
                 "max_redirects": self.max_redirects,
                 "fire_on_start": self.fire_on_start,
+                "allow_networks": self.allow_networks,
             },
         )
 
@@ -215,13 +235,23 @@ class FeedWatchTrigger(BaseEventTrigger):
             wait = max(wait, min(retry_after, MAX_BACKOFF_SECONDS))
         return wait
 
+    async def network_policy(self) -> Any:
+        """The fetcher's network policy: the allow list from the kwargs, else the one resolver's answer
+        (Variable newsmon_allow_networks, read through the triggerer's supervisor, then env)."""
+        from pipelines.netguard import NetworkPolicy
+        from pipelines.settings import resolve
+
+        allow = self.allow_networks
+        if allow is None:
+            allow = await _resolve_in_thread(lambda: resolve("allow_networks", variable=_airflow_variable).value)
+        return NetworkPolicy(allow or ())
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         import httpx
 
         from pipelines.errors import FetchError
-        from pipelines.netguard import NetworkPolicy
 
-        policy = NetworkPolicy.from_env()
+        policy = await self.network_policy()
         await self._load_state()
         failures = 0
         # trust_env=False: a proxy from the environment would hide the peer address the guard checks.

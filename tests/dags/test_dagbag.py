@@ -119,3 +119,19 @@ def test_broken_config_falls_back_to_defaults(tmp_path, monkeypatch):
     assert bag.import_errors == {}
     timetable = bag.dags["news_monitor"].timetable
     assert getattr(timetable, "timetable", timetable).expression == "*/5 * * * *"
+
+
+def test_feed_watchers_get_the_allow_networks_variable(tmp_path, monkeypatch):
+    (tmp_path / "newsmon.yaml").write_text("schedule: '*/10 * * * *'\n", encoding="utf-8")
+    (tmp_path / "feeds.yaml").write_text(
+        "feeds:\n  - {id: fast-wire, url: 'https://fast.example/rss', desk: security, interval: 60}\n",
+        encoding="utf-8")
+    monkeypatch.setenv("NEWSMON_CONFIG", str(tmp_path))
+    monkeypatch.setenv("NEWSMON_WATCH_FEEDS", "auto")
+    monkeypatch.setenv("NEWSMON_ALLOW_NETWORKS", "192.168.0.0/16")
+    monkeypatch.setenv("AIRFLOW_VAR_NEWSMON_ALLOW_NETWORKS", "10.1.2.0/24")  # the Variable wins over env
+    bag = load_dagbag()
+    assert bag.import_errors == {}
+    dag = bag.dags["news_monitor"]
+    watchers = [w for a in flat_assets(dag.timetable.asset_condition) for w in a.watchers]
+    assert watchers and all(w.trigger.serialize()[1]["allow_networks"] == "10.1.2.0/24" for w in watchers)

@@ -171,3 +171,19 @@ def test_entry_digest_ignores_build_date_but_not_items():
 
     assert feed_digest(feed("feed-v1.xml")) == feed_digest(feed("feed-v1-rebuilt.xml"))
     assert feed_digest(feed("feed-v1.xml")) != feed_digest(feed("feed-v2.xml"))
+
+
+def test_allow_networks_from_kwargs_or_the_variable_not_only_env(monkeypatch):
+    # The DAG file resolves newsmon_allow_networks (Variable first) into the kwargs; without them the
+    # trigger asks the resolver itself, Variable (here AIRFLOW_VAR_*, as a secrets backend serves it) first.
+    monkeypatch.delenv("NEWSMON_ALLOW_NETWORKS", raising=False)
+    monkeypatch.delenv("AIRFLOW_VAR_NEWSMON_ALLOW_NETWORKS", raising=False)
+    with LocalServer({"/feed.xml": Route(body=feed("feed-v1.xml"), content_type=RSS)}) as server:
+        trigger = make_trigger(server.url("/feed.xml"), allow_networks="127.0.0.0/8")
+        assert trigger.serialize()[1]["allow_networks"] == "127.0.0.0/8"
+        events, requests = asyncio.run(watch(trigger, server, "/feed.xml", lambda ev, rq: len(rq) >= 2))
+        assert len(requests) >= 2
+    monkeypatch.setenv("AIRFLOW_VAR_NEWSMON_ALLOW_NETWORKS", "10.0.0.0/8")
+    monkeypatch.setenv("NEWSMON_ALLOW_NETWORKS", "192.168.0.0/16")
+    policy = asyncio.run(make_trigger("https://x.example/feed.xml").network_policy())
+    assert [str(n) for n in policy.allow] == ["10.0.0.0/8"]

@@ -219,3 +219,13 @@ def test_dashboard_store_follows_an_explicit_store_url(pipeline_env, monkeypatch
         store.close()
     monkeypatch.delenv("NEWSMON_STORE")
     assert dashboard_store() is None  # nothing names a store: the dashboard's own default decides
+
+
+def test_dashboard_config_dir_reads_the_variable_first(tmp_path, monkeypatch):
+    from newsmon_settings import dashboard_config_dir
+
+    monkeypatch.setenv("NEWSMON_CONFIG", str(tmp_path / "from-env"))
+    monkeypatch.setenv("AIRFLOW_VAR_NEWSMON_CONFIG_DIR", str(tmp_path / "from-variable"))
+    assert dashboard_config_dir() == str(tmp_path / "from-variable")
+    monkeypatch.delenv("AIRFLOW_VAR_NEWSMON_CONFIG_DIR")
+    assert dashboard_config_dir() == str(tmp_path / "from-env")

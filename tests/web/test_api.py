@@ -583,3 +583,32 @@ def test_hostile_story_detail_is_plain_text(client):
     data = client.get(f"/api/stories/{HOSTILE_STORY}").json()
     assert data["title"] == HOSTILE_TITLE
     assert data["lead"]["url"].startswith("javascript:")  # the API does not rewrite; the pages refuse it
+
+
+def test_config_is_reloaded_after_a_config_file_changes(filled, tmp_path):
+    import os
+    import shutil
+
+    import yaml
+
+    config = tmp_path / "config"
+    shutil.copytree(filled.config_dir, config)
+    # A callable config dir is what the Airflow plugin passes (Variable newsmon_config_dir first).
+    app = create_app(filled.store_url, lambda: str(config))
+    try:
+        with TestClient(app) as test_client:
+            assert test_client.get("/api/meta").status_code == 200
+            state = app.state.dashboard
+            before = state.config()[0]
+            assert state.config()[0] is before  # unchanged files: no reload
+            settings_path = config / "newsmon.yaml"
+            data = yaml.safe_load(settings_path.read_text()) or {}
+            data["batch_size"] = before.settings.batch_size + 7
+            settings_path.write_text(yaml.safe_dump(data))
+            stat = settings_path.stat()
+            os.utime(settings_path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+            assert test_client.get("/api/meta").status_code == 200
+            after = state.config()[0]
+            assert after is not before and after.settings.batch_size == before.settings.batch_size + 7
+    finally:
+        app.state.dashboard.close()
