@@ -63,8 +63,8 @@ import yaml
 
 from pipelines.config import parse_duration
 from pipelines.errors import ConfigError
-from pipelines.events import OPENING_MODES, Attachment
-from pipelines.models import Alert, Article, DevelopmentEvent, iso, parse_iso, utcnow
+from pipelines.events import Attachment
+from pipelines.models import Alert, Article, DevelopmentEvent, announced_type, iso, parse_iso, utcnow
 from pipelines.query import PreparedDoc, Query, QuerySyntaxError, parse_query, prepare_doc
 from pipelines.store.base import Store
 
@@ -512,7 +512,7 @@ def rule_matches(rule: Rule, article: Article, prepared: PreparedDoc | None = No
     reasons: list[str] = []
     if rule.developments:
         dev = article.development
-        dev_type = dev.type if dev is not None and dev.mode in OPENING_MODES else None
+        dev_type = announced_type(dev)
         if not dev_type or not any(_dev_matches(p, dev_type) for p in rule.developments):
             return None
         reasons.append(f"development {dev_type}")
@@ -719,7 +719,7 @@ class AlertEngine:
         # The type the raising report gave: an outcome reaches the diplomacy desk as "talks resumed" and
         # the security desk as "truce extended", one event either way.
         dev = article.development
-        dev_type = dev.type if dev is not None and dev.mode in OPENING_MODES else event.type
+        dev_type = announced_type(dev) or event.type
         return self._new_alert(alert_id, desk, hits, article, now, event_id=event.id, development=dev_type,
                                state_before=event.state_before, state_after=event.state_after,
                                evidence=evidence or (event.first_report.evidence if event.first_report else ""),
@@ -728,7 +728,7 @@ class AlertEngine:
     def _story_alert(self, desk: str, hits: list[tuple[Rule, str]], article: Article, store: Store,
                      now: datetime, notify: bool) -> Alert | None:
         dev = article.development
-        dev_type = dev.type if dev is not None and dev.mode in OPENING_MODES else None
+        dev_type = announced_type(dev)
         window = max(rule.window for rule, _ in hits)
         latest, generation = self._latest(store, f"desk:{desk}", article.story_id, dev_type)
         if latest is not None:

@@ -68,8 +68,7 @@ import yaml
 
 from pipelines import evaluation as ev
 from pipelines.errors import NewsmonError
-from pipelines.events import OPENING_MODES
-from pipelines.models import Alert, Article, DevelopmentEvent, parse_iso
+from pipelines.models import Alert, Article, DevelopmentEvent, announced_type, parse_iso
 
 EXIT_OK, EXIT_FAIL = 0, 1
 REPO = Path(__file__).resolve().parents[1]
@@ -369,7 +368,7 @@ def article_development(s: Scoring) -> dict[str, Any]:
             continue
         dev = article.development
         # A stored denial disputes an event; like the tagging figures, it is no development of its own.
-        got = dev.type if dev is not None and dev.mode in OPENING_MODES else None
+        got = announced_type(dev)
         if case.development and case.relevant:
             dev_cases += 1
             dev_right += got == case.development

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines.errors import NewsmonError
+from pipelines.models import announced_type
 
 _WORD = re.compile(r"\w+")
 
@@ -313,21 +314,14 @@ def _eval_article(case: LabelledCase, result: Any, gold: bool) -> Any:
                    entities=result.entities, places=result.places, development=development, relevant=relevant)
 
 
-# Modes of a stored development that count as one (a denial disputes an event; it is no development).
-COUNTED_MODES = ("asserted", "alleged")
-
-
 def _event_rules(tagger: Any) -> Any:
     """The event rules beside the tagger's topics.yaml (config/events.yaml), or None when absent."""
     path = getattr(getattr(tagger, "taxonomy", None), "path", None)
     if not path:
         return None
-    events_path = os.path.join(os.path.dirname(os.path.abspath(path)), "events.yaml")
-    if not os.path.isfile(events_path):
-        return None
-    from pipelines.events import load_event_rules_file
+    from pipelines.config import load_events
 
-    return load_event_rules_file(events_path)
+    return load_events(os.path.dirname(os.path.abspath(path)))
 
 
 def stored_results(cases: list[LabelledCase], tagger: Any, event_rules: Any = None) -> list[Any]:
@@ -354,10 +348,10 @@ def stored_results(cases: list[LabelledCase], tagger: Any, event_rules: Any = No
             dated = case.published is not None
             at_state = state if dated else WatchState.initial(event_rules)
             dev = interpret(dev, at_state, event_rules)
-            if dev is not None and dated and dev.mode in COUNTED_MODES:
+            if dated and announced_type(dev):
                 state.apply(event_rules, dev.type, case.published)
-        if dev is not None and dev.mode not in COUNTED_MODES:
-            dev = None
+        if not announced_type(dev):
+            dev = None  # a denial disputes an event; it is no development of its own
         results[i] = replace(result, development=dev, alert_worthy=result.relevant and dev is not None)
     return results
 

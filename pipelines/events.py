@@ -25,10 +25,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pipelines.errors import ConfigError
-from pipelines.models import Article, Development, DevelopmentEvent, EventReport, iso, parse_iso
+from pipelines.models import (
+    OPENING_MODES,
+    Article,
+    Development,
+    DevelopmentEvent,
+    EventReport,
+    iso,
+    parse_iso,
+)
 
-# Modes that announce something the event layer acts on.
-OPENING_MODES = ("asserted", "alleged")
+# Modes the event layer acts on: the announcing ones open events, a denial disputes one.
 ACTING_MODES = (*OPENING_MODES, "denied")
 _TOP_KEYS = {"watch", "families", "readings", "matching", "status", "related"}
 _FAMILY_KEYS = {"states", "types", "in_force", "topics"}
@@ -197,11 +204,6 @@ def _keys(path: str, entry: str, raw: Any, allowed: set[str]) -> None:
         if key not in allowed:
             raise ConfigError(path, entry, str(key), f"unknown key (allowed: {', '.join(sorted(allowed))})")
 
-
-def load_event_rules_file(path: str) -> EventRules:
-    from pipelines.config import load_yaml
-
-    return load_event_rules(load_yaml(path), path)
 
 
 # --------------------------------------------------------------------------- the watch's state

@@ -123,6 +123,7 @@ class TopicHit:
 # How a development statement is made: only "asserted" and "alleged" can open an event; "denied"
 # disputes one; the others restate or speculate and change nothing.
 MODES = ("asserted", "alleged", "denied", "hypothetical", "future", "question", "background")
+OPENING_MODES = ("asserted", "alleged")  # the modes that announce a development (and can open an event)
 
 
 @dataclass
@@ -145,6 +146,11 @@ class Development:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Development:
         return _build(cls, data)
+
+
+def announced_type(dev: Development | None) -> str | None:
+    """The type a statement announces: only asserted and alleged ones do (a denial disputes an event)."""
+    return dev.type if dev is not None and dev.mode in OPENING_MODES else None
 
 
 @dataclass
@@ -258,12 +264,12 @@ class DevelopmentEvent:
     @property
     def first_report(self) -> EventReport | None:
         """The first report of the development itself (not a denial or background piece)."""
-        return next((r for r in self.reports if r.mode in ("asserted", "alleged")), None)
+        return next((r for r in self.reports if r.mode in OPENING_MODES), None)
 
     @property
     def outlets(self) -> list[str]:
         """Independent outlets that reported it (denials and background excluded), in order of first report."""
-        return list(dict.fromkeys(r.outlet for r in self.reports if r.mode in ("asserted", "alleged")))
+        return list(dict.fromkeys(r.outlet for r in self.reports if r.mode in OPENING_MODES))
 
     def has_report(self, article_id: str) -> bool:
         return any(r.article_id == article_id for r in self.reports)

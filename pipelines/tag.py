@@ -26,7 +26,7 @@ import yaml
 
 from pipelines import developments as dev_mod
 from pipelines.errors import ConfigError
-from pipelines.models import TagResult, TopicHit
+from pipelines.models import TagResult, TopicHit, announced_type
 from pipelines.textnorm import Folded, fold, fold_term, split_sentences
 
 ANCHORS = ("near", "bilateral", "article", "loose")
@@ -861,6 +861,6 @@ class Tagger:
         places = [{"id": p.id, "name": p.name, "lat": p.lat, "lon": p.lon}
                   for p in (tx.places[i] for i in an.place_order)]
         # A denied statement is kept (the event layer disputes an event with it) but alerts on nothing.
-        worthy = relevant and development is not None and development.mode in ("asserted", "alleged")
+        worthy = relevant and announced_type(development) is not None
         return TagResult(topics=hits, entities=entities, places=places, development=development,
                          relevant=relevant, alert_worthy=worthy)
