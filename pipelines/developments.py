@@ -49,7 +49,7 @@ at a word start; in Chinese and Japanese, which write no spaces, anywhere.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import ConfigError
@@ -66,7 +66,9 @@ ANNOUNCING = ("asserted", "alleged", "denied")  # the modes detection returns
 # Statements the event layer reads against the watch's state; in the lead they never outweigh an
 # explicit statement of the title.
 STATE_TYPES = ("hostilities", "talks-continue")
-_DEV_KEYS = {"lead_sentences", "macros", "families", "filters", "types", "demonyms", "venues", "border_kinds"}
+_DEV_KEYS = {"lead_sentences", "macros", "families", "filters", "types", "demonyms", "venues", "border_kinds", "when"}
+# What `when` may name: a weekday (the latest on or before publication) or a day relative to publication.
+WHEN_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "today", "yesterday")
 _TYPE_KEYS = {"id", "requires", "future_ok", "patterns", "sides", "reread"}
 _PATTERN_KEYS = {"re", "negation_ok", "bare_participle", "future_ok"}
 # A determiner and up to two modifiers right before a match: "the (temporary) truce agreed ..." is a noun phrase.
@@ -141,6 +143,17 @@ def _family_forms(spec: str) -> list[str]:
 # --- configuration -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Reread:
+    """A statement of one type read as another because of what else its sentence or lead says."""
+
+    as_type: str
+    scope: str = "sentence"  # "sentence": the statement's sentence; "lead": the title and lead sentences
+    when: re.Pattern[str] | None = None  # some sentence in scope matches this
+    also: str | None = None  # ... or the lead also states a development of this type
+    unless: re.Pattern[str] | None = None  # ... and no sentence in scope matches this
+
+
 @dataclass
 class DevelopmentType:
     id: str
@@ -153,7 +166,7 @@ class DevelopmentType:
     bare_participle: tuple[bool, ...]
     pattern_future_ok: tuple[bool, ...] = ()  # per pattern: "the truce will take effect at midnight" is news
     both_sides: bool = False  # `sides: both`: the sentence must name both sides or a border (hostilities)
-    reread: tuple[re.Pattern[str], str] | None = None  # (sentence regex, type): read as that type instead
+    rereads: tuple[Reread, ...] = ()  # read as another type instead, on what the sentence or lead also says
 
 
 @dataclass
@@ -178,6 +191,7 @@ class DevelopmentRules:
     naming: Naming = field(default_factory=Naming)
     venues: frozenset[str] = frozenset()
     border_kinds: frozenset[str] = frozenset()
+    when: re.Pattern[str] | None = None  # the day words of `when`, one named group per day
 
 
 @dataclass(frozen=True)
@@ -293,16 +307,13 @@ def compile_developments(raw: Any, path: str, topic_ids: list[str],
         dtype = DevelopmentType(type_id, frozenset(requires), requires_idx, future_ok, regex,
                                 tuple(compiled_patterns), tuple(negation_ok), tuple(bare), tuple(future),
                                 both_sides=sides == "both")
-        reread = item.get("reread")
-        if reread is not None:
-            if not isinstance(reread, dict) or set(reread) != {"when", "as"} or not isinstance(reread["as"], str):
-                raise ConfigError(path, type_id, "reread", "expected {when: REGEX, as: TYPE}")
-            dtype.reread = (_compile(reread["when"], path, type_id, "reread.when", macros), reread["as"])
-            rereads.append((dtype, reread["as"]))
+        dtype.rereads = _rereads(item.get("reread"), path, type_id, macros)
+        rereads.extend((dtype, r) for r in dtype.rereads)
         rules.types.append(dtype)
-    for dtype, other in rereads:
-        if other not in seen:
-            raise ConfigError(path, dtype.id, "reread.as", f"unknown development type {other!r}")
+    for dtype, r in rereads:
+        for key, other in (("as", r.as_type), ("also", r.also)):
+            if other is not None and other not in seen:
+                raise ConfigError(path, dtype.id, f"reread.{key}", f"unknown development type {other!r}")
     if all(t.requires_idx for t in rules.types):
         rules.subject_topics = frozenset().union(*(t.requires_idx for t in rules.types))
     rules.naming = _compile_naming(raw.get("demonyms") or {}, named or [], path)
@@ -311,6 +322,7 @@ def compile_developments(raw: Any, path: str, topic_ids: list[str],
     if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
         raise ConfigError(path, "developments", "border_kinds", "expected a list of place kinds")
     rules.border_kinds = frozenset(kinds)
+    rules.when = _compile_when(raw.get("when"), path)
     return rules
 
 
@@ -435,6 +447,64 @@ def case_flags(pattern: str) -> re.RegexFlag:
     return re.IGNORECASE if bare != bare.lower() else re.RegexFlag(0)
 
 
+_REREAD_KEYS = {"as", "in", "when", "also", "unless"}
+
+
+def _rereads(raw: Any, path: str, type_id: str, macros: dict[str, str]) -> tuple[Reread, ...]:
+    """`reread`: one mapping or a list of them, {as: TYPE, in: sentence|lead, when: REGEX, also: TYPE,
+    unless: REGEX}; `when` or `also` is required."""
+    if raw is None:
+        return ()
+    items = raw if isinstance(raw, list) else [raw]
+    out: list[Reread] = []
+    for n, item in enumerate(items):
+        where = "reread" if not isinstance(raw, list) else f"reread[{n}]"
+        if not isinstance(item, dict) or not isinstance(item.get("as"), str) or not set(item) <= _REREAD_KEYS \
+                or not ({"when", "also"} & set(item)):
+            raise ConfigError(path, type_id, where,
+                              "expected {as: TYPE, when: REGEX and/or also: TYPE, in: sentence|lead, unless: REGEX}")
+        scope = item.get("in", "sentence")
+        if scope not in ("sentence", "lead"):
+            raise ConfigError(path, type_id, f"{where}.in", f"expected sentence or lead, got {str(scope)[:40]!r}")
+        also = item.get("also")
+        if also is not None and (not isinstance(also, str) or scope != "lead"):
+            raise ConfigError(path, type_id, f"{where}.also", "expected a development type, with in: lead")
+
+        when, unless = (None if item.get(key) is None else
+                        _compile(item[key], path, type_id, f"{where}.{key}", macros) for key in ("when", "unless"))
+        out.append(Reread(item["as"], scope, when, also, unless))
+    return tuple(out)
+
+
+def _compile_when(raw: Any, path: str) -> re.Pattern[str] | None:
+    """`when`: {day: [words...]} for the days of WHEN_DAYS, in any language (folded like the text)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ConfigError(path, "developments", "when", "expected a mapping of day to a list of words")
+    groups: list[str] = []
+    for day, words in raw.items():
+        if day not in WHEN_DAYS:
+            raise ConfigError(path, "developments", f"when.{day}", f"unknown day (allowed: {', '.join(WHEN_DAYS)})")
+        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
+            raise ConfigError(path, "developments", f"when.{day}", "expected a non-empty list of words")
+        terms = sorted({fold_term(w) for w in words}, key=len, reverse=True)
+        groups.append(f"(?P<{day}>" + "|".join(re.escape(t) for t in terms) + ")")
+    return re.compile(r"(?<!\w)(?:" + "|".join(groups) + r")(?!\w)") if groups else None
+
+
+def _when(sentence: str, at: int, rules: DevelopmentRules) -> str | None:
+    """The day a statement says it happened: the day word nearest its match, in the same sentence."""
+    if rules.when is None:
+        return None
+    best: tuple[int, str] | None = None
+    for m in rules.when.finditer(sentence):
+        distance = abs(m.start() - at)
+        if best is None or distance < best[0]:
+            best = (distance, m.lastgroup or "")
+    return best[1] if best else None
+
+
 def _compile(pattern: Any, path: str, entry: str, where: str, macros: dict[str, str]) -> re.Pattern[str]:
     if not isinstance(pattern, str) or not pattern:
         raise ConfigError(path, entry, where, f"expected a regex string, got {pattern!r}")
@@ -506,8 +576,41 @@ def detect_development(title: str, text: str, taxonomy: Taxonomy,
         chosen = in_lead
     if chosen is None:
         return None
+    chosen = _reread_lead(an, rules, chosen)
     return _development(an, rules, chosen, corroborated=in_title is not None and in_lead is not None
                         and in_title.type_id == in_lead.type_id)
+
+
+def _reread_lead(an: Analysis, rules: DevelopmentRules, st: _Statement) -> _Statement:
+    """The chosen statement read by what the rest of the lead says: a truce kept "and a mechanism set up"
+    a sentence later is a settlement; a truce "shattered" over strikes nobody declared an end to is a
+    violation."""
+    rereads = [r for r in st.dtype.rereads if r.scope == "lead"]
+    if not rereads or st.type_id != st.dtype.id:
+        return st
+    units = [-1, *range(min(rules.lead_sentences, len(an.sentences)))]
+    texts = [an.ftitle.text, *(_unit_text(an, u)[:_MAX_SENTENCE] for u in units[1:])]
+    # `when` reads the statement's own context: its sentence and the next (a headline's: the first two
+    # lead sentences), none of them a recollection ("the joint statement issued in May").
+    near = [t for u, t in zip(units, texts, strict=True) if st.unit <= u <= max(st.unit, 0) + 1 and not _recalls(t, rules)]
+    by_id = {t.id: t for t in rules.types}
+    for reread in rereads:
+        if reread.unless is not None and any(reread.unless.search(t) for t in texts):
+            continue
+        if reread.when is not None and not any(reread.when.search(t) for t in near):
+            continue
+        if reread.also is not None:
+            other = by_id[reread.also]
+            found = (_statement(an, rules, u, only=other) for u in units)
+            if not any(f is not None and f.mode in ("asserted", "alleged") for f in found):
+                continue
+        return replace(st, type_id=reread.as_type)
+    return st
+
+
+def _recalls(sentence: str, rules: DevelopmentRules) -> bool:
+    background = rules.filters.get("background")
+    return bool(background and background.search(sentence))
 
 
 def _kicker(ftitle: str) -> int | None:
@@ -548,8 +651,9 @@ def _adds_to_title(st: _Statement, rules: DevelopmentRules) -> bool:
     return bool(additional and additional.search(st.sentence, 0, st.match_start))
 
 
-def _statement(an: Analysis, rules: DevelopmentRules, unit: int) -> _Statement | None:
-    """The first announcing statement of one unit (the title is -1), or None."""
+def _statement(an: Analysis, rules: DevelopmentRules, unit: int,
+               only: DevelopmentType | None = None) -> _Statement | None:
+    """The first announcing statement of one unit (the title is -1), or None; of one type with `only`."""
     mentioned = an.unit_topics.get(unit)
     subjects = rules.subject_topics
     if subjects and not (mentioned and subjects & mentioned):
@@ -568,7 +672,7 @@ def _statement(an: Analysis, rules: DevelopmentRules, unit: int) -> _Statement |
     mentioned = mentioned or set()
     filters = rules.filters
     fallback: _Statement | None = None  # a statement made in a subordinate clause (see _mode)
-    for dtype in rules.types:
+    for dtype in (rules.types if only is None else [only]):
         if dtype.requires_idx and not (dtype.requires_idx & mentioned):
             continue  # the sentence must name its subject (a ceasefire, the talks...)
         for m in dtype.regex.finditer(sentence):
@@ -594,8 +698,11 @@ def _statement(an: Analysis, rules: DevelopmentRules, unit: int) -> _Statement |
             if not dtype.both_sides and _militant_party(sentence, m.start(), rules):
                 continue  # a militant group's truce or talks with Islamabad are not the two states'
             type_id = dtype.id
-            if dtype.reread is not None and dtype.reread[0].search(sentence):
-                type_id = dtype.reread[1]  # "truce shattered as strikes kill ten": an incident, a violation
+            for reread in dtype.rereads:
+                if reread.scope == "sentence" and reread.when is not None and reread.when.search(sentence) \
+                        and not (reread.unless is not None and reread.unless.search(sentence)):
+                    type_id = reread.as_type
+                    break
             found = _Statement(unit, dtype, type_id, mode, sentence, m.start())
             if subordinate:
                 fallback = found
@@ -714,6 +821,7 @@ def _development(an: Analysis, rules: DevelopmentRules, st: _Statement, corrobor
         confidence += 0.05
     return Development(type=st.type_id, evidence=source[start:end], start=start, end=end, field=field_name,
                        mode=st.mode, parties=parties, mediators=mediators, venue=venue, places=places,
+                       when=_when(st.sentence, st.match_start, rules),
                        confidence=round(max(0.1, min(confidence, 1.0)), 2))
 
 

@@ -31,6 +31,7 @@ from pipelines.models import (
     Development,
     DevelopmentEvent,
     EventReport,
+    happened_on,
     iso,
     parse_iso,
 )
@@ -373,8 +374,15 @@ class EventBook:
         at = _report_time(article)
         if at is None:
             return None
-        candidates = [e for e in events if compatible(self.rules, e, dev, at)]
+        # A late report of an earlier day ("agreed on Thursday", published on Saturday) also matches by
+        # the day it names (the nearest day word may belong to another clause, so never only by it); the
+        # report keeps its publication time.
+        day = happened_on(dev, at)
+        when = datetime.combine(day, at.timetz()) if day is not None and day <= at.date() else at
+        candidates = [e for e in events
+                      if compatible(self.rules, e, dev, at) or (when != at and compatible(self.rules, e, dev, when))]
         report = self._report(article, at, dev.evidence, dev.type, dev.mode)
+        report.happened = day.isoformat() if day is not None else None
         if candidates:
             event = min(candidates, key=lambda e: abs(at - (parse_iso(e.opened) or at)))
             status_before, outlets_before = event.status, len(event.outlets)

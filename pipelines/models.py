@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 
@@ -141,11 +141,30 @@ class Development:
     mediators: list[str] = dataclasses.field(default_factory=list)  # entity ids of mediators in the sentence
     venue: str | None = None  # place id of the venue or round (doha, istanbul, riyadh)
     places: list[str] = dataclasses.field(default_factory=list)  # place ids named in the sentence (crossings, districts)
+    when: str | None = None  # the day the sentence says it happened: a weekday, "today" or "yesterday"
     confidence: float = 1.0  # 0..1: how sure the reading is (pattern strength, mode, corroboration)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Development:
         return _build(cls, data)
+
+
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def happened_on(dev: Development | None, published: datetime | None) -> date | None:
+    """The date a statement says it happened, read against its publication ("on Thursday": the latest
+    Thursday on or before it; "yesterday": the day before), or None."""
+    if dev is None or dev.when is None or published is None:
+        return None
+    day = published.date()
+    if dev.when == "today":
+        return day
+    if dev.when == "yesterday":
+        return day - timedelta(days=1)
+    if dev.when in _WEEKDAYS:
+        return day - timedelta(days=(day.weekday() - _WEEKDAYS.index(dev.when)) % 7)
+    return None
 
 
 def announced_type(dev: Development | None) -> str | None:
@@ -236,6 +255,7 @@ class EventReport:
     mode: str = "asserted"  # asserted | alleged | denied | background (no development of its own)
     story_id: str = ""
     title: str = ""
+    happened: str | None = None  # YYYY-MM-DD the report says it happened ("agreed on Thursday"), if it says
 
 
 EVENT_STATUSES = ("reported", "corroborated", "disputed", "superseded")
