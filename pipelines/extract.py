@@ -16,6 +16,7 @@ from typing import Any
 
 from pipelines import trafilatura_shortcuts as shortcuts
 from pipelines.models import ExtractedPage, FeedItem
+from pipelines.textnorm import strip_controls
 
 LOGGER = logging.getLogger(__name__)
 
@@ -94,7 +95,14 @@ def extract_page(
 
     precision_pass: run the second, stricter pass where it may help (default: EXTRACTION_OPTIONS,
     which newsmon.yaml's extract.precision_pass overrides in a cycle).
+    Every text field comes back without control characters (_without_controls).
     """
+    return _without_controls(_extract_page(html, url, item, min_chars=min_chars, charset=charset,
+                                           precision_pass=precision_pass), item)
+
+
+def _extract_page(html: bytes | str, url: str, item: FeedItem | None, *, min_chars: int, charset: str | None,
+                  precision_pass: bool | None) -> ExtractedPage | None:
     page = None
     if precision_pass is None:
         precision_pass = bool(EXTRACTION_OPTIONS["precision_pass"])
@@ -303,6 +311,25 @@ def _from_feed(url: str, item: FeedItem | None, source: str, text: str, page: Ex
         sitename=page.sitename if page else None,
         source=source,
     )
+
+
+def _without_controls(page: ExtractedPage | None, item: FeedItem | None) -> ExtractedPage | None:
+    """The page with C0/C1 controls stripped from every text field (terminal escapes in a feed's title
+    must not reach the console channel or `newsmon search`), tab and newline kept in the body. The
+    feed item's title and author fill a page's missing ones here, already clean, as the cycle would
+    fall back to them anyway."""
+    if page is None:
+        return None
+    if item is not None:
+        page.title = page.title or _clean(item.title)
+        page.author = page.author or _clean(item.author)
+    page.text = strip_controls(page.text, multiline=True)
+    for name in ("title", "author", "published", "language", "sitename"):
+        value = getattr(page, name)
+        if value:
+            setattr(page, name, _clean(strip_controls(value)))
+    page.url = strip_controls(page.url)
+    return page
 
 
 def _clean(value: str | None) -> str | None:

@@ -25,7 +25,8 @@ def _build(cls: Any, data: dict[str, Any]) -> Any:
 def parse_iso(value: str | None) -> datetime | None:
     """ISO-8601 date or datetime (Z or offset) -> aware UTC datetime; None when missing or unparseable.
 
-    A time without a zone is UTC, like every time the store keeps."""
+    A time without a zone is UTC, like every time the store keeps. None too when the time has no
+    UTC form (9999-12-31T23:59:59-14:00 is in year 10000): callers treat it as an unparseable value."""
     if not value or not isinstance(value, str):
         return None
     text = value.strip()
@@ -37,16 +38,26 @@ def parse_iso(value: str | None) -> datetime | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 def iso(dt: datetime | None) -> str | None:
-    """ISO-8601 in UTC with a Z, the one timestamp format of the store and the API."""
+    """ISO-8601 in UTC with a Z, the one timestamp format of the store and the API.
+
+    The year always has four digits (strftime writes 999, not 0999), so string order is time order;
+    None when the time has no UTC form (beyond year 1..9999)."""
     if dt is None:
         return None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        dt = dt.astimezone(UTC)
+    except OverflowError:
+        return None
+    return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}Z"
 
 
 @dataclass
@@ -195,6 +206,10 @@ class TagResult:
         }
 
 
+# Article fields whose text comes from a feed or a page (one-line; the body is `text`).
+_THIRD_PARTY_FIELDS = ("url", "original_url", "source", "title", "language", "author", "published")
+
+
 @dataclass
 class Article:
     """A stored article: the unit the store indexes and alert rules look at."""
@@ -220,6 +235,19 @@ class Article:
     development: Development | None = None
     relevant: bool = False
     event_id: str | None = None  # the development event this report is attached to, if any
+
+    def __post_init__(self) -> None:
+        """No control characters in the text a feed or page gave (terminal escapes): extract.py strips
+        them at ingest; this catches every other way in (a feed item's fields the cycle falls back to,
+        rows stored before). A no-op on clean text."""
+        from pipelines.textnorm import strip_controls
+
+        for name in _THIRD_PARTY_FIELDS:
+            value = getattr(self, name)
+            if value:
+                setattr(self, name, strip_controls(value))
+        if self.text:
+            self.text = strip_controls(self.text, multiline=True)
 
     def topic_ids(self) -> list[str]:
         return [t.id for t in self.topics]

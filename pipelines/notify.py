@@ -8,9 +8,12 @@ Two runs at once (an Airflow retry overlapping a scheduled run) do not both send
 row is claimed in the store before it is sent, and a claim lasts a lease of a few
 channel timeouts, or until its process is seen dead on the same machine.
 
-Webhook URLs are NOT passed through the fetch layer's SSRF guard (netguard): they
-are written by the operator in alerts.yaml or the environment, not taken from feeds,
-and posting to an internal chat/relay host is their normal use.
+Webhook URLs and SMTP hosts are written by the operator in alerts.yaml or the environment,
+not taken from feeds, and posting to an internal chat/relay host is their normal use; so they
+are not held to the fetcher's SSRF policy, but to netguard's channel policy: no link-local or
+cloud metadata address (169.254.169.254...) unless NEWSMON_CHANNEL_ALLOW_NETWORKS allows it,
+checked on the address actually connected. A malformed URL fails its own channel only, with
+one line naming the channel and the env var, never the value (it often holds a token).
 """
 
 from __future__ import annotations
@@ -35,9 +38,11 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from pipelines.alerts import AlertConfig, ChannelConfig, log_entry
-from pipelines.errors import NewsmonError
+from pipelines.errors import FetchError, NewsmonError
 from pipelines.models import Alert, DevelopmentEvent
+from pipelines.netguard import ENV_CHANNEL_ALLOW, NetworkPolicy, connect, url_problem
 from pipelines.store.base import Store, delivery_claimer
+from pipelines.textnorm import strip_controls
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +84,7 @@ def verify_signature(secret: bytes, body: bytes, header: str) -> bool:
 
 
 def _one_line(text: Any, limit: int = 300) -> str:
-    line = " ".join(str(text or "").split())
+    line = " ".join(strip_controls(str(text or "")).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
@@ -93,13 +98,17 @@ def _safe_target(url: str) -> str:
 
 
 def alert_line(alert: Alert) -> str:
+    """The alert as one line of plain text (console channel, Slack fallback): no control characters,
+    so a feed's escape sequences cannot retitle or clear the operator's terminal."""
     if alert.kind == "health":  # a feed down or silent (pipelines/health.py): no story, no rules
-        return f"[newsmon feed-health] {_one_line(alert.title, 300)} — {alert.url} ({_one_line(alert.matched, 200)})"
+        line = f"[newsmon feed-health] {_one_line(alert.title, 300)} — {alert.url} ({_one_line(alert.matched, 200)})"
+        return strip_controls(line)
     dev = alert.development or "no development"
     if alert.kind == "escalation" and alert.escalation:
         dev += f" ({alert.escalation.replace(':', ' by ')})"
-    return (f"[newsmon {alert.desk}] {dev}: {_one_line(alert.title, 160)} — {_one_line(alert.source, 60)} "
-            f"{alert.url} (rules {', '.join(alert.rules) or alert.rule_id}; {_one_line(alert.matched, 200)})")
+    return strip_controls(f"[newsmon {alert.desk}] {dev}: {_one_line(alert.title, 160)} — "
+                          f"{_one_line(alert.source, 60)} {alert.url} (rules {', '.join(alert.rules) or alert.rule_id}; "
+                          f"{_one_line(alert.matched, 200)})")
 
 
 def event_facts(entry: dict[str, Any]) -> list[tuple[str, str]]:
@@ -122,17 +131,21 @@ def event_facts(entry: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _slack_escape(text: str) -> str:
+    """Slack's control sequences (<!channel>, <@U123>, <url|text>) neutralised: every text we send
+    to Slack, fallback text and blocks alike, goes through here."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def slack_payload(alert: Alert, entry: dict[str, Any] | None = None) -> dict[str, Any]:
     entry = entry if entry is not None else log_entry(alert, None)
     title = _slack_escape(_one_line(alert.title, 200))
-    link = f"<{alert.url}|{title}>" if alert.url.startswith(("http://", "https://")) else title
-    facts = " · ".join(x for x in (_slack_escape(alert.source), alert.development or "", f"desk {alert.desk}") if x)
+    # <, > and | would end the link's URL: percent-encoded, they stay the same URL
+    url = _one_line(alert.url, 2000).replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
+    link = f"<{url}|{title}>" if alert.url.startswith(("http://", "https://")) else title
+    facts = " · ".join(_slack_escape(x) for x in (alert.source, alert.development or "", f"desk {alert.desk}") if x)
     lines = "\n".join(f"*{name}:* {_slack_escape(value)}" for name, value in event_facts(entry))
     return {
-        "text": _one_line(alert_line(alert), 3000),
+        "text": _slack_escape(_one_line(alert_line(alert), 3000)),
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": f"*{link}*\n{facts}"}},
             {"type": "section", "text": {"type": "mrkdwn", "text": lines}},
@@ -147,6 +160,69 @@ def slack_payload(alert: Alert, entry: dict[str, Any] | None = None) -> dict[str
 _LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 
 
+def _guarded(http_class: Any, policy: NetworkPolicy) -> Any:
+    """http_class whose connections reach only addresses the channel policy allows (netguard.connect)."""
+
+    def factory(*args: Any, **kwargs: Any) -> Any:
+        conn = http_class(*args, **kwargs)
+        conn._create_connection = lambda address, timeout, _source=None: connect(address[0], address[1],
+                                                                                  timeout, policy)
+        return conn
+
+    return factory
+
+
+class _GuardedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, policy: NetworkPolicy):
+        super().__init__()
+        self.policy = policy
+
+    def do_open(self, http_class, req, **kwargs):
+        return super().do_open(_guarded(http_class, self.policy), req, **kwargs)
+
+
+class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, policy: NetworkPolicy):
+        super().__init__()
+        self.policy = policy
+
+    def do_open(self, http_class, req, **kwargs):
+        return super().do_open(_guarded(http_class, self.policy), req, **kwargs)
+
+
+class _GuardedSMTP(smtplib.SMTP):
+    """SMTP to an address the channel policy allows (set before __init__, which connects)."""
+
+    newsmon_policy: NetworkPolicy
+
+    def _get_socket(self, host, port, timeout):
+        if timeout is not None and not timeout:
+            raise ValueError("Non-blocking socket (timeout=0) is not supported")
+        return connect(host, port, timeout, self.newsmon_policy)
+
+
+class _GuardedSMTPSSL(smtplib.SMTP_SSL, _GuardedSMTP):
+    """SMTP_SSL wraps the socket _GuardedSMTP._get_socket connected (the MRO puts it under SMTP_SSL)."""
+
+
+def _smtp_class(policy: NetworkPolicy, ssl_: bool) -> Any:
+    base = _GuardedSMTPSSL if ssl_ else _GuardedSMTP
+    return type(base.__name__, (base,), {"newsmon_policy": policy})
+
+
+def channel_warnings(config: AlertConfig, env: Mapping[str, str] = os.environ) -> list[str]:
+    """Webhook channels whose url_env is set to a malformed URL, one line each naming the channel and
+    the variable (never the value): what a config check can say before the first send fails."""
+    warnings = []
+    for channel in config.channels.values():
+        value = env.get(channel.url_env) if channel.type == "webhook" and channel.url_env else None
+        problem = url_problem(value) if value else None
+        if problem:
+            warnings.append(f"{config.path}: entry {channel.id!r}: environment variable {channel.url_env} "
+                            f"holds a malformed webhook URL: {problem}")
+    return warnings
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """A redirected POST would silently turn into a GET without the body; treat 3xx as failure."""
 
@@ -158,11 +234,16 @@ class Notifier:
     """Sends one alert to one configured channel, and drains the store's delivery outbox."""
 
     def __init__(self, config: AlertConfig, env: Mapping[str, str] = os.environ, base_dir: str = ".",
-                 stdout: IO[str] | None = None, max_attempts: int = MAX_ATTEMPTS):
+                 stdout: IO[str] | None = None, max_attempts: int = MAX_ATTEMPTS,
+                 policy: NetworkPolicy | None = None):
+        """policy: where channels may connect (default: NetworkPolicy.for_channels with
+        NEWSMON_CHANNEL_ALLOW_NETWORKS of env; a bad CIDR there is a ConfigError naming it)."""
         self.config, self.env, self.base_dir = config, env, base_dir
         self.stdout = stdout
         self.max_attempts = max_attempts
-        self._opener = urllib.request.build_opener(_NoRedirect)
+        self.policy = policy if policy is not None else NetworkPolicy.for_channels(env.get(ENV_CHANNEL_ALLOW))
+        self._opener = urllib.request.build_opener(_NoRedirect, _GuardedHTTPHandler(self.policy),
+                                                   _GuardedHTTPSHandler(self.policy))
 
     # ------------------------------------------------------------------ outbox
 
@@ -192,7 +273,11 @@ class Notifier:
                 if alert is None:
                     raise DeliveryError(channel_id, "-", f"alert {alert_id} is not in the store")
                 self.send(alert, channel_id, store.get_event(alert.event_id) if alert.event_id else None)
-            except DeliveryError as exc:
+            except Exception as exc:  # noqa: BLE001 - one channel's failure must not stop the others
+                if not isinstance(exc, DeliveryError):
+                    # A bug or an unforeseen failure: the type only, its text may quote a secret URL.
+                    log.debug("channel %s: unexpected failure", channel_id, exc_info=True)
+                    exc = DeliveryError(channel_id, "-", f"unexpected {type(exc).__name__} while sending")
                 message = str(exc)
                 if attempts + 1 >= self.max_attempts:
                     message = f"giving up after {attempts + 1} attempts: {message}"
@@ -269,11 +354,27 @@ class Notifier:
             raise DeliveryError(channel.id, target, f"{what}: environment variable {name} is not set")
         return value
 
-    def _send_webhook(self, alert: Alert, channel: ChannelConfig, entry: dict[str, Any]) -> None:
-        url = channel.url or self._env(channel, channel.url_env, "webhook url", f"${channel.url_env}") or ""
+    def _webhook_url(self, channel: ChannelConfig) -> tuple[str, str]:
+        """(url, target shown in errors); a malformed URL fails this channel only, naming the env var
+        it came from and never its value. The URL's literal address is held to the channel policy."""
+        if channel.url:
+            url, source = channel.url, "url in alerts.yaml"
+        else:
+            url = self._env(channel, channel.url_env, "webhook url", f"${channel.url_env}") or ""
+            source = f"environment variable {channel.url_env}"
+        problem = url_problem(url)
+        if problem:
+            raise DeliveryError(channel.id, f"${channel.url_env}" if not channel.url else "url",
+                                f"{source} holds a malformed webhook URL: {problem}", unreachable=True)
         target = _safe_target(url)
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise DeliveryError(channel.id, target, "webhook url must be http(s)")
+        try:
+            self.policy.check_url(url)
+        except FetchError as exc:
+            raise DeliveryError(channel.id, target, exc.reason, unreachable=True) from None
+        return url, target
+
+    def _send_webhook(self, alert: Alert, channel: ChannelConfig, entry: dict[str, Any]) -> None:
+        url, target = self._webhook_url(channel)
         payload = slack_payload(alert, entry) if channel.format == "slack" else entry
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT,
@@ -293,6 +394,8 @@ class Notifier:
             with self._opener.open(request, timeout=channel.timeout) as response:
                 status = response.status
                 response.read(65536)
+        except FetchError as exc:  # the name resolved to a refused address (netguard.connect)
+            raise DeliveryError(channel.id, target, exc.reason, unreachable=True) from None
         except urllib.error.HTTPError as exc:
             status = exc.code
             exc.close()
@@ -347,10 +450,10 @@ class Notifier:
         msg = self._email_message(alert, channel, entry)
         try:
             if channel.ssl:
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, channel.smtp_port, timeout=channel.timeout,
-                                                      context=ssl.create_default_context())
+                smtp: smtplib.SMTP = _smtp_class(self.policy, True)(
+                    host, channel.smtp_port, timeout=channel.timeout, context=ssl.create_default_context())
             else:
-                smtp = smtplib.SMTP(host, channel.smtp_port, timeout=channel.timeout)
+                smtp = _smtp_class(self.policy, False)(host, channel.smtp_port, timeout=channel.timeout)
             with smtp:
                 smtp.ehlo()
                 if channel.starttls:
@@ -359,6 +462,8 @@ class Notifier:
                 if user and password:
                     smtp.login(user, password)
                 refused = smtp.send_message(msg, from_addr=channel.from_addr, to_addrs=list(channel.to))
+        except FetchError as exc:  # the SMTP host is a refused address (netguard.connect)
+            raise DeliveryError(channel.id, target, exc.reason, unreachable=True) from None
         except (smtplib.SMTPException, OSError) as exc:
             # SMTPException subclasses OSError; only socket-level failures and lost connections
             # mean the server is unreachable, a rejected message or login is an answer.

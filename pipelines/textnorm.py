@@ -387,3 +387,38 @@ def _ends_sentence(text: str, dot: int, after: int) -> bool:
     if len(word) == 1 and word.isalpha() and following.isupper():
         return False  # an initial: "J. Smith"
     return True
+
+
+# --- control characters ----------------------------------------------------------------------------
+# Feed and page text is printed to terminals (console channel, newsmon search/alerts/extract): an
+# escape sequence in a title could retitle the window (OSC 0), clear the screen (CSI 2J), plant a
+# hyperlink or write to the clipboard (OSC 52). Whole ESC/CSI/OSC sequences are dropped, then any
+# control character left. Each pattern starts on a control character its body cannot contain, so
+# matching stays linear however many unterminated sequences a text holds.
+_ESCAPE_SEQUENCES = re.compile(
+    "(?:\x1b\\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves, erase
+    "|(?:\x1b[\\]PX^_]|[\x90\x98\x9d-\x9f])[^\x07\x1b\x90\x98\x9b-\x9f]{0,4096}(?:\x07|\x1b\\\\|\x9c)"  # OSC/DCS/PM/APC
+    "|\x1b[ -/]{0,4}[0-~]"  # other ESC sequences (charset switches, RIS full reset)
+)
+_CONTROL_CHARS = "".join(map(chr, [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]))
+_HAS_CONTROL = re.compile(f"[{re.escape(_CONTROL_CHARS)}]")
+_ONE_LINE_TABLE = str.maketrans({c: (" " if c in "\t\n\v\f\r" else None) for c in _CONTROL_CHARS})
+_MULTILINE_TABLE = str.maketrans({c: ("\n" if c in "\v\f\r" else None) for c in _CONTROL_CHARS
+                                  if c not in "\t\n"})
+
+
+def strip_controls(text: str | None, *, multiline: bool = False) -> str:
+    """Third-party text without C0/C1 control characters (and without the escape sequences they start).
+
+    One-line fields (titles, names, URLs): tab, CR, LF, VT and FF become a space. multiline (article
+    bodies): tab and LF stay, CR LF and a lone CR become LF, VT and FF too. Text without controls
+    is returned as is (the common case costs one regex search)."""
+    if not text:
+        return ""
+    if _HAS_CONTROL.search(text) is None:
+        return text
+    if "\x1b" in text or any(c in text for c in "\x90\x98\x9b\x9d\x9e\x9f"):
+        text = _ESCAPE_SEQUENCES.sub("", text)
+    if multiline:
+        return text.replace("\r\n", "\n").translate(_MULTILINE_TABLE)
+    return text.translate(_ONE_LINE_TABLE)

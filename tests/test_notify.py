@@ -202,7 +202,9 @@ def test_webhook_slack_shape(http):
     [req] = http.requests_for("/slack")
     body = json.loads(req.body)
     assert set(body) == {"text", "blocks"}
-    assert "ceasefire-agreed" in body["text"] and alert.title in body["text"]
+    # The fallback text is escaped as the blocks are (issue 16): no live <b>, & as &amp;.
+    assert "ceasefire-agreed" in body["text"]
+    assert "Truce agreed &lt;b&gt;after&lt;/b&gt; border clashes &amp; shelling" in body["text"]
     section = body["blocks"][0]
     assert section["type"] == "section" and section["text"]["type"] == "mrkdwn"
     # Title escaped for mrkdwn and linked to the article.

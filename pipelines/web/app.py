@@ -8,15 +8,20 @@ Escaping: pages render article and feed text with textContent/createElement only
 store's search snippet (escaped text plus <mark>) is rebuilt node by node, never assigned
 as HTML. A Content-Security-Policy with script-src 'self' keeps any injected markup from
 running even if a bug let it into the DOM.
+
+Host names: `newsmon serve` answers only to the names it is given (loopback by default), so a web
+page that DNS-rebinds its own name to 127.0.0.1 gets 421, not the API (HostCheckMiddleware).
 """
 
 from __future__ import annotations
 
 import hashlib
 import html
+import ipaddress
+import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from string import Template
 from typing import Annotated, Any
@@ -28,7 +33,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 
 from pipelines.errors import NewsmonError, UsageError
-from pipelines.models import iso, utcnow
+from pipelines.models import iso, parse_iso, utcnow
 from pipelines.query import QuerySyntaxError
 from pipelines.store.base import StoreError
 from pipelines.web import queries
@@ -105,6 +110,100 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+_HOST_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_NAME = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*")
+
+
+def host_name(value: str) -> str | None:
+    """A host name or IP address as compared with the allowed list: lower-case, no trailing dot, IPv6
+    without brackets in its short form; None when it is neither (a URL, a path, a bare IPv6...)."""
+    text = value.strip().lower().removesuffix(".")
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            return str(ipaddress.IPv6Address(text[1:-1]))
+        except ValueError:
+            return None
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    return text if len(text) <= 253 and _HOST_NAME.fullmatch(text) else None
+
+
+def host_header_name(header: str) -> str | None:
+    """The host of a Host header ("name", "name:port", "[v6]:port"), by host_name; None when malformed."""
+    host, port = header, ""
+    if header.startswith("["):
+        close = header.find("]")
+        if close < 0:
+            return None
+        host, port = header[:close + 1], header[close + 1:]
+        if port and not port.startswith(":"):
+            return None
+        port = port[1:]
+    elif ":" in header:
+        host, _, port = header.partition(":")
+        if not port:
+            return None
+    if port and not (port.isascii() and port.isdigit() and len(port) <= 5):
+        return None
+    if ":" in host and not host.startswith("["):
+        return None  # an unbracketed IPv6 address, or a second colon
+    return host_name(host)
+
+
+class HostCheckMiddleware:
+    """Answers only requests whose Host header names this server (DNS rebinding defence): 421 for
+    another name, 400 for a malformed or missing Host. "*" among the names turns the check off."""
+
+    def __init__(self, app: Any, allowed: Iterable[str]):
+        self.app = app
+        names = list(allowed)
+        self.any = "*" in names
+        self.allowed = frozenset(n for n in (host_name(x) for x in names if x != "*") if n)
+
+    def allows(self, name: str) -> bool:
+        if name in self.allowed:
+            return True
+        try:
+            return ipaddress.ip_address(name).is_loopback and "127.0.0.1" in self.allowed
+        except ValueError:
+            return False
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if self.any or scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = [v for k, v in scope.get("headers") or () if k == b"host"]
+        raw = headers[0].decode("latin-1") if len(headers) == 1 else ""
+        name = host_header_name(raw) if raw else None
+        if name is not None and self.allows(name):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if name is None:
+            status, detail = 400, "missing or malformed Host header"
+        else:
+            shown = name if len(name) <= 80 else name[:79] + "…"
+            status, detail = 421, (f"host {shown!r} is not a name this dashboard answers to "
+                                   "(newsmon serve --allowed-host)")
+        await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+
+
+def time_param(name: str, value: str | None) -> str | None:
+    """A since/until value as given (None when empty); UsageError (422) naming the parameter when it
+    is not an ISO date or datetime with a UTC form (years 0001-9999), which the stores cannot compare."""
+    if not value:
+        return None
+    if parse_iso(value) is None:
+        shown = value if len(value) <= 60 else value[:59] + "…"
+        raise UsageError(f"{name}={shown!r} is not an ISO-8601 date or datetime within years 0001-9999 (UTC)")
+    return value
 
 
 class DashboardState:
@@ -251,7 +350,7 @@ Text = Annotated[str | None, Query(max_length=500)]
 
 def create_app(store_url: str | None = None, config_dir: str | Callable[[], str | None] | None = None, *,
                dependencies: Sequence[Any] = (), store_opener: Callable[[], Any] | None = None,
-               create_store: bool = True) -> FastAPI:
+               create_store: bool = True, allowed_hosts: Iterable[str] | None = None) -> FastAPI:
     """The dashboard over this store (default: the resolved store, pipelines.settings; README, Settings).
 
     config_dir: a path, or a callable returning one (asked again every CONFIG_RETRY_SECONDS); config
@@ -261,7 +360,9 @@ def create_app(store_url: str | None = None, config_dir: str | Callable[[], str 
     requires_authenticated() when the plugin mounts the app in the api-server.
     store_opener: called on first use; the store it returns beats store_url (None: it has none),
     so the plugin can open the store the DAGs write to, an Airflow connection included.
-    create_store=False (`newsmon serve`): a SQLite file that does not exist is an error, not a new store."""
+    create_store=False (`newsmon serve`): a SQLite file that does not exist is an error, not a new store.
+    allowed_hosts: the only Host names served (`newsmon serve` gives loopback, its --host and
+    --allowed-host); None: no check (the Airflow plugin, whose api-server authenticates every request)."""
     state = DashboardState(store_url, config_dir, store_opener, create_store)
     version = _static_version()
     app = FastAPI(
@@ -275,7 +376,9 @@ def create_app(store_url: str | None = None, config_dir: str | Callable[[], str 
         dependencies=list(dependencies),
     )
     app.state.dashboard = state
-    app.add_middleware(SecurityHeadersMiddleware)
+    if allowed_hosts is not None:
+        app.add_middleware(HostCheckMiddleware, allowed=list(allowed_hosts))
+    app.add_middleware(SecurityHeadersMiddleware)  # added last: outermost, so a 421 carries the headers too
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(StoreError)
@@ -342,6 +445,7 @@ def create_app(store_url: str | None = None, config_dir: str | Callable[[], str 
         """Newest first, each as the alert log shows it: kind, rules folded in, its event so far, and
         created/published/first-seen times in the desk's time zone. Poll with since=<newest created
         seen> and drop ids already shown."""
+        since = time_param("since", since)
         check_filters(desk=desk)
         now = iso(utcnow())
         store = state.store()
@@ -371,9 +475,10 @@ def create_app(store_url: str | None = None, config_dir: str | Callable[[], str 
     ) -> dict[str, Any]:
         """Full-text search with filters; without q, the newest matching articles. 422 for a malformed q
         (the detail names the position) or an unknown topic or desk."""
+        since, until = time_param("since", since), time_param("until", until)
         check_filters(topic=topic, desk=desk)
         hits = state.store().search(q or None, topic=topic or None, desk=desk or None, source=source or None,
-                                    language=language or None, since=since or None, until=until or None,
+                                    language=language or None, since=since, until=until,
                                     limit=limit, offset=offset, collapse=collapse or None)
         return {"query": q, "offset": offset, "limit": limit, "collapse": collapse or None,
                 "hits": [queries.hit_out(h) for h in hits]}
@@ -389,6 +494,7 @@ def create_app(store_url: str | None = None, config_dir: str | Callable[[], str 
     def stories(desk: Text = None, topic: Text = None, since: Text = None, until: Text = None,
                 limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
         """Stories of the newest matching articles, newest first."""
+        since, until = time_param("since", since), time_param("until", until)
         check_filters(topic=topic, desk=desk)
         return queries.recent_stories(state.store(), desk=desk or None, topic=topic or None,
                                       since=since or None, until=until or None, limit=limit)
@@ -407,6 +513,7 @@ def create_app(store_url: str | None = None, config_dir: str | Callable[[], str 
                  limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
         """Development events newest first: one row per event, however many outlets reported it. With a
         desk, the events notified to it (its alerts' events), times in its time zone (else UTC)."""
+        since, until = time_param("since", since), time_param("until", until)
         check_filters(desk=desk)
         return queries.timeline(state.store(), desk=desk or None, since=since or None, until=until or None,
                                 family=family or None, limit=limit,
@@ -429,6 +536,7 @@ def create_app(store_url: str | None = None, config_dir: str | Callable[[], str 
     def topic_volume(desk: Text = None, since: Text = None, until: Text = None,
                      bucket: Annotated[str, Query(pattern="^(auto|hour|day)$")] = "auto") -> dict[str, Any]:
         """Articles per topic per hour or day (auto: hours for up to three days of data)."""
+        since, until = time_param("since", since), time_param("until", until)
         check_filters(desk=desk)
         return queries.topic_volume(state.store(), desk=desk or None, since=since or None, until=until or None,
                                     bucket=bucket, topic_names=state.topic_names())
@@ -436,6 +544,7 @@ def create_app(store_url: str | None = None, config_dir: str | Callable[[], str 
     @app.get("/api/places", response_model=PlaceList, tags=["places"])
     def places(desk: Text = None, topic: Text = None, since: Text = None, until: Text = None) -> dict[str, Any]:
         """Places mentioned by matching articles, with coordinates, counts and recent articles."""
+        since, until = time_param("since", since), time_param("until", until)
         check_filters(topic=topic, desk=desk)
         return queries.place_counts(state.store(), desk=desk or None, topic=topic or None,
                                     since=since or None, until=until or None, place_kinds=state.place_kinds())

@@ -267,8 +267,10 @@ def topic_volume(store: Any, *, desk: str | None = None, since: str | None = Non
         first = min(m for _t, m in counts)
         last = max(m for _t, m in counts)
         current = first
-        while current <= last and len(buckets) < MAX_BUCKETS:
+        while len(buckets) < MAX_BUCKETS:
             buckets.append(current)
+            if last - current < step:  # not current += step past the last: 9999-12-31 has no next day
+                break
             current += step
     index = {moment: i for i, moment in enumerate(buckets)}
     names = topic_names or {}

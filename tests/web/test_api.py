@@ -300,9 +300,11 @@ def test_search_date_range_is_inclusive_exclusive(client, store):
 
 
 def test_search_rejects_a_bad_date_with_one_line(client):
+    # 422 like every other parameter the request cannot be answered with (was 400 before issue 16,
+    # which made a time with no UTC form, 9999-12-31T23:59:59-14:00, the same answer)
     response = client.get("/api/search", params={"since": "last tuesday"})
-    assert response.status_code == 400
-    assert "since" in response.json()["detail"] and "\n" not in response.json()["detail"]
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("since=") and "\n" not in response.json()["detail"]
 
 
 def test_search_pages_with_offset(client):
