@@ -77,42 +77,70 @@ class Response:
 
 @dataclass(eq=False)
 class _Deadline:
-    """One request's deadline and the connections it has used, so the watchdog can cut them."""
+    """One request's deadline, shared by all its redirect hops, and a duplicate of every socket the
+    current hop uses, so the watchdog can shut them.
 
-    at: float
-    connections: list[HTTPConnection] = field(default_factory=list)
+    Duplicates, not the originals: http.client drops its socket reference for a `Connection: close`
+    or length-less response (conn.sock becomes None while the body is still being read), and ssl
+    detaches the raw socket when it wraps it. A dup'd descriptor still names the same connection,
+    and shutting it down makes a read blocked on any wrapper of it return at once.
+    """
+
+    total: float
+    at: float | None = None  # set by start(): when the first host granted its politeness slot
+    sockets: list[socket.socket] = field(default_factory=list)
     expired: bool = False
     done: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def remaining(self) -> float:
-        return self.at - time.monotonic()
+    def start(self) -> None:
+        if self.at is None:
+            self.at = time.monotonic() + self.total
+            _watchdog.watch(self)
 
-    def attach(self, conn: HTTPConnection) -> None:
+    def remaining(self) -> float:
+        return self.total if self.at is None else self.at - time.monotonic()
+
+    def attach(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        try:
+            handle = socket.fromfd(sock.fileno(), sock.family, sock.type)
+        except OSError:  # already closed: nothing left to cut
+            return
         with self.lock:
-            if conn not in self.connections:
-                self.connections.append(conn)
-            expired = self.expired
-        if expired:
-            _cut(conn)
+            if self.done:
+                handle.close()
+                return
+            self.sockets.append(handle)
+            if self.expired:
+                _shut(handle)
 
     def expire(self) -> None:
         with self.lock:
             if self.done:
                 return
             self.expired = True
-            connections = list(self.connections)
-        for conn in connections:
-            _cut(conn)
+            for handle in self.sockets:
+                _shut(handle)
+
+    def release(self) -> None:
+        """End of a hop: drop the duplicates (the connection itself is closed or pooled by the caller)."""
+        with self.lock:
+            handles, self.sockets = self.sockets, []
+        for handle in handles:
+            handle.close()
+
+    def finish(self) -> None:
+        with self.lock:
+            self.done = True
+        self.release()
 
 
-def _cut(conn: HTTPConnection) -> None:
-    """Shut the socket down so a blocked read in another thread returns at once."""
-    sock = conn.sock
-    if sock is None:
-        return
+def _shut(sock: socket.socket) -> None:
+    """Shut the connection down so a blocked read in another thread returns at once."""
     try:
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)  # base-class call: works for TLS sockets too
+        sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
 
@@ -128,6 +156,7 @@ class _Watchdog:
         self._thread: threading.Thread | None = None
 
     def watch(self, deadline: _Deadline) -> None:
+        assert deadline.at is not None
         with self._cond:
             heapq.heappush(self._heap, (deadline.at, next(self._counter), deadline))
             if self._thread is None:
@@ -156,10 +185,10 @@ _watchdog = _Watchdog()
 _current = threading.local()  # .deadline: the _Deadline of the request running in this thread
 
 
-def _attach_current(conn: HTTPConnection) -> None:
+def _attach_current(sock: socket.socket | None) -> None:
     deadline = getattr(_current, "deadline", None)
     if deadline is not None:
-        deadline.attach(conn)
+        deadline.attach(sock)
 
 
 # -- guarded connections ---------------------------------------------------------------------------
@@ -216,8 +245,7 @@ class _GuardedConnectionMixin:
                 sock.close()
                 last_error, last_peer = err, peer_where
                 continue
-            conn.sock = sock  # visible to the watchdog during the TLS handshake
-            _attach_current(conn)
+            _attach_current(sock)  # before the TLS handshake, so the watchdog can cut that too
             return sock
         if last_error is None and refused is not None:
             raise _Refused(refused)
@@ -231,7 +259,7 @@ class _GuardedConnectionMixin:
                           summary) from last_error
 
     def request(self, *args, **kwargs):  # reused keep-alive connections skip _new_conn
-        _attach_current(self)  # type: ignore[arg-type]
+        _attach_current(self.sock)  # type: ignore[attr-defined]  # None on a fresh plain-HTTP connection
         return super().request(*args, **kwargs)  # type: ignore[misc]
 
 
@@ -258,14 +286,22 @@ class _HostSlots:
         self._semaphores: dict[str, threading.BoundedSemaphore] = {}
         self._next_start: dict[str, float] = {}
 
-    def acquire(self, host: str) -> threading.BoundedSemaphore:
+    def acquire(self, host: str, deadline: _Deadline | None = None) -> threading.BoundedSemaphore | None:
+        """The host's slot, once its turn has come; None if a started deadline runs out first."""
         with self._lock:
             semaphore = self._semaphores.setdefault(host, threading.BoundedSemaphore(self.concurrency))
-        semaphore.acquire()
+        # Later hops of a request wait for their host inside the request's deadline; the first hop's
+        # wait is queueing behind this process's own requests and is not the server's doing.
+        budget = deadline.remaining() if deadline is not None and deadline.at is not None else None
+        if not semaphore.acquire(timeout=None if budget is None else max(0.0, budget)):
+            return None
         with self._lock:
             now = time.monotonic()
             start = max(now, self._next_start.get(host, now))
             self._next_start[host] = start + self.delay
+        if budget is not None and start - now >= deadline.remaining():  # type: ignore[union-attr]
+            semaphore.release()
+            return None
         if start > now:
             time.sleep(start - now)
         return semaphore
@@ -395,7 +431,8 @@ class Fetcher:
         self.policy = policy if policy is not None else NetworkPolicy.from_env()
         self.user_agent = user_agent
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
-        self.total_timeout = total_timeout  # per hop, from the moment the host's politeness slot is granted
+        # The whole request, redirects included, from the moment the first host's politeness slot is granted.
+        self.total_timeout = total_timeout
         self.max_bytes, self.max_redirects = max_bytes, max_redirects
         self._slots = _HostSlots(per_host_concurrency, per_host_delay)
         self._pools = _pool_manager(self.policy, maxsize=max(1, per_host_concurrency))
@@ -425,30 +462,36 @@ class Fetcher:
             headers["If-Modified-Since"] = last_modified
         current = url.strip()
         visited = {current}
-        for _hop in range(self.max_redirects + 1):
-            self.policy.check_url(current)
-            result = self._one_request(current, headers, kind, etag, last_modified)
-            if isinstance(result, Response):
-                return result
-            target = urljoin(current, result)
-            if target in visited:
-                raise FetchError(url, f"redirect loop ({current} -> {target})", kind="redirects")
-            visited.add(target)
-            try:
-                self.policy.check_url(target)
-            except FetchError as err:
-                raise FetchError(url, f"redirect to {target}: {err.reason}", kind="refused") from None
-            current = target
+        deadline = _Deadline(self.total_timeout)  # one for every hop, started by the first host's slot
+        try:
+            for _hop in range(self.max_redirects + 1):
+                self.policy.check_url(current)
+                result = self._one_request(current, headers, kind, etag, last_modified, deadline)
+                if isinstance(result, Response):
+                    return result
+                target = urljoin(current, result)
+                if target in visited:
+                    raise FetchError(url, f"redirect loop ({current} -> {target})", kind="redirects")
+                visited.add(target)
+                try:
+                    self.policy.check_url(target)
+                except FetchError as err:
+                    raise FetchError(url, f"redirect to {target}: {err.reason}", kind="refused") from None
+                current = target
+        finally:
+            deadline.finish()
         raise FetchError(url, f"too many redirects (more than {self.max_redirects})", kind="redirects")
 
     def _one_request(self, url: str, headers: dict[str, str], kind: str, etag: str | None,
-                     last_modified: str | None) -> Response | str:
+                     last_modified: str | None, deadline: _Deadline) -> Response | str:
         """One hop: a Response, or the Location to follow."""
         host = (urlsplit(url).hostname or "").lower()
-        semaphore = self._slots.acquire(host)
-        deadline = _Deadline(at=time.monotonic() + self.total_timeout)
+        semaphore = self._slots.acquire(host, deadline)
+        if semaphore is None:
+            deadline.expire()
+            raise self._timeout_error(url, deadline, TimeoutError())
+        deadline.start()
         _current.deadline = deadline
-        _watchdog.watch(deadline)
         response = None
         keep_connection = False
         try:
@@ -483,9 +526,8 @@ class Fetcher:
                 raise self._timeout_error(url, deadline, err) from None
             raise FetchError(url, f"HTTP error: {_one_line(_short_reason(err))}", kind="connection") from None
         finally:
-            with deadline.lock:
-                deadline.done = True
             _current.deadline = None
+            deadline.release()  # from here on the watchdog cuts nothing of this hop
             if response is not None:
                 if keep_connection and not deadline.expired:
                     response.release_conn()
@@ -506,6 +548,8 @@ class Fetcher:
 
     def _handle(self, url: str, response: urllib3.BaseHTTPResponse, kind: str, etag: str | None,
                 last_modified: str | None, deadline: _Deadline) -> Response | str:
+        if deadline.expired:  # a cut in the middle of the headers looks like their end to http.client
+            raise self._timeout_error(url, deadline, TimeoutError())
         status = response.status
         headers = {name.lower(): response.headers.get(name, "") for name in response.headers}
         if status in REDIRECT_STATUSES:

@@ -367,6 +367,46 @@ def test_utf16_feed_with_nul_bytes_is_not_mistaken_for_binary(site):
     assert fetcher().fetch(site.url("/f"), kind="feed").body == body
 
 
+
+def drip_after_connection_close(req):
+    """`Connection: close`, no length, then a few bytes every 50 ms: http.client has already let go of
+    its socket reference, so only a deadline holding its own handle on the connection can cut this."""
+    req.send_response(200)
+    req.send_header("Content-Type", "text/html")
+    req.send_header("Connection", "close")
+    req.end_headers()
+    req.close_connection = True
+    try:
+        for _ in range(400):
+            req.wfile.write(b"<p>drip</p>")
+            req.wfile.flush()
+            time.sleep(0.05)
+    except OSError:
+        pass
+
+
+@pytest.mark.parametrize("kind", ["page", "feed"])
+def test_slow_drip_after_connection_close_hits_the_total_deadline(site, kind):
+    site.add({"/drip": Route(handler=drip_after_connection_close)})
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the drip lasts 20 s: a hang fails at 10
+        attempt = pool.submit(fetch_error, fetcher(total_timeout=0.5, read_timeout=5).fetch, site.url("/drip"),
+                              kind=kind)
+        error = attempt.result(timeout=10)
+    assert error.kind == "timeout"
+    assert "total deadline of 0.5s" in error.reason
+
+
+def test_waiting_for_the_first_hosts_slot_is_not_part_of_the_deadline(site):
+    # Queueing behind this process's own requests to a host is not the server's slowness.
+    site.add({"/held": Route(body=HTML, delay=0.8), "/quick": Route(body=HTML)})
+    fetch = fetcher(per_host_concurrency=1, total_timeout=0.6)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        held = pool.submit(fetch_error, fetch.fetch, site.url("/held"))
+        time.sleep(0.1)
+        assert fetch.fetch(site.url("/quick")).body == HTML  # waited ~0.5 s for the slot, then 0.6 s of its own
+        assert held.result(timeout=10).kind == "timeout"
+
+
 # -- redirects ------------------------------------------------------------------------------------
 
 def test_redirect_chain_is_followed_and_connection_reuse_stays_clean(site):
@@ -381,6 +421,17 @@ def test_redirect_chain_is_followed_and_connection_reuse_stays_clean(site):
     assert first.url == site.url("/final")
     assert first.body == second.body == HTML
 
+
+
+def test_redirect_hops_share_one_deadline(site):
+    # Four hops of 0.3 s each fit one by one into a 0.8 s deadline, but not together.
+    site.add({f"/slow{i}": Route(status=302, headers={"Location": f"/slow{i + 1}"}, delay=0.3, etag=False)
+              for i in range(4)})
+    site.add({"/slow4": Route(body=HTML)})
+    error = fetch_error(fetcher(total_timeout=0.8, read_timeout=5).fetch, site.url("/slow0"))
+    assert error.kind == "timeout"
+    assert "total deadline of 0.8s" in error.reason
+    assert not any(r.path.endswith("/slow4") for r in site.log())
 
 def test_redirect_loop_is_detected(site):
     site.add({"/a": Route(status=302, headers={"Location": "/b"}),

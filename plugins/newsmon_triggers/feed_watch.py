@@ -1,23 +1,23 @@
 """Feed-watching event trigger: starts the monitor DAG as soon as a feed publishes something new.
 
-Runs in the Airflow triggerer (one asyncio loop shared by many triggers), so every wait is
-async and every request is bounded in time and size. It only *notices* change; the DAG's
-poll step does the real conditional GET, parsing and spooling, so a missed or spurious
-event costs latency, never data.
+Runs in the Airflow triggerer (one asyncio loop shared by many triggers), so nothing blocking or
+CPU-heavy runs on the loop: the request goes through the project's guarded fetcher
+(pipelines/http.py: it connects only to the address it checked, and one deadline bounds the whole
+request, redirects included) in a worker thread, and so does the digest of the body. It only
+*notices* change; the DAG's poll step does the real conditional GET, parsing and spooling, so a
+missed or spurious event costs latency, never data.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
-import ipaddress
 import re
-import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
@@ -26,11 +26,15 @@ USER_AGENT = "newsmon-feedwatch/0.1 (+https://github.com/newsmon)"
 MAX_BACKOFF_SECONDS = 900.0
 
 # Identity of the entries, not the whole document: many feeds rewrite <lastBuildDate> or
-# <updated> on every request, which would fire an event on every poll.
-_ENTRY_ID_RE = re.compile(
-    rb"<link\b[^>]*?\bhref=[\"']([^\"']+)[\"']|<(guid|id|link)\b[^>]*?(?:/>|>(.*?)</\2\s*>)",
-    re.IGNORECASE | re.DOTALL,
-)
+# <updated> on every request, which would fire an event on every poll. Feeds are hostile input, so
+# these patterns never scan past what they match: no lazy ".*?" to a closing tag that may not come.
+_ID_OPEN_RE = re.compile(rb"<(guid|id|link)\b", re.IGNORECASE)
+_HREF_RE = re.compile(rb"\bhref=[\"']([^\"']+)[\"']", re.IGNORECASE)
+_ID_CLOSE_RE = {name: re.compile(rb"</" + name + rb"\s*>", re.IGNORECASE) for name in (b"guid", b"id", b"link")}
+
+# Worker threads for the fetches and digests of every watcher in this triggerer (the loop's
+# default executor is small and shared with everything else).
+_WORKERS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="newsmon-feed-watch")
 
 
 @dataclass
@@ -47,28 +51,45 @@ class PollResult:
 
 def feed_digest(body: bytes) -> str:
     """Hash of the entry identities (guid/id/link) in a feed; whole-body hash when it has none."""
-    tokens = []
-    for match in _ENTRY_ID_RE.finditer(body):
-        value = match.group(1) or match.group(3)
-        if value:
-            tokens.append(value.strip())
-    material = b"\n".join(sorted(set(tokens))) if tokens else body
+    tokens = {token for token in _entry_ids(body) if token}
+    material = b"\n".join(sorted(tokens)) if tokens else body
     return hashlib.sha256(material).hexdigest()
 
 
-def _retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        from datetime import UTC, datetime
+def _entry_ids(body: bytes) -> Iterator[bytes]:
+    """The href of each <link href=...>, and the text of each <guid>, <id> and <link> element.
 
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
+    One forward pass, linear in the body however its tags are left unclosed: each search starts
+    where the previous one stopped, and the search for a closing tag is remembered per name, so no
+    byte is scanned more than a few times (the old regex rescanned to the end for every open tag).
+    """
+    closes: dict[bytes, re.Match[bytes] | None] = {}
+    pos = 0
+    while (opening := _ID_OPEN_RE.search(body, pos)) is not None:
+        end = body.find(b">", opening.end())
+        if end < 0:
+            return  # no tag is ever finished after this point
+        name = opening.group(1).lower()
+        attributes = body[opening.end():end]
+        pos = end + 1
+        if name == b"link" and (href := _HREF_RE.search(attributes)) is not None:
+            yield href.group(1).strip()
+            continue
+        if attributes.endswith(b"/"):
+            continue  # <guid/>: no text
+        if name not in closes or ((close := closes[name]) is not None and close.start() < pos):
+            closes[name] = _ID_CLOSE_RE[name].search(body, pos)
+        close = closes[name]
+        if close is None:
+            continue  # never closed: no text, and no later tag of this name has any either
+        yield body[pos:close.start()].strip()
+        pos = close.end()
+
+
+async def _in_worker(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run blocking or CPU-heavy work in a worker thread, keeping the triggerer's loop free."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_WORKERS, functools.partial(func, *args, **kwargs))
 
 
 def _airflow_variable(name: str) -> Any:
@@ -168,65 +189,39 @@ class FeedWatchTrigger(BaseEventTrigger):
             self.log.debug("feed %s: could not persist watch state (%s)", self.feed_id, exc)
 
     # --- network --------------------------------------------------------------------------
-    async def _check_host(self, policy: Any, url: str) -> None:
-        """Refuse URLs and resolved addresses the network policy forbids, before connecting."""
-        policy.check_url(url)
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+    def fetcher(self, policy: Any) -> Any:
+        """The project's guarded client with this watcher's limits: `timeout` bounds the whole request."""
+        from pipelines.http import Fetcher
+
+        return Fetcher(policy=policy, user_agent=USER_AGENT, connect_timeout=self.timeout,
+                       read_timeout=self.timeout, total_timeout=self.timeout, max_bytes=self.max_bytes,
+                       max_redirects=self.max_redirects, per_host_concurrency=1, per_host_delay=0.0)
+
+    async def poll_once(self, fetcher: Any, policy: Any) -> PollResult:
+        """One conditional GET (redirects followed and checked by the fetcher); updates the remembered state.
+
+        `fetcher` is the pipelines.http.Fetcher run() keeps open; anything else (None) gets a one-off
+        one for `policy`. Both the request and the digest run in a worker thread.
+        """
+        from pipelines.http import Fetcher
+
+        own = not isinstance(fetcher, Fetcher)
+        client = self.fetcher(policy) if own else fetcher
         try:
-            ipaddress.ip_address(host)
-            addresses = [host]
-        except ValueError:
-            loop = asyncio.get_running_loop()
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            addresses = sorted({info[4][0] for info in infos})
-        for address in addresses:
-            policy.check_address(address)
-
-    async def poll_once(self, client: Any, policy: Any) -> PollResult:
-        """One conditional GET (following a few redirects, each one checked); updates the remembered state."""
-        from pipelines.errors import FetchError
-
-        headers = {"User-Agent": USER_AGENT, "Accept": "application/rss+xml, application/atom+xml, */*"}
-        if self.etag:
-            headers["If-None-Match"] = self.etag
-        if self.last_modified:
-            headers["If-Modified-Since"] = self.last_modified
-        url = self.url
-        for _hop in range(self.max_redirects + 1):
-            await self._check_host(policy, url)
-            async with client.stream("GET", url, headers=headers) as response:
-                stream = response.extensions.get("network_stream")
-                peer = stream.get_extra_info("server_addr") if stream is not None else None
-                if peer:  # the address actually connected to, in case DNS changed since the check
-                    policy.check_address(peer[0])
-                if response.status_code in (301, 302, 303, 307, 308) and response.headers.get("Location"):
-                    url = urljoin(url, response.headers["Location"])
-                    continue
-                if response.status_code == 304:
-                    return PollResult(304, False, self.etag, self.last_modified, self.digest)
-                if response.status_code != 200:
-                    raise FetchError(
-                        url,
-                        f"feed watch got HTTP {response.status_code}",
-                        status=response.status_code,
-                        retry_after=_retry_after_seconds(response.headers.get("Retry-After")),
-                        kind="http",
-                    )
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body.extend(chunk)
-                    if len(body) > self.max_bytes:
-                        raise FetchError(url, f"feed larger than {self.max_bytes} bytes", kind="too-large")
-                digest = feed_digest(bytes(body))
-                first = self.digest is None
-                changed = digest != self.digest and (not first or self.fire_on_start)
-                self.etag = response.headers.get("ETag")
-                self.last_modified = response.headers.get("Last-Modified")
-                self.digest = digest
-                return PollResult(200, changed, self.etag, self.last_modified, digest)
-        raise FetchError(self.url, f"more than {self.max_redirects} redirects", kind="redirect")
+            response = await _in_worker(client.fetch, self.url, etag=self.etag, last_modified=self.last_modified,
+                                        kind="feed")
+        finally:
+            if own:
+                client.close()
+        if response.not_modified:
+            return PollResult(304, False, self.etag, self.last_modified, self.digest)
+        digest = await _in_worker(feed_digest, response.body)
+        first = self.digest is None
+        changed = digest != self.digest and (not first or self.fire_on_start)
+        self.etag = response.etag
+        self.last_modified = response.last_modified
+        self.digest = digest
+        return PollResult(response.status, changed, self.etag, self.last_modified, digest)
 
     def wait_after_failure(self, failures: int, retry_after: float | None = None) -> float:
         """Exponential back-off from the poll interval, capped, and never sooner than Retry-After asks."""
@@ -247,27 +242,25 @@ class FeedWatchTrigger(BaseEventTrigger):
         return NetworkPolicy(allow or ())
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        import httpx
-
         from pipelines.errors import FetchError
 
         policy = await self.network_policy()
         await self._load_state()
         failures = 0
-        # trust_env=False: a proxy from the environment would hide the peer address the guard checks.
-        async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False, trust_env=False) as client:
+        fetcher = self.fetcher(policy)
+        try:
             while True:
                 wait = self.poll_interval
                 try:
-                    result = await self.poll_once(client, policy)
+                    result = await self.poll_once(fetcher, policy)
                     failures = 0
-                except (FetchError, httpx.HTTPError, OSError) as exc:
+                except (FetchError, OSError) as exc:
                     failures += 1
                     wait = self.wait_after_failure(failures, getattr(exc, "retry_after", None))
                     self.log.warning("feed %s: watch failed (%s); next try in %.0fs", self.feed_id,
                                      str(exc).splitlines()[0] if str(exc) else type(exc).__name__, wait)
                 else:
-                    if result.status == 200:
+                    if result.status != 304:
                         await self._save_state()
                     if result.changed:
                         yield TriggerEvent(
@@ -281,3 +274,5 @@ class FeedWatchTrigger(BaseEventTrigger):
                             }
                         )
                 await asyncio.sleep(wait)
+        finally:
+            fetcher.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,61 @@ def test_allow_networks_from_kwargs_or_the_variable_not_only_env(monkeypatch):
     monkeypatch.setenv("NEWSMON_ALLOW_NETWORKS", "192.168.0.0/16")
     policy = asyncio.run(make_trigger("https://x.example/feed.xml").network_policy())
     assert [str(n) for n in policy.allow] == ["10.0.0.0/8"]
+
+
+# The digest's former pattern, kept here only as an oracle: quadratic on unclosed tags, exact on good feeds.
+FORMER_ENTRY_ID_RE = re.compile(
+    rb"<link\b[^>]*?\bhref=[\"']([^\"']+)[\"']|<(guid|id|link)\b[^>]*?(?:/>|>(.*?)</\2\s*>)",
+    re.IGNORECASE | re.DOTALL,
+)
+# The project's ordinary feed fixtures (hostile ones live elsewhere and would make the oracle crawl).
+FEED_FIXTURES = sorted(p for folder in ("airflow", "feeds", "coverage/feeds") for p in (FIXTURES.parent / folder).iterdir()
+                       if p.suffix in (".xml", ".rdf", ".atom") and p.stat().st_size < 100_000)
+
+
+@pytest.mark.parametrize("path", FEED_FIXTURES, ids=lambda p: str(p.relative_to(FIXTURES.parent)))
+def test_linear_digest_finds_what_the_former_pattern_found_in_every_fixture_feed(path):
+    # The scanner replaced the regex without moving any baseline: same identities, so an upgraded
+    # triggerer does not fire for feeds whose entries did not change.
+    from newsmon_triggers.feed_watch import _entry_ids
+
+    body = path.read_bytes()
+    former = {(m.group(1) or m.group(3)).strip() for m in FORMER_ENTRY_ID_RE.finditer(body)
+              if m.group(1) or m.group(3)} - {b""}
+    assert {token for token in _entry_ids(body) if token} == former
+
+
+@pytest.mark.parametrize("markup, expected", [
+    (b'<feed><entry><id>urn:a</id><link rel="alternate" href="https://x.example/a"/></entry></feed>',
+     {b"urn:a", b"https://x.example/a"}),
+    (b"<item><GUID isPermaLink='false'> g-1 </Guid><link>https://x.example/1</LINK ></item>",
+     {b"g-1", b"https://x.example/1"}),
+    (b"<item><guid/><link/><id></id></item>", set()),
+    (b"<item><guid>open<guid>g-2</guid></item>", {b"open<guid>g-2"}),
+])
+def test_linear_digest_reads_identities_like_the_former_pattern(markup, expected):
+    from newsmon_triggers.feed_watch import _entry_ids
+
+    former = {(m.group(1) or m.group(3)).strip() for m in FORMER_ENTRY_ID_RE.finditer(markup)
+              if m.group(1) or m.group(3)} - {b""}
+    assert {token for token in _entry_ids(markup) if token} == expected == former
+
+
+def test_watcher_uses_the_guarded_fetcher_limits(allow_loopback):
+    # Size cap and redirect limit come from the kwargs and are enforced by pipelines.http.Fetcher.
+    big = Route(body=b"<rss>" + b"<!-- padding -->" * 200 + b"</rss>", content_type=RSS)
+    hops = {f"/hop{i}": Route(status=302, headers={"Location": f"/hop{i + 1}"}, etag=False) for i in range(4)}
+    with LocalServer({"/big.xml": big, **hops}) as server:
+        for path, hop in list(hops.items()):
+            hop.headers = {"Location": server.url(hop.headers["Location"])}
+            server.routes[path] = hop
+        too_big = make_trigger(server.url("/big.xml"), max_bytes=1000)
+        with pytest.raises(FetchError) as caught:
+            asyncio.run(too_big.poll_once(None, NetworkPolicy.from_env()))
+        assert caught.value.kind == "too-large"
+        looping = make_trigger(server.url("/hop0"), max_redirects=2)
+        with pytest.raises(FetchError) as caught:
+            asyncio.run(looping.poll_once(None, NetworkPolicy.from_env()))
+        assert caught.value.kind == "redirects"
+        assert len(server.requests_for("/hop0") + server.requests_for("/hop1") + server.requests_for("/hop2")) == 3
+        assert server.requests_for("/hop3") == []
