@@ -180,9 +180,11 @@ def write_config(target: Path, feeds: list[dict[str, Any]], *, fetch: dict[str, 
                  jsonl_path: str | None = None) -> Path:
     """A config dir: the project's topics and settings (fetch defaults kept), these feeds, and the
     project's alert rules sent to one jsonl channel (or the given alerts.yaml data)."""
+    from pipelines.config import parse_yaml
+
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(CONFIG_DIR / "topics.yaml", target / "topics.yaml")
-    settings = yaml.safe_load((CONFIG_DIR / "newsmon.yaml").read_text(encoding="utf-8")) or {}
+    settings = parse_yaml((CONFIG_DIR / "newsmon.yaml").read_text(encoding="utf-8")) or {}
     settings["store"] = None
     settings.pop("health", None)  # its channels are the project's alerts.yaml's, not this config's
     if schedule:
@@ -199,7 +201,9 @@ def write_config(target: Path, feeds: list[dict[str, Any]], *, fetch: dict[str, 
 
 def project_rules_to_jsonl(path: str) -> dict[str, Any]:
     """The project's alerts.yaml with every channel replaced by one jsonl file (no console spam, no mail)."""
-    data = yaml.safe_load((CONFIG_DIR / "alerts.yaml").read_text(encoding="utf-8"))
+    from pipelines.config import parse_yaml
+
+    data = parse_yaml((CONFIG_DIR / "alerts.yaml").read_text(encoding="utf-8"))
     data["channels"] = [{"id": "jsonl", "type": "jsonl", "path": path}]
     for desk in data.get("desks") or []:
         desk["channels"] = ["jsonl"]

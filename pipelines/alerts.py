@@ -61,7 +61,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from pipelines.config import parse_duration
+from pipelines.config import parse_duration, parse_yaml, shown
 from pipelines.errors import ConfigError
 from pipelines.events import Attachment
 from pipelines.models import Alert, Article, DevelopmentEvent, announced_type, iso, parse_iso, utcnow
@@ -73,11 +73,12 @@ WEBHOOK_FORMATS = ("generic", "slack")
 DEFAULT_WINDOW = "24h"
 MAX_GENERATIONS = 10_000  # a safety stop for the generation walk, never reached in practice
 
-_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_DEV_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*\*?$")
-_EMAIL = re.compile(r"^[^@\s<>,]+@[^@\s<>,]+$")
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+# \Z, not $: "$" also matches before a final newline, and "desk\n" is not an id ("a@b\n" no address)
+_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}\Z")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_DEV_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*\*?\Z")
+_EMAIL = re.compile(r"[^@\s<>,]+@[^@\s<>,]+\Z")
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+\Z")
 
 _COMMON_CHANNEL_KEYS = {"id", "type", "enabled", "description"}
 _CHANNEL_KEYS = {
@@ -222,7 +223,7 @@ class _Entry:
             return []
         for item in value:
             if not isinstance(item, str) or not item.strip():
-                raise self.fail(key, f"must be a list of non-empty strings (got {item!r})")
+                raise self.fail(key, f"must be a list of non-empty strings (got {shown(item)})")
         if required and not value:
             raise self.fail(key, "must not be empty")
         return [v.strip() for v in value]
@@ -230,7 +231,7 @@ class _Entry:
     def env_name(self, key: str) -> str | None:
         value = self.text(key)
         if value is not None and not _ENV_NAME.match(value):
-            raise self.fail(key, f"{value!r} is not an environment variable name (the secret itself "
+            raise self.fail(key, f"{shown(value)} is not an environment variable name (the secret itself "
                                  "never goes in the file)")
         return value
 
@@ -241,9 +242,9 @@ class _Entry:
         out = {}
         for k, v in value.items():
             if not isinstance(k, str) or not _HEADER_NAME.match(k):
-                raise self.fail(key, f"bad header name {k!r}")
+                raise self.fail(key, f"bad header name {shown(k)}")
             if not isinstance(v, str) or "\n" in v or "\r" in v:
-                raise self.fail(key, f"value of {k!r} must be a one-line string")
+                raise self.fail(key, f"value of {shown(k)} must be a one-line string")
             out[k] = v
         return out
 
@@ -263,9 +264,9 @@ def _entry_id(path: str, kind: str, index: int, data: Any, seen: set[str]) -> st
         raise ConfigError(path, fallback, "id", "is required")
     if not isinstance(raw, str) or not _ID.match(raw):
         raise ConfigError(path, fallback, "id",
-                          f"{raw!r} is not a valid id (lower-case letters, digits, '-', '_', '.')")
+                          f"{shown(raw)} is not a valid id (lower-case letters, digits, '-', '_', '.')")
     if raw in seen:
-        raise ConfigError(path, f"{kind} {raw}", "id", f"duplicate {kind} id {raw!r}")
+        raise ConfigError(path, f"{kind} {raw}", "id", f"duplicate {kind} id {shown(raw)}")
     seen.add(raw)
     return raw
 
@@ -275,17 +276,17 @@ def _check_url(entry: _Entry, key: str, url: str) -> None:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as exc:
-        raise entry.fail(key, f"bad URL {url!r}: {exc}") from None
+        raise entry.fail(key, f"bad URL {shown(url, 200)}: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise entry.fail(key, f"bad URL {url!r}: need http(s)://host/...")
+        raise entry.fail(key, f"bad URL {shown(url, 200)}: need http(s)://host/...")
     if any(ch.isspace() for ch in url):
-        raise entry.fail(key, f"bad URL {url!r}: contains whitespace")
+        raise entry.fail(key, f"bad URL {shown(url, 200)}: contains whitespace")
 
 
 def _load_channel(path: str, name: str, data: dict[str, Any], cid: str) -> ChannelConfig:
     ctype = data.get("type")
     if ctype not in CHANNEL_TYPES:
-        raise ConfigError(path, name, "type", f"must be one of {', '.join(CHANNEL_TYPES)} (got {ctype!r})")
+        raise ConfigError(path, name, "type", f"must be one of {', '.join(CHANNEL_TYPES)} (got {shown(ctype)})")
     e = _Entry(path, name, data, _COMMON_CHANNEL_KEYS | _CHANNEL_KEYS[ctype])
     common = dict(id=cid, type=ctype, enabled=e.get("enabled", bool, True),
                   description=e.text("description", ""))
@@ -304,21 +305,21 @@ def _load_channel(path: str, name: str, data: dict[str, Any], cid: str) -> Chann
             _check_url(e, "url", url)
         fmt = e.text("format", "generic")
         if fmt not in WEBHOOK_FORMATS:
-            raise e.fail("format", f"must be one of {', '.join(WEBHOOK_FORMATS)} (got {fmt!r})")
+            raise e.fail("format", f"must be one of {', '.join(WEBHOOK_FORMATS)} (got {shown(fmt)})")
         headers_env = e.str_map("headers_env")
         for header, env in headers_env.items():
             if not _ENV_NAME.match(env):
-                raise e.fail("headers_env", f"{env!r} (for {header}) is not an environment variable name")
+                raise e.fail("headers_env", f"{shown(env)} (for {header}) is not an environment variable name")
         return ChannelConfig(**common, url=url, url_env=url_env, format=fmt, secret_env=e.env_name("secret_env"),
                              headers=e.str_map("headers"), headers_env=headers_env, timeout=timeout)
     # email
     to = e.str_list("to", required=True)
     for addr in to:
         if not _EMAIL.match(addr):
-            raise e.fail("to", f"{addr!r} is not an email address")
+            raise e.fail("to", f"{shown(addr)} is not an email address")
     from_addr = e.text("from", required=True)
     if not _EMAIL.match(from_addr or ""):
-        raise e.fail("from", f"{from_addr!r} is not an email address")
+        raise e.fail("from", f"{shown(from_addr)} is not an email address")
     host, host_env = e.text("smtp_host"), e.env_name("smtp_host_env")
     if (host is None) == (host_env is None):
         raise e.fail("smtp_host", "give exactly one of smtp_host or smtp_host_env")
@@ -374,7 +375,7 @@ def load_alert_config(data: Any, path: str, topic_ids: Iterable[str] | None = No
         for ref in refs:
             if ref not in channels:
                 known = ", ".join(channels) or "none defined"
-                raise e.fail(key, f"unknown channel {ref!r} (channels: {known})")
+                raise e.fail(key, f"unknown channel {shown(ref)} (channels: {known})")
         return tuple(dict.fromkeys(refs))
 
     desks: dict[str, DeskConfig] = {}
@@ -386,7 +387,7 @@ def load_alert_config(data: Any, path: str, topic_ids: Iterable[str] | None = No
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise e.fail("timezone", f"unknown time zone {timezone!r} (an IANA name such as Asia/Karachi)") from None
+            raise e.fail("timezone", f"unknown time zone {shown(timezone)} (an IANA name such as Asia/Karachi)") from None
         desks[did] = DeskConfig(did, channel_refs(e, "channels"), e.text("description", ""), timezone)
 
     rules: list[Rule] = []
@@ -396,26 +397,26 @@ def load_alert_config(data: Any, path: str, topic_ids: Iterable[str] | None = No
         e = _Entry(path, f"rule {rid}", raw, _RULE_KEYS)
         desk = e.text("desk", required=True)
         if desks and desk not in desks:
-            raise e.fail("desk", f"unknown desk {desk!r} (desks: {', '.join(desks)})")
+            raise e.fail("desk", f"unknown desk {shown(desk)} (desks: {', '.join(desks)})")
         topics = e.str_list("topics")
         if known_topics is not None:
             for t in topics:
                 if t not in known_topics:
-                    raise e.fail("topics", f"unknown topic {t!r} (not in topics.yaml)")
+                    raise e.fail("topics", f"unknown topic {shown(t)} (not in topics.yaml)")
         developments = e.str_list("developments")
         for d in developments:
             if not _DEV_PATTERN.match(d):
-                raise e.fail("developments", f"{d!r} is not a development type (e.g. ceasefire-agreed, talks-*)")
+                raise e.fail("developments", f"{shown(d)} is not a development type (e.g. ceasefire-agreed, talks-*)")
             if known_devs is not None:
                 hit = any(k.startswith(d[:-1]) for k in known_devs) if d.endswith("*") else d in known_devs
                 if not hit:
-                    raise e.fail("developments", f"unknown development type {d!r}")
+                    raise e.fail("developments", f"unknown development type {shown(d)}")
         query_text, query = e.text("query"), None
         if query_text is not None:
             try:
                 query = parse_query(query_text)
             except QuerySyntaxError as exc:
-                raise e.fail("query", f"{exc} in {query_text!r}") from None
+                raise e.fail("query", f"{exc} in {shown(query_text, 200)}") from None
         if not (topics or developments or query):
             raise e.fail(None, "give at least one condition: topics, developments or query")
         rule_channels = channel_refs(e, "channels") if "channels" in raw else ()
@@ -447,7 +448,7 @@ def _escalation(e: _Entry) -> Escalation | None:
         return None
     for key in raw:
         if key not in _ESCALATE_KEYS:
-            raise e.fail("escalate", f"unknown key {key!r} (allowed: {', '.join(sorted(_ESCALATE_KEYS))})")
+            raise e.fail("escalate", f"unknown key {shown(key)} (allowed: {', '.join(sorted(_ESCALATE_KEYS))})")
     corroborated = raw.get("corroborated")
     if corroborated is not None and (isinstance(corroborated, bool) or not isinstance(corroborated, int)
                                      or corroborated < 2):
@@ -462,7 +463,7 @@ def load_alert_config_file(path: str, topic_ids: Iterable[str] | None = None,
                            development_types: Iterable[str] | None = None) -> AlertConfig:
     try:
         with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+            data = parse_yaml(fh)
     except OSError as exc:
         raise ConfigError(path, None, None, f"cannot read: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:

@@ -169,7 +169,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 # --- search / alerts / feeds -------------------------------------------------
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from pipelines.config import config_dir_from
+    from pipelines.config import config_dir_from, shown
     from pipelines.query import QuerySyntaxError
     from pipelines.settings import store_url
     from pipelines.store import open_store
@@ -178,7 +178,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     try:
         parse_query(args.query)
     except QuerySyntaxError as exc:
-        raise UsageError(f"search: query {args.query!r}: {exc}") from None
+        raise UsageError(f"search: query {shown(args.query)}: {exc}") from None  # exc has the position
     _check_filters(args, topic=args.topic, desk=args.desk)
     store = open_store(store_url(args.store, config_dir=config_dir_from(args.config)), create=False)
     try:
@@ -401,19 +401,22 @@ def _as_of(value: str):
     """--as-of: an ISO date or datetime (UTC when it names no zone)."""
     from datetime import UTC, datetime
 
+    from pipelines.config import shown
+
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO date or datetime: {value!r}") from None
+        raise argparse.ArgumentTypeError(f"not an ISO date or datetime: {shown(value)}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _iso_time(value: str) -> str:
     """--since/--until: an ISO date or datetime, refused at parse time (exit 2), passed on as given."""
+    from pipelines.config import shown
     from pipelines.models import parse_iso
 
     if parse_iso(value) is None:
-        raise argparse.ArgumentTypeError(f"not an ISO date or datetime: {value!r} (e.g. 2025-11-10 or "
+        raise argparse.ArgumentTypeError(f"not an ISO date or datetime: {shown(value)} (e.g. 2025-11-10 or "
                                          "2025-11-10T08:00:00Z)")
     return value
 

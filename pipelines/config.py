@@ -6,12 +6,16 @@ editor fixing a typo at 6 a.m. is told exactly where it is.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
+import reprlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from re import _constants as _sre
+from re import _parser as _sre_parse
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -61,7 +65,7 @@ def parse_duration(value: Any) -> timedelta:
         raise ValueError(f"expected a duration like '30s', '5m', '24h', '7d' or seconds, not {type(value).__name__}")
     m = _DURATION.match(str(value))
     if not m or int(m.group(1)) <= 0:
-        raise ValueError(f"bad duration {value!r}: use a positive whole number of seconds or one with "
+        raise ValueError(f"bad duration {shown(value)}: use a positive whole number of seconds or one with "
                          "s, m, h, d or w ('30s', '5m', '24h', '7d', '1w')")
     return timedelta(**{_DURATION_UNITS[m.group(2)]: int(m.group(1))})
 
@@ -107,12 +111,86 @@ def config_dir_from(value: str | None = None) -> str:
     return resolve("config_dir", flag=value, default=DEFAULT_CONFIG_DIR).value
 
 
+# One loader for every config file. yaml.safe_load builds an aliased value once and shares it, so a
+# "billion laughs" of nested aliases loads in a few KB, then costs gigabytes in whatever walks or prints
+# it (an error message's repr reached 990 MB); deep nesting overflows the composer's stack.
+MAX_YAML_ALIASED = 100_000  # nodes that aliases may repeat, in all, in one file
+MAX_YAML_DEPTH = 64  # collections inside collections
+
+
+class YAMLLimitError(yaml.MarkedYAMLError):
+    """A config file over one of ConfigLoader's limits, or holding a value no Python type can take."""
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """yaml.SafeLoader with limits: aliases repeat at most MAX_YAML_ALIASED nodes in all (counted as
+    the file is composed, before anything is built), collections nest at most MAX_YAML_DEPTH deep, an
+    alias may not point into its own collection, and a value a constructor cannot take ("2001-13-45",
+    a 5,000-digit integer) is a YAMLError at its line, not a ValueError from deep inside PyYAML."""
+
+    def __init__(self, stream: Any):
+        super().__init__(stream)
+        self._sizes: dict[int, int] = {}  # id(node) -> its size with every alias in it expanded
+        self._aliased = 0
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            node = self.anchors.get(event.anchor)
+            if node is not None:  # an unknown anchor is PyYAML's own error
+                size = self._sizes.get(id(node))
+                if size is None:
+                    raise YAMLLimitError(None, None, f"alias *{event.anchor} points into its own collection",
+                                         event.start_mark)
+                self._aliased += size
+                if self._aliased > MAX_YAML_ALIASED:
+                    raise YAMLLimitError(None, None, f"aliases repeat more than {MAX_YAML_ALIASED:,} values "
+                                         "(an alias bomb?)", event.start_mark)
+            return super().compose_node(parent, index)
+        nests = self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent)
+        self._depth += nests
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise YAMLLimitError(None, None, f"nested more than {MAX_YAML_DEPTH} levels deep",
+                                     self.peek_event().start_mark)
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= nests
+        if isinstance(node, yaml.SequenceNode):
+            size = 1 + sum(self._sizes[id(child)] for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            size = 1 + sum(self._sizes[id(k)] + self._sizes[id(v)] for k, v in node.value)
+        else:
+            size = 1
+        self._sizes[id(node)] = size
+        return node
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+            kind = str(node.tag).rsplit(":", 1)[-1]
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise YAMLLimitError(None, None, f"cannot read this {kind} value ({reason[:100]})",
+                                 node.start_mark) from None
+
+
+def parse_yaml(stream: Any) -> Any:
+    """yaml.safe_load with ConfigLoader's limits: what every loader of a config file calls."""
+    loader = ConfigLoader(stream)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def load_yaml(path: str | Path) -> Any:
     """Read one YAML file; syntax errors name the file and line."""
     path = str(path)
     try:
         with open(path, encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
+            return parse_yaml(fh)
     except FileNotFoundError:
         raise ConfigError(path, None, None, "file not found") from None
     except UnicodeDecodeError as exc:
@@ -121,7 +199,270 @@ def load_yaml(path: str | Path) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(path, None, None, f"YAML syntax error: {where}{problem}") from None
+        kind = "refused" if isinstance(exc, YAMLLimitError) else "YAML syntax error"
+        raise ConfigError(path, None, None, f"{kind}: {where}{problem}") from None
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 2, 60, 60, 40
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = _SHORT.maxfrozenset = 4
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """repr() of a config value for an error message, cut short: a message quotes what it names, never
+    a whole list, mapping or page of text (an aliased value would be spelled out in full)."""
+    if isinstance(value, str):
+        text = repr(value[:limit])
+    else:
+        try:
+            text = _SHORT.repr(value)
+        except ValueError:  # an int with more digits than int -> str converts
+            text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+# --- operator-written regexes -------------------------------------------------------------------
+# Python's re backtracks, and cannot be interrupted: a pattern like (a+)+$ that validates can then
+# hang `newsmon tag` on one article. Every operator-written regex (topics.yaml's development patterns,
+# filters and rereads, with their macros expanded) is checked here, on the parsed pattern, for the
+# shapes that backtrack exponentially or with the text's length to the power of a repeat count
+# (docs/decisions.md, "Operator regexes are checked, not timed").
+
+_SINGLE = (_sre.LITERAL, _sre.NOT_LITERAL, _sre.ANY, _sre.IN)
+_REPEATS = (_sre.MAX_REPEAT, _sre.MIN_REPEAT)  # a possessive repeat never gives back what it took
+_ZERO_WIDTH = (_sre.AT, _sre.ASSERT, _sre.ASSERT_NOT, _sre.GROUPREF, _sre.GROUPREF_EXISTS)
+_LONG_REPEAT = 16  # rounds: a repeat allowing more can swallow a boundary, or split text 2**n ways
+_PROBES = "".join(map(chr, range(128))) + "\u00a0\u00e9\u0131\u00df\u0627\u0661\u06cc\u200c\u4e2d\u2028\u3000"
+_CATEGORIES = {name: re.compile(rx) for name, rx in (
+    (_sre.CATEGORY_DIGIT, r"\d"), (_sre.CATEGORY_NOT_DIGIT, r"\D"), (_sre.CATEGORY_SPACE, r"\s"),
+    (_sre.CATEGORY_NOT_SPACE, r"\S"), (_sre.CATEGORY_WORD, r"\w"), (_sre.CATEGORY_NOT_WORD, r"\W"))}
+
+
+class _Shapes:
+    """Character sets of parsed-regex items over a probe alphabet: ASCII, a few letters, digits and
+    spaces of other scripts, and every character the pattern spells."""
+
+    def __init__(self, parsed, flags: int):
+        self.fold = bool(flags & re.IGNORECASE)
+        self._parsed = parsed
+        self._probes: list[str] | None = None  # listed when first needed: most patterns never need them
+        self._cache: dict[tuple[Any, int], frozenset[str]] = {}
+
+    @property
+    def probes(self) -> list[str]:
+        if self._probes is None:
+            spelled: set[str] = set()
+            self._spelled(self._parsed, spelled)
+            self._probes = sorted(set(_PROBES) | spelled)
+        return self._probes
+
+    def _spelled(self, seq, out: set[str]) -> None:
+        for op, av in seq:
+            if op in (_sre.LITERAL, _sre.NOT_LITERAL):
+                out.add(chr(av))
+            elif op is _sre.IN:
+                for iop, iav in av:
+                    if iop is _sre.LITERAL:
+                        out.add(chr(iav))
+                    elif iop is _sre.RANGE:
+                        out.update((chr(iav[0]), chr(iav[1])))
+            else:
+                for sub in _children(op, av):
+                    self._spelled(sub, out)
+
+    def chars(self, op, av) -> frozenset[str]:
+        """What one single-character item (LITERAL, NOT_LITERAL, ANY, IN) can match."""
+        key = (op, av if isinstance(av, int) else id(av))  # an IN's list lives as long as the parse
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = frozenset(c for c in self.probes if self._member(op, av, c))
+        return found
+
+    def _member(self, op, av, c: str) -> bool:
+        if op is _sre.ANY:
+            return c != "\n"
+        if op is _sre.IN:
+            negate = bool(av) and av[0][0] is _sre.NEGATE
+            hit = any(self._in_item(iop, iav, c) for iop, iav in av if iop is not _sre.NEGATE)
+            return hit != negate
+        same = self._same(c, av)
+        return same if op is _sre.LITERAL else not same
+
+    def _same(self, c: str, code: int) -> bool:
+        return c == chr(code) or (self.fold and c.lower() == chr(code).lower())
+
+    def _in_item(self, op, av, c: str) -> bool:
+        if op is _sre.LITERAL:
+            return self._same(c, av)
+        if op is _sre.RANGE:
+            lo, hi = av
+            return lo <= ord(c) <= hi or (self.fold and any(lo <= ord(x) <= hi for x in (c.lower(), c.upper())))
+        if op is _sre.CATEGORY:
+            rx = _CATEGORIES.get(av)
+            return rx is None or bool(rx.fullmatch(c))
+        return True  # anything unknown: assume it may match
+
+    def consumed(self, seq) -> frozenset[str]:
+        """Every character a match of seq may contain."""
+        out: set[str] = set()
+        for op, av in seq:
+            if op in _SINGLE:
+                out |= self.chars(op, av)
+            elif op not in (_sre.ASSERT, _sre.ASSERT_NOT):
+                for sub in _children(op, av):
+                    out |= self.consumed(sub)
+        return frozenset(out)
+
+    def absorbs(self, seq, chars: frozenset[str]) -> bool:
+        """Whether some match of seq can be made of `chars` only (roughly: every item that must match
+        a character can match one of them)."""
+        return all(self._absorbs_item(op, av, chars) for op, av in seq)
+
+    def _absorbs_item(self, op, av, chars) -> bool:
+        if op in _SINGLE:
+            return bool(self.chars(op, av) & chars)
+        if op in _ZERO_WIDTH:
+            return True
+        if op in _REPEATS or op is _sre.POSSESSIVE_REPEAT:
+            return av[0] == 0 or self.absorbs(av[2], chars)
+        if op is _sre.BRANCH:
+            return any(self.absorbs(alt, chars) for alt in av[1])
+        return all(self.absorbs(sub, chars) for sub in _children(op, av))
+
+
+def _children(op, av) -> list:
+    """The sub-sequences of one parsed item."""
+    if op in _REPEATS or op is _sre.POSSESSIVE_REPEAT:
+        return [av[2]]
+    if op is _sre.SUBPATTERN:
+        return [av[-1]]
+    if op is _sre.ATOMIC_GROUP:
+        return [av]
+    if op in (_sre.ASSERT, _sre.ASSERT_NOT):
+        return [av[1]]
+    if op is _sre.BRANCH:
+        return list(av[1])
+    if op is _sre.GROUPREF_EXISTS:
+        return [s for s in av[1:] if s is not None]
+    return []
+
+
+@functools.lru_cache(maxsize=1024)  # a config is loaded again on every change (the dashboard, DAG parses)
+def regex_hazard(pattern: str, flags: int = 0) -> str | None:
+    """Why a pattern can backtrack catastrophically, in words, or None. Refused: a repeat allowing two
+    rounds or more that holds a repeat of more than _LONG_REPEAT rounds able to take the boundary
+    between them; a repeat of more than _LONG_REPEAT rounds of an alternation whose fixed-length
+    branches overlap or tile one another. Possessive repeats and atomic groups never give back."""
+    try:
+        parsed = _sre_parse.parse(pattern, flags)
+    except (re.error, RecursionError):
+        return None  # re.compile reports it
+    try:
+        return _walk(parsed, _Shapes(parsed, flags))
+    except RecursionError:
+        return "groups nested too deeply to check"
+
+
+def _walk(seq, shapes: _Shapes) -> str | None:
+    for op, av in seq:
+        if op in _REPEATS and av[1] >= 2:
+            found = _inner(av[2], shapes, [], [])
+            if found:
+                return found
+            if av[1] > _LONG_REPEAT and _ambiguous(av[2], shapes):
+                return ("a repeated alternation whose branches can match the same text, like (a|aa)+: a "
+                        "failing match tries every way of splitting it; make the branches exclusive")
+        for sub in _children(op, av):
+            found = _walk(sub, shapes)
+            if found:
+                return found
+    return None
+
+
+def _inner(seq, shapes: _Shapes, before: list, after: list) -> str | None:
+    """An inner repeat, in a repeated body, that can swallow the boundary between two repetitions:
+    what comes after it in the body, then what comes before it, can be made of its own characters
+    ((a+)+, (\\w+\\s?)+, (.*,)+). `before`/`after`: the body's parts around `seq`."""
+    for k, (op, av) in enumerate(seq):
+        pre, post = [*before, seq[:k]], [seq[k + 1:], *after]
+        if op in _REPEATS and av[1] > _LONG_REPEAT:
+            chars = shapes.consumed(av[2])
+            if chars and all(shapes.absorbs(s, chars) for s in (*pre, *post)):
+                return ("nested repeats, like (a+)+: an inner repeat can also match what separates the outer "
+                        "repeat's rounds, so a failing match backtracks without end; make the separator "
+                        "something the inner part cannot match, or use an atomic group (?>...)")
+        if op is _sre.ATOMIC_GROUP or op in (_sre.ASSERT, _sre.ASSERT_NOT) or op is _sre.POSSESSIVE_REPEAT:
+            continue
+        for sub in _children(op, av):
+            found = _inner(sub, shapes, pre, post)
+            if found:
+                return found
+    return None
+
+
+_MAX_SHAPES, _MAX_SHAPE_LEN = 64, 32
+
+
+def _fixed_shapes(seq, shapes: _Shapes) -> list[tuple[frozenset[str], ...]] | None:
+    """Every fixed-length shape (a tuple of character sets) seq can match, or None when seq has
+    long repeats, look-arounds or too many shapes to list."""
+    out: list[tuple[frozenset[str], ...]] = [()]
+    for op, av in seq:
+        if op in _SINGLE:
+            options = [(shapes.chars(op, av),)]
+        elif op is _sre.SUBPATTERN:
+            options = _fixed_shapes(av[-1], shapes)
+        elif op is _sre.BRANCH:
+            options = []
+            for alt in av[1]:
+                alt_shapes = _fixed_shapes(alt, shapes)
+                if alt_shapes is None:
+                    return None
+                options += alt_shapes
+        elif op in _REPEATS and av[1] <= 4:
+            body = _fixed_shapes(av[2], shapes)
+            if body is None:
+                return None
+            options, run = [], [()]
+            for count in range(av[1] + 1):
+                if count >= av[0]:
+                    options += run
+                run = [a + b for a in run for b in body]
+                if len(run) > _MAX_SHAPES:
+                    return None
+        else:
+            return None
+        if options is None:
+            return None
+        out = [a + b for a in out for b in options]
+        if len(out) > _MAX_SHAPES or any(len(s) > _MAX_SHAPE_LEN for s in out):
+            return None
+    return out
+
+
+def _ambiguous(body, shapes: _Shapes) -> bool:
+    """Whether a repeat of body can match one text in two ways: two of its shapes overlap at every
+    position, or one shape can be cut into several shorter ones ((a|aa)+, (ab|a|b)+)."""
+    found = _fixed_shapes(body, shapes)
+    if not found:
+        return False
+    found = [s for s in found if s]
+
+    def fits(shape, at, other) -> bool:
+        return at + len(other) <= len(shape) and all(shape[at + i] & c for i, c in enumerate(other))
+
+    for i, a in enumerate(found):
+        for b in found[i + 1:]:
+            if len(a) == len(b) and fits(a, 0, b):
+                return True
+    for shape in found:
+        reach = {0}
+        for at in range(len(shape)):
+            if at in reach:
+                reach |= {at + len(o) for o in found if len(o) < len(shape) and fits(shape, at, o)}
+        if len(shape) in reach:
+            return True
+    return False
 
 
 def check_fields(path: str, entry: str | None, data: Any, fields: dict[str, Any],
@@ -169,14 +510,14 @@ def _type_name(expected: Any) -> str:
 
 def check_http_url(path: str, entry: str | None, field_name: str, url: str) -> None:
     if _URL_UNSAFE.search(url):
-        raise ConfigError(path, entry, field_name, f"URL contains whitespace or control characters: {url!r}")
+        raise ConfigError(path, entry, field_name, f"URL contains whitespace or control characters: {shown(url, 200)}")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a port that is not a number in 0-65535
     except ValueError as err:  # "http://[": unbalanced brackets, a bad port...
-        raise ConfigError(path, entry, field_name, f"malformed URL {url!r} ({err})") from None
+        raise ConfigError(path, entry, field_name, f"malformed URL {shown(url, 200)} ({err})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(path, entry, field_name, f"not an http(s) URL: {url!r}")
+        raise ConfigError(path, entry, field_name, f"not an http(s) URL: {shown(url, 200)}")
 
 
 def validate_feeds(data: Any, path: str, desks: set[str] | None = None) -> list[FeedConfig]:
@@ -206,14 +547,14 @@ def validate_feeds(data: Any, path: str, desks: set[str] | None = None) -> list[
         seen_ids.add(feed_id)
         check_http_url(path, entry, "url", merged["url"])
         if merged["url"] in seen_urls:
-            raise ConfigError(path, entry, "url", f"same URL as feed {seen_urls[merged['url']]!r}")
+            raise ConfigError(path, entry, "url", f"same URL as feed {shown(seen_urls[merged['url']])}")
         seen_urls[merged["url"]] = feed_id
         if desks is not None and merged["desk"] not in desks:
-            raise ConfigError(path, entry, "desk", f"unknown desk {merged['desk']!r} (desks in alerts.yaml: "
+            raise ConfigError(path, entry, "desk", f"unknown desk {shown(merged['desk'])} (desks in alerts.yaml: "
                                                    f"{', '.join(sorted(desks))})")
         language = merged.get("language", "en")
         if not LANG_RE.match(language):
-            raise ConfigError(path, entry, "language", f"not a language code: {language!r}")
+            raise ConfigError(path, entry, "language", f"not a language code: {shown(language)}")
         try:
             interval = int(parse_duration(merged.get("interval", 300)).total_seconds())
         except ValueError as exc:
@@ -229,7 +570,7 @@ def _feed_name(path: str, entry: str, name: str | None) -> str | None:
     if name is None:
         return None
     if _NAME_UNSAFE.search(name):
-        raise ConfigError(path, entry, "name", f"contains a line break or control character: {name!r}")
+        raise ConfigError(path, entry, "name", f"contains a line break or control character: {shown(name)}")
     name = " ".join(name.split())
     if not name:
         raise ConfigError(path, entry, "name", "empty (remove the key to use the feed's own title)")
@@ -254,7 +595,7 @@ def validate_settings(data: Any, path: str) -> Settings:
         raise ConfigError(path, None, "batch_size", "must be at least 1")
     schedule = data.get("schedule", Settings.schedule)
     if len(schedule.split()) != 5 and not schedule.startswith("@"):
-        raise ConfigError(path, None, "schedule", f"not a 5-field cron expression: {schedule!r}")
+        raise ConfigError(path, None, "schedule", f"not a 5-field cron expression: {shown(schedule)}")
     alert_settings = data.get("alerts") or {}
     check_fields(path, "alerts", alert_settings, ALERT_SETTINGS_FIELDS)
     try:
@@ -288,7 +629,7 @@ def _health_settings(health: Any, path: str) -> dict[str, Any]:
     channels = health.get("channels") or []
     for channel in channels:
         if not isinstance(channel, str) or not channel:
-            raise ConfigError(path, "health", "channels", f"expected a list of channel ids, got {channel!r}")
+            raise ConfigError(path, "health", "channels", f"expected a list of channel ids, got {shown(channel)}")
     return {"max_failed_share": None if share is None else float(share), "stale_after": stale_after,
             "health_channels": list(dict.fromkeys(channels))}
 
@@ -316,7 +657,7 @@ def load_config(config_dir: str | None = None) -> AppConfig:
     for channel in settings.health_channels:
         if channel not in alerts.channels:
             raise ConfigError(str(base / "newsmon.yaml"), "health", "channels",
-                              f"unknown channel {channel!r} (channels in alerts.yaml: "
+                              f"unknown channel {shown(channel)} (channels in alerts.yaml: "
                               f"{', '.join(sorted(alerts.channels))})")
     return AppConfig(dir=str(base), feeds=feeds, taxonomy=taxonomy, alerts=alerts, settings=settings,
                      events=events)
@@ -339,11 +680,11 @@ def load_events(config_dir: str | Path, development_types: list[str] | None = No
         for dev_type in sorted(rules.event_types()):
             if dev_type not in known:
                 raise ConfigError(str(events_path), None, "families",
-                                  f"development type {dev_type!r} is not in topics.yaml's developments")
+                                  f"development type {shown(dev_type)} is not in topics.yaml's developments")
     for family in rules.families.values():
         for topic in sorted(family.topics - (topic_ids if topic_ids is not None else family.topics)):
             raise ConfigError(str(events_path), f"family {family.id}", "topics",
-                              f"unknown topic {topic!r} (not in topics.yaml)")
+                              f"unknown topic {shown(topic)} (not in topics.yaml)")
     return rules
 
 
@@ -367,7 +708,7 @@ def check_choice(option: str, value: str | None, known: Any, where: str) -> None
     if value is None or value in known:
         return
     listed = ", ".join(sorted(known)) or "none"
-    raise UsageError(f"unknown {option} {value!r} (known in {where}: {listed})")
+    raise UsageError(f"unknown {option} {shown(value)} (known in {where}: {listed})")
 
 
 def check_filters(config: AppConfig, *, topic: str | None = None, desk: str | None = None,

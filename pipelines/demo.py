@@ -80,6 +80,8 @@ def write_demo_config(config_src: Path, target: Path, base: str, feeds_template:
     alerts_jsonl: where jsonl alert channels write instead (tests keep the repo's var/ clean).
     max_age: the freshness limit (alerts.max_age); the sample coverage dates from 2025, so the demo
     treats it as news unless told otherwise (None keeps the project's setting)."""
+    from pipelines.config import parse_yaml
+
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(config_src / "topics.yaml", target / "topics.yaml")
     if (config_src / "events.yaml").exists():
@@ -87,7 +89,7 @@ def write_demo_config(config_src: Path, target: Path, base: str, feeds_template:
     if alerts_jsonl is None:
         shutil.copy(config_src / "alerts.yaml", target / "alerts.yaml")
     else:
-        alerts = yaml.safe_load((config_src / "alerts.yaml").read_text(encoding="utf-8"))
+        alerts = parse_yaml((config_src / "alerts.yaml").read_text(encoding="utf-8"))
         for channel in alerts.get("channels", []):
             if channel.get("type") == "jsonl":
                 channel["path"] = str(alerts_jsonl)
@@ -95,7 +97,7 @@ def write_demo_config(config_src: Path, target: Path, base: str, feeds_template:
     template = (feeds_template or COVERAGE_DIR / "demo-feeds.yaml").read_text(encoding="utf-8")
     (target / "feeds.yaml").write_text(template.replace("{{BASE}}", base), encoding="utf-8")
     settings_path = config_src / "newsmon.yaml"
-    settings = yaml.safe_load(settings_path.read_text(encoding="utf-8")) if settings_path.exists() else None
+    settings = parse_yaml(settings_path.read_text(encoding="utf-8")) if settings_path.exists() else None
     settings = settings or {}
     # one local host serves every page: a short politeness delay keeps the demo quick
     settings.setdefault("fetch", {})["per_host_delay"] = per_host_delay

@@ -52,6 +52,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from pipelines.config import shown
 from pipelines.errors import ConfigError
 from pipelines.models import Development
 from pipelines.textnorm import fold_pattern, fold_term
@@ -220,7 +221,7 @@ def compile_developments(raw: Any, path: str, topic_ids: list[str],
     rules = DevelopmentRules()
     lead = raw.get("lead_sentences", 5)
     if isinstance(lead, bool) or not isinstance(lead, int) or lead < 0:
-        raise ConfigError(path, "developments", "lead_sentences", f"expected an integer >= 0, got {lead!r}")
+        raise ConfigError(path, "developments", "lead_sentences", f"expected an integer >= 0, got {shown(lead)}")
     rules.lead_sentences = lead
 
     macros = _compile_macros(raw.get("macros") or {}, path)
@@ -251,7 +252,7 @@ def compile_developments(raw: Any, path: str, topic_ids: list[str],
                 raise ConfigError(path, label, key, "missing required field")
         type_id = item["id"]
         if not isinstance(type_id, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", type_id):
-            raise ConfigError(path, label, "id", f"expected a lower-case id like talks-opened, got {type_id!r}")
+            raise ConfigError(path, label, "id", f"expected a lower-case id like talks-opened, got {shown(type_id)}")
         if type_id in seen:
             raise ConfigError(path, type_id, "id", "duplicate development type id")
         seen.add(type_id)
@@ -260,13 +261,13 @@ def compile_developments(raw: Any, path: str, topic_ids: list[str],
             raise ConfigError(path, type_id, "requires", "expected a list of topic ids")
         for r in requires:
             if r not in topic_ids:
-                raise ConfigError(path, type_id, "requires", f"unknown topic id {r!r}")
+                raise ConfigError(path, type_id, "requires", f"unknown topic id {shown(r)}")
         future_ok = item.get("future_ok", False)
         if not isinstance(future_ok, bool):
-            raise ConfigError(path, type_id, "future_ok", f"expected true or false, got {future_ok!r}")
+            raise ConfigError(path, type_id, "future_ok", f"expected true or false, got {shown(future_ok)}")
         sides = item.get("sides")
         if sides is not None and sides != "both":
-            raise ConfigError(path, type_id, "sides", f"expected 'both', got {sides!r}")
+            raise ConfigError(path, type_id, "sides", f"expected 'both', got {shown(sides)}")
         patterns = item["patterns"]
         if not isinstance(patterns, list) or not patterns:
             raise ConfigError(path, type_id, "patterns", "expected a non-empty list of regexes")
@@ -288,7 +289,7 @@ def compile_developments(raw: Any, path: str, topic_ids: list[str],
                 for flag in flags:
                     value = pat.get(flag, False)
                     if not isinstance(value, bool):
-                        raise ConfigError(path, type_id, f"{where}.{flag}", f"expected true or false, got {value!r}")
+                        raise ConfigError(path, type_id, f"{where}.{flag}", f"expected true or false, got {shown(value)}")
                     flags[flag] = value
                 pat = pat["re"]
             compiled = _compile(pat, path, type_id, where, macros)
@@ -313,7 +314,7 @@ def compile_developments(raw: Any, path: str, topic_ids: list[str],
     for dtype, r in rereads:
         for key, other in (("as", r.as_type), ("also", r.also)):
             if other is not None and other not in seen:
-                raise ConfigError(path, dtype.id, f"reread.{key}", f"unknown development type {other!r}")
+                raise ConfigError(path, dtype.id, f"reread.{key}", f"unknown development type {shown(other)}")
     if all(t.requires_idx for t in rules.types):
         rules.subject_topics = frozenset().union(*(t.requires_idx for t in rules.types))
     rules.naming = _compile_naming(raw.get("demonyms") or {}, named or [], path)
@@ -333,7 +334,7 @@ def _id_list(value: Any, key: str, path: str, known: frozenset[str]) -> list[str
         raise ConfigError(path, "developments", key, "expected a list of place ids")
     for v in value:
         if v not in known:
-            raise ConfigError(path, "developments", key, f"unknown place id {v!r}")
+            raise ConfigError(path, "developments", key, f"unknown place id {shown(v)}")
     return value
 
 
@@ -369,10 +370,10 @@ def _compile_naming(demonyms: Any, named: list[Named], path: str) -> Naming:
         elif key in by_id:
             target = by_id[key].stands_for or key
             if target not in naming.side:
-                raise ConfigError(path, "developments", where, f"{key!r} has no side")
+                raise ConfigError(path, "developments", where, f"{shown(key)} has no side")
         else:
             raise ConfigError(path, "developments", where,
-                              f"unknown entity or place id or side {key!r} (sides: {', '.join(SIDES)})")
+                              f"unknown entity or place id or side {shown(key)} (sides: {', '.join(SIDES)})")
         if not isinstance(terms, list) or not terms or not all(isinstance(t, str) and t.strip() for t in terms):
             raise ConfigError(path, "developments", where, "expected a non-empty list of terms")
         for t in terms:
@@ -430,6 +431,8 @@ def _compile_macros(raw: Any, path: str) -> dict[str, str]:
             re.compile(macros[name])
         except re.error as err:
             raise ConfigError(path, "developments", where, f"bad regex: {err}") from err
+        except RecursionError:  # thousands of nested groups overflow sre's parser, as in _compile
+            raise ConfigError(path, "developments", where, "bad regex: groups nested too deeply") from None
     return macros
 
 
@@ -506,8 +509,12 @@ def _when(sentence: str, at: int, rules: DevelopmentRules) -> str | None:
 
 
 def _compile(pattern: Any, path: str, entry: str, where: str, macros: dict[str, str]) -> re.Pattern[str]:
+    """An operator's regex, macros expanded, compiled; refused when it can backtrack catastrophically
+    (pipelines.config.regex_hazard: re cannot be interrupted, so a hang is stopped at validation)."""
+    from pipelines.config import regex_hazard, shown
+
     if not isinstance(pattern, str) or not pattern:
-        raise ConfigError(path, entry, where, f"expected a regex string, got {pattern!r}")
+        raise ConfigError(path, entry, where, f"expected a regex string, got {shown(pattern)}")
 
     def expand(m: re.Match[str]) -> str:
         if m.group(1) not in macros:
@@ -515,12 +522,18 @@ def _compile(pattern: Any, path: str, entry: str, where: str, macros: dict[str, 
         return macros[m.group(1)]
 
     expanded = _MACRO_RE.sub(expand, fold_pattern(pattern))
+    flags = case_flags(expanded)
     try:
-        compiled = re.compile(expanded, case_flags(expanded))
+        compiled = re.compile(expanded, flags)
     except re.error as err:
         raise ConfigError(path, entry, where, f"bad regex: {err}") from err
+    except RecursionError:
+        raise ConfigError(path, entry, where, "bad regex: groups nested too deeply") from None
     if compiled.groupindex:
         raise ConfigError(path, entry, where, "named groups are not allowed (use (?:...))")
+    hazard = regex_hazard(expanded, flags)
+    if hazard:
+        raise ConfigError(path, entry, where, f"refused regex {shown(pattern)}: {hazard}")
     return compiled
 
 

@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+import reprlib
+
+_NAME_LIMIT = 80  # characters of an entry or field name that a ConfigError quotes
+
+
+def _named(value: object) -> str:
+    """repr() of an entry or field name, cut short: ids come from the file, and a 10 MB id would
+    otherwise be quoted whole (pipelines.config.shown does the same for values)."""
+    if isinstance(value, str):
+        return repr(value[:_NAME_LIMIT]) + ("..." if len(value) > _NAME_LIMIT else "")
+    return reprlib.repr(value)[:_NAME_LIMIT]
+
 
 class NewsmonError(Exception):
     """Base class: str(err) is the one-line message shown to users."""
@@ -19,9 +31,9 @@ class ConfigError(NewsmonError):
         self.file, self.entry, self.field, self.message = file, entry, field, message
         where = file
         if entry:
-            where += f": entry {entry!r}"
+            where += f": entry {_named(entry)}"
         if field:
-            where += f": field {field!r}"
+            where += f": field {_named(field)}"
         super().__init__(f"{where}: {message}")
 
 

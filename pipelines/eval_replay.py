@@ -478,7 +478,9 @@ class ReplayRun:
 
 
 def _first_desk(config_dir: Path) -> str:
-    data = yaml.safe_load((config_dir / "alerts.yaml").read_text(encoding="utf-8")) or {}
+    from pipelines.config import parse_yaml
+
+    data = parse_yaml((config_dir / "alerts.yaml").read_text(encoding="utf-8")) or {}
     desks = [d.get("id") for d in data.get("desks") or [] if isinstance(d, dict) and d.get("id")]
     return desks[0] if desks else "security"
 

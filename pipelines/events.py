@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from pipelines.config import shown
 from pipelines.errors import ConfigError
 from pipelines.models import (
     OPENING_MODES,
@@ -121,15 +122,16 @@ def load_event_rules(data: Any, path: str) -> EventRules:
             raise ConfigError(path, entry, "types", "must map development types to states")
         for dev_type, state in types.items():
             if state not in states:
-                raise ConfigError(path, entry, "types", f"{dev_type}: unknown state {state!r} (states: "
-                                                        f"{', '.join(states)})")
+                raise ConfigError(path, entry, "types", f"{str(dev_type)[:80]}: unknown state {shown(state)} "
+                                                        f"(states: {', '.join(states[:20])[:200]})")
             if dev_type in owner:
-                raise ConfigError(path, entry, "types", f"{dev_type} already belongs to family {owner[dev_type]}")
+                raise ConfigError(path, entry, "types", f"{str(dev_type)[:80]} already belongs to family "
+                                                        f"{str(owner[dev_type])[:80]}")
             owner[dev_type] = fid
         in_force = raw.get("in_force") or []
         for state in in_force:
             if state not in states:
-                raise ConfigError(path, entry, "in_force", f"unknown state {state!r}")
+                raise ConfigError(path, entry, "in_force", f"unknown state {shown(state)}")
         topics = raw.get("topics") or []
         if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
             raise ConfigError(path, entry, "topics", "must be a list of topic ids")
@@ -139,15 +141,17 @@ def load_event_rules(data: Any, path: str) -> EventRules:
     for i, raw in enumerate(data.get("readings") or []):
         entry = f"readings #{i + 1}"
         _keys(path, entry, raw, _READING_KEYS)
-        fam = families.get(raw.get("family"))
+        family = raw.get("family")  # a list here is unhashable: a ConfigError, not a TypeError
+        fam = families.get(family) if isinstance(family, str) else None
         if fam is None:
-            raise ConfigError(path, entry, "family", f"unknown family {raw.get('family')!r}")
-        if raw.get("becomes") not in fam.types:
-            raise ConfigError(path, entry, "becomes", f"{raw.get('becomes')!r} is not a type of family {fam.id}")
+            raise ConfigError(path, entry, "family", f"unknown family {shown(family)}")
+        if not isinstance(raw.get("becomes"), str) or raw.get("becomes") not in fam.types:
+            raise ConfigError(path, entry, "becomes", f"{shown(raw.get('becomes'))} is not a type of family "
+                                                     f"{str(fam.id)[:80]}")
         in_states = raw.get("in_states") or []
         for state in in_states:
             if state not in fam.states:
-                raise ConfigError(path, entry, "in_states", f"unknown state {state!r}")
+                raise ConfigError(path, entry, "in_states", f"unknown state {shown(state)}")
         statement = raw.get("statement")
         if not isinstance(statement, str) or not statement:
             raise ConfigError(path, entry, "statement", "is required")
@@ -161,15 +165,15 @@ def load_event_rules(data: Any, path: str) -> EventRules:
         if not isinstance(types, list) or not types:
             raise ConfigError(path, entry, "types", "must be a non-empty list of development types")
         for dev_type in types:
-            if dev_type not in owner:
-                raise ConfigError(path, entry, "types", f"unknown development type {dev_type!r}")
+            if not isinstance(dev_type, str) or dev_type not in owner:
+                raise ConfigError(path, entry, "types", f"unknown development type {shown(dev_type)}")
         try:
             window = parse_duration(raw.get("window", "72h"))
         except ValueError as exc:
             raise ConfigError(path, entry, "window", str(exc)) from None
         since = raw.get("since", "first")
         if since not in _SINCE:
-            raise ConfigError(path, entry, "since", f"must be one of {', '.join(_SINCE)} (got {since!r})")
+            raise ConfigError(path, entry, "since", f"must be one of {', '.join(_SINCE)} (got {shown(since)})")
         ordered = raw.get("ordered", False)
         if not isinstance(ordered, bool):
             raise ConfigError(path, entry, "ordered", "must be true or false")

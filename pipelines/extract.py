@@ -77,7 +77,7 @@ EXTRACTION_OPTIONS: dict[str, Any] = {
 _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]{1,40})""", re.I)
 _GARBAGE_CHARS = re.compile(r"[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f]")  # replacement and control chars but tab, LF, CR
 _NOT_WORD = re.compile(r"\W+")
-_LANG_TAG = re.compile(r"^([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]{1,8})*$")
+_LANG_TAG = re.compile(r"^([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]{1,8})*\Z")
 _NOT_A_LANGUAGE = {"und", "mul", "zxx", "mis"}  # ISO 639 codes for undetermined, several, none, other
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 

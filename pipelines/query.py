@@ -378,6 +378,15 @@ def _tokenize(text: str) -> list[_Tok]:
 # --------------------------------------------------------------------------- parser
 
 _STARTS_OPERAND = {"WORD", "PHRASE", "FIELD", "FIELDGROUP", "LPAREN", "NOT", "MINUS", "PLUS"}
+# Parentheses and negations nest at most this deep, in desk queries and searches alike: the parsers
+# and every tree walk recurse, and 300 '(' overflowed Python's stack (a traceback, an HTTP 500).
+MAX_DEPTH = 32
+
+
+def check_depth(depth: int, position: int) -> None:
+    """QuerySyntaxError at `position` when a group or negation there is nested deeper than MAX_DEPTH."""
+    if depth > MAX_DEPTH:
+        raise QuerySyntaxError(f"nested more than {MAX_DEPTH} levels deep (parentheses and NOT/-)", position)
 
 
 class _Parser:
@@ -385,6 +394,7 @@ class _Parser:
         self.text = text
         self.toks = _tokenize(text)
         self.i = 0
+        self.depth = 0  # groups and negations open around the current token
 
     def peek(self) -> _Tok:
         return self.toks[self.i]
@@ -429,7 +439,12 @@ class _Parser:
         tok = self.peek()
         if tok.kind in ("NOT", "MINUS"):
             self.take()
-            return Not(self.unary(scope))
+            self.depth += 1
+            check_depth(self.depth, tok.pos)
+            try:
+                return Not(self.unary(scope))
+            finally:
+                self.depth -= 1
         if tok.kind == "PLUS":
             self.take()
             return self.primary(scope)
@@ -458,7 +473,12 @@ class _Parser:
     def group(self, lparen: _Tok, scope: str | None) -> Node:
         if self.peek().kind == "RPAREN":
             raise QuerySyntaxError("empty parentheses", lparen.pos)
-        node = self.or_expr(scope)
+        self.depth += 1
+        check_depth(self.depth, lparen.pos)
+        try:
+            node = self.or_expr(scope)
+        finally:
+            self.depth -= 1
         close = self.take()
         if close.kind != "RPAREN":
             raise QuerySyntaxError("unclosed '('", lparen.pos)

@@ -64,10 +64,10 @@ def yaml_value(config_dir: str | os.PathLike[str], key: str) -> Any:
     """`key` of <config_dir>/newsmon.yaml; None when the file is missing or unreadable (the config
     loader reports a broken file with its line; the resolver only ranks the value)."""
     try:
-        import yaml
+        from pipelines.config import parse_yaml  # the one loader of config files, with its limits
 
         with open(Path(config_dir) / "newsmon.yaml", encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+            data = parse_yaml(fh)
     except Exception:
         return None
     return data.get(key) if isinstance(data, dict) else None

@@ -25,6 +25,7 @@ import ahocorasick_rs
 import yaml
 
 from pipelines import developments as dev_mod
+from pipelines.config import parse_yaml, shown
 from pipelines.errors import ConfigError
 from pipelines.models import TagResult, TopicHit, announced_type
 from pipelines.textnorm import Folded, fold, fold_term, split_sentences
@@ -177,36 +178,36 @@ class _Checker:
 
     def string(self, value: Any, entry: str | None, field_name: str, allow_empty: bool = False) -> str:
         if not isinstance(value, str) or (not allow_empty and not value.strip()):
-            raise self.fail(entry, field_name, f"expected a non-empty string, got {value!r}")
+            raise self.fail(entry, field_name, f"expected a non-empty string, got {shown(value)}")
         return value
 
     def number(self, value: Any, entry: str | None, field_name: str, lo: float | None = None,
                hi: float | None = None) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(entry, field_name, f"expected a number, got {value!r}")
+            raise self.fail(entry, field_name, f"expected a number, got {shown(value)}")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             raise self.fail(entry, field_name, f"{value} is out of range [{lo}, {hi}]")
         return float(value)
 
     def integer(self, value: Any, entry: str | None, field_name: str, lo: int = 0) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-            raise self.fail(entry, field_name, f"expected an integer >= {lo}, got {value!r}")
+            raise self.fail(entry, field_name, f"expected an integer >= {lo}, got {shown(value)}")
         return value
 
     def boolean(self, value: Any, entry: str | None, field_name: str) -> bool:
         if not isinstance(value, bool):
-            raise self.fail(entry, field_name, f"expected true or false, got {value!r}")
+            raise self.fail(entry, field_name, f"expected true or false, got {shown(value)}")
         return value
 
     def choice(self, value: Any, choices: tuple[str, ...], entry: str | None, field_name: str) -> str:
         if value not in choices:
-            raise self.fail(entry, field_name, f"expected one of {', '.join(choices)}, got {value!r}")
+            raise self.fail(entry, field_name, f"expected one of {', '.join(choices)}, got {shown(value)}")
         return value
 
     def ident(self, value: Any, entry: str | None, field_name: str = "id") -> str:
         text = self.string(value, entry, field_name)
         if not all(c.isascii() and (c.isalnum() or c in "-_") for c in text) or not text[0].isalnum():
-            raise self.fail(entry, field_name, f"ids are ascii letters, digits, '-' and '_': {text!r}")
+            raise self.fail(entry, field_name, f"ids are ascii letters, digits, '-' and '_': {shown(text)}")
         return text
 
     def term(self, value: Any, entry: str | None, field_name: str) -> Term:
@@ -221,14 +222,14 @@ class _Checker:
         elif isinstance(value, str):
             text = value
         else:
-            raise self.fail(entry, field_name, f"expected a term string or {{term: ...}}, got {value!r}")
+            raise self.fail(entry, field_name, f"expected a term string or {{term: ...}}, got {shown(value)}")
         prefix = text.rstrip().endswith("*")
         body = text.rstrip()[:-1] if prefix else text
         folded = fold_term(body)
         if not folded or not any(c.isalnum() for c in folded):
-            raise self.fail(entry, field_name, f"term {text!r} has no letters")
+            raise self.fail(entry, field_name, f"term {shown(text)} has no letters")
         if "*" in body:
-            raise self.fail(entry, field_name, f"'*' is allowed only at the end of a term: {text!r}")
+            raise self.fail(entry, field_name, f"'*' is allowed only at the end of a term: {shown(text)}")
         if exact and prefix:
             raise self.fail(entry, field_name, "a term cannot be both exact_case and a prefix ('*')")
         return Term(text=body.strip(), folded=folded, weight=weight, exact_case=exact, prefix=prefix)
@@ -245,7 +246,7 @@ def load_taxonomy(data: Any, path: str) -> Taxonomy:
     data = ck.mapping(data, None, None)
     ck.keys(data, _TOP_KEYS, None, required=("theatre", "topics"))
     if "version" in data and data["version"] != 1:
-        raise ck.fail(None, "version", f"unsupported version {data['version']!r} (expected 1)")
+        raise ck.fail(None, "version", f"unsupported version {shown(data['version'])} (expected 1)")
 
     settings = Settings()
     if data.get("settings") is not None:
@@ -295,7 +296,7 @@ def load_taxonomy_file(path: str) -> Taxonomy:
     """Read and validate a topics.yaml file."""
     try:
         with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+            data = parse_yaml(fh)
     except OSError as err:
         raise ConfigError(path, None, None, f"cannot read: {err.strerror or err}") from err
     except yaml.YAMLError as err:
@@ -414,7 +415,7 @@ def _load_entities(ck: _Checker, raw: Any) -> tuple[list[Entity], list[Entity], 
                             names(pid, item), *side_of(pid, item)))
     for entry in [*people, *orgs, *places]:
         if entry.stands_for is not None and entry.stands_for not in ids:
-            raise ck.fail(entry.id, "stands_for", f"unknown entity or place id {entry.stands_for!r}")
+            raise ck.fail(entry.id, "stands_for", f"unknown entity or place id {shown(entry.stands_for)}")
     return people, orgs, places
 
 

@@ -381,3 +381,23 @@ def test_config_dir_from_and_default_store_url_use_the_resolver(monkeypatch):
     config_dir_from(None)
     default_store_url()
     assert seen == ["config_dir", "store"]
+
+
+def test_error_messages_quote_values_short():
+    """shown() is what config errors quote: a big or deeply shared value is never spelled out whole."""
+    from pipelines.config import shown
+
+    shared = ["x"] * 10
+    for _ in range(8):
+        shared = [shared] * 10  # 10**9 leaves if repr() expanded them
+    assert len(shown(shared)) <= 80 and shown(shared).startswith("[[")
+    assert shown("a" * 10_000).startswith("'aaa") and len(shown("a" * 10_000)) <= 80
+    assert shown("dawn") == "'dawn'" and shown(None) == "None"
+
+
+def test_regex_hazard_names_nested_repeats_and_passes_plain_ones():
+    from pipelines.config import regex_hazard
+
+    assert "nested repeats" in regex_hazard(r"(a+)+$")
+    assert "alternation" in regex_hazard(r"(?:a|aa)+$")
+    assert regex_hazard(r"\b(?:peace )?talks (?:[\w']+ ){0,3}(?:held|resumed)\b") is None

@@ -209,3 +209,16 @@ def test_real_articles_on_topic_query_separates_sets():
 
     assert hits("on_topic.jsonl") >= 1
     assert hits("off_topic.jsonl") == 0
+
+
+@pytest.mark.parametrize("parse", ["desk", "search"])
+def test_nesting_is_bounded_at_max_depth_in_both_grammars(parse):
+    """MAX_DEPTH groups parse; one more is a QuerySyntaxError at the '(' that goes too deep."""
+    from pipelines.query import MAX_DEPTH
+    from pipelines.store.search_query import parse_query as parse_search
+
+    parser = parse_query if parse == "desk" else parse_search
+    assert parser("(" * MAX_DEPTH + "talks" + ")" * MAX_DEPTH) is not None
+    with pytest.raises(QuerySyntaxError) as info:
+        parser("(" * (MAX_DEPTH + 1) + "talks" + ")" * (MAX_DEPTH + 1))
+    assert info.value.position == MAX_DEPTH and "nested" in info.value.message

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from pipelines.query import QuerySyntaxError
+from pipelines.query import QuerySyntaxError, check_depth
 
 _OPERATORS = ("AND", "OR", "NOT")
 _COLUMN_ALIASES = {"title": "title", "headline": "title", "text": "text", "body": "text"}
@@ -90,6 +90,7 @@ class QueryParser:
         self.tokens = tokens
         self.pos = 0
         self.length = length  # where "the end of the query" is, for errors there
+        self.depth = 0  # groups, negations and fields open around the current token (query.MAX_DEPTH)
 
     def peek(self) -> str | None:
         return self.tokens[self.pos][0] if self.pos < len(self.tokens) else None
@@ -161,6 +162,17 @@ class QueryParser:
     def parse_unary(self):
         kind, value, at = self.tokens[self.pos]
         self.pos += 1
+        if kind not in ("(", "NEG", "NOT", "FIELD"):
+            return ("word", value, kind == "PREFIX") if any(ch.isalnum() for ch in value) else None
+        self.depth += 1
+        check_depth(self.depth, at)
+        try:
+            return self.parse_nested(kind, value, at)
+        finally:
+            self.depth -= 1
+
+    def parse_nested(self, kind: str, value: str, at: int):
+        """A group, a negation or a field: what nests (parse_unary has counted it)."""
         if kind == "(":
             if self.peek() == ")":
                 raise QuerySyntaxError("empty parentheses", at)
@@ -179,9 +191,6 @@ class QueryParser:
             if inner is None or column is None:
                 return None
             return ("field", column, inner)
-        if not any(ch.isalnum() for ch in value):
-            return None
-        return ("word", value, kind == "PREFIX")
 
     @staticmethod
     def join_and(parts: list):
