@@ -43,11 +43,12 @@ FETCH_FIELDS: dict[str, type | tuple[type, ...]] = {
 }
 SETTINGS_FIELDS: dict[str, type | tuple[type, ...]] = {
     "schedule": str, "fetch": (dict, NONE), "extract": (dict, NONE), "batch_size": int, "store": (str, NONE),
-    "alerts": (dict, NONE), "developments": (dict, NONE), "health": (dict, NONE),
+    "alerts": (dict, NONE), "developments": (dict, NONE), "health": (dict, NONE), "cycle_budget": (str, int),
 }
 DEVELOPMENT_FIELDS: dict[str, type | tuple[type, ...]] = {"model": bool, "threshold": (int, float)}
 ALERT_SETTINGS_FIELDS: dict[str, type | tuple[type, ...]] = {"max_age": (str, int)}
 DEFAULT_MAX_AGE = "48h"
+DEFAULT_CYCLE_BUDGET = "4m"  # under the shipped */5 schedule, with time left to deliver alerts
 EXTRACT_FIELDS: dict[str, type | tuple[type, ...]] = {"min_chars": int, "precision_pass": bool}
 HEALTH_FIELDS: dict[str, type | tuple[type, ...]] = {
     "max_failed_share": (int, float, NONE), "stale_after": (int, float), "channels": (list, NONE),
@@ -79,6 +80,8 @@ class Settings:
     store: str | None = None
     # An item published longer than this before it is polled never notifies (stored, tagged, counted).
     max_age: timedelta = timedelta(hours=48)
+    # Feeds and pages still unanswered this long after a cycle started are deferred to the next one.
+    cycle_budget: timedelta = timedelta(minutes=4)
     # The learned development reader (pipelines/devmodel.py), asked when the rules find nothing; off:
     # it does not beat the rules on unseen text (docs/accuracy.md). None: the model's own threshold.
     model: bool = False
@@ -602,6 +605,10 @@ def validate_settings(data: Any, path: str) -> Settings:
         max_age = parse_duration(alert_settings.get("max_age", DEFAULT_MAX_AGE))
     except ValueError as exc:
         raise ConfigError(path, "alerts", "max_age", str(exc)) from None
+    try:
+        cycle_budget = parse_duration(data.get("cycle_budget", DEFAULT_CYCLE_BUDGET))
+    except ValueError as exc:
+        raise ConfigError(path, None, "cycle_budget", str(exc)) from None
     developments = data.get("developments") or {}
     check_fields(path, "developments", developments, DEVELOPMENT_FIELDS)
     threshold = developments.get("threshold")
@@ -609,7 +616,7 @@ def validate_settings(data: Any, path: str) -> Settings:
         raise ConfigError(path, "developments", "threshold", "must be a probability in (0, 1]")
     health = _health_settings(data.get("health") or {}, path)
     return Settings(schedule=schedule, fetch=fetch, extract={"min_chars": 250, "precision_pass": False, **extract},
-                    batch_size=batch_size, store=data.get("store"), max_age=max_age,
+                    batch_size=batch_size, store=data.get("store"), max_age=max_age, cycle_budget=cycle_budget,
                     model=developments.get("model", False), model_threshold=threshold, **health)
 
 

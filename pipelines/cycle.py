@@ -21,7 +21,14 @@ The clock: Context.now() is the wall clock, or the --as-of time of a replay (new
 
 Store failures (locked, disk full, cluster down) never lose work: whatever was
 not written stays where it was (feed state, inbox, outbox) and the next cycle
-repeats it. A Retry-After from a feed's server (429/503) is kept in the feed's
+repeats it.
+
+Slow servers: feeds and pages are fetched in parallel and each result is recorded as it arrives,
+so one tar-pit never holds back the others' items. A cycle has a budget (newsmon.yaml
+`cycle_budget`, of which polling may take half): feeds and pages still unanswered when it ends are deferred, not waited for (their
+feed state and inbox items stay as they were, so the next cycle repeats them) and counted in
+report.feeds_deferred / items_deferred. The inbox is served round-robin by feed (pending_items),
+so a feed's backlog never starves its neighbours. A Retry-After from a feed's server (429/503) is kept in the feed's
 state and the feed is not polled again before then (capped at MAX_RETRY_AFTER).
 """
 
@@ -29,8 +36,9 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,6 +51,9 @@ FETCHER_ARGS = ("user_agent", "connect_timeout", "read_timeout", "total_timeout"
                 "max_redirects", "per_host_concurrency", "per_host_delay")
 # A hostile or broken server must not silence a feed for a year with one header.
 MAX_RETRY_AFTER = timedelta(hours=24)
+STOP_CHECK = 0.25  # seconds between checks of ctx.stop while waiting for fetches
+HOLD_BACK = 1.0  # seconds a slow feed or page may hold back the results after it (as_completed_until)
+POLL_SHARE = 0.5  # of the cycle budget, at most, for polling feeds; the rest is for their pages
 
 
 @dataclass
@@ -133,16 +144,73 @@ def _retry_until(seconds: float | None, now: datetime) -> str | None:
     return iso(now + min(timedelta(seconds=seconds), MAX_RETRY_AFTER))
 
 
+def cycle_deadline(ctx: Context, share: float = 1.0) -> float:
+    """time.monotonic() at which this share of the cycle's budget (newsmon.yaml cycle_budget) ends."""
+    return time.monotonic() + share * ctx.config.settings.cycle_budget.total_seconds()
+
+
+def _budget_text(ctx: Context) -> str:
+    return f"cycle budget ({ctx.config.settings.cycle_budget.total_seconds():g} s)"
+
+
+def as_completed_until(work: Callable[[Any], Any], tasks: Iterable[Any], workers: int, deadline: float,
+                       stopping: Callable[[], bool] = lambda: False,
+                       name: str = "newsmon-fetch") -> Iterator[tuple[Any, Future | None]]:
+    """(task, finished future) for each task as it finishes, then (task, None) for every task not
+    finished at the deadline (or when stopping() turns true): those are not waited for.
+
+    Results come in task order while they keep up, so a cycle over fast servers records feeds and
+    builds stories in a repeatable order; a task still running HOLD_BACK s after the one before it
+    was handed over no longer holds back those after it, which are then handed over as they finish.
+    The pool is shut down without waiting: a request still running finishes in the background within
+    the fetcher's own total deadline, and its result is dropped (the caller recorded nothing for it,
+    so the next cycle repeats it). The caller records results in its own thread, so store writes
+    never run in a fetch thread."""
+    tasks = list(tasks)
+    if not tasks:
+        return
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(tasks))), thread_name_prefix=name)
+    handed: set[int] = set()
+    try:
+        futures = [pool.submit(work, task) for task in tasks]
+        head, head_since = 0, time.monotonic()
+        while head < len(tasks) and not stopping():
+            while head < len(tasks) and (head in handed or futures[head].done()):
+                if head not in handed:
+                    handed.add(head)
+                    yield tasks[head], futures[head]
+                head, head_since = head + 1, time.monotonic()
+            if head >= len(tasks) or stopping():
+                break
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            if now - head_since >= HOLD_BACK:  # the head is a straggler: the others go on without it
+                for index in range(head + 1, len(tasks)):
+                    if index not in handed and futures[index].done():
+                        handed.add(index)
+                        yield tasks[index], futures[index]
+            waiting = [f for i, f in enumerate(futures) if i not in handed and not f.done()]
+            wait(waiting, timeout=max(0.0, min(deadline - now, STOP_CHECK)), return_when=FIRST_COMPLETED)
+        for index, task in enumerate(tasks):
+            if index not in handed:
+                yield task, None
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def poll_feeds(ctx: Context, report: CycleReport, feed_ids: list[str] | None = None,
-               due_only: bool = False) -> int:
+               due_only: bool = False, deadline: float | None = None) -> int:
     """Poll feeds (conditional GET), spool new items durably, then advance feed state. Returns items spooled.
 
+    Each feed's result is recorded as soon as it arrives; feeds still unanswered at the deadline
+    (default: now + half the cycle_budget, as in run_cycle) are deferred: one line each, report.feeds_deferred, state untouched.
     Feeds whose server asked for a pause (Retry-After) are skipped until then; with due_only they are
-    simply not due, otherwise each skip is one line in report.errors. On a store failure the feeds not
-    yet recorded are reported one line each and StoreError is raised: their state is not saved, so the
-    next cycle polls them again with the old validators and nothing is lost.
+    simply not due, otherwise each skip is one line in report.errors. On a store failure the feed's
+    state is not saved (the next cycle polls it again with the old validators, so nothing is lost),
+    the other results are still recorded where they can be, and the first StoreError is raised.
     """
-    from pipelines.feeds import poll_many
+    from pipelines.feeds import _by_host_round_robin, poll_feed
 
     now = ctx.now()
     store = ctx.store
@@ -159,24 +227,35 @@ def poll_feeds(ctx: Context, report: CycleReport, feed_ids: list[str] | None = N
                                      f"before {states[feed.id].retry_after} (Retry-After)")
         feeds = [f for f in feeds if not _deferred(states[f.id], now)]
     workers = int(ctx.config.settings.fetch.get("workers", 16))
-    results = poll_many(feeds, states, ctx.fetcher, workers=workers)
+    deadline = cycle_deadline(ctx, POLL_SHARE) if deadline is None else deadline
+    ordered = [feeds[i] for i in _by_host_round_robin(feeds)] if feeds else []  # spread hosts over workers
     spooled_total = 0
+    answered = 0
     failure: StoreError | None = None
-    for result in results:
-        if failure is not None:
-            report.errors.append(f"feed {result.feed_id}: poll result not recorded (store failed: see above); "
-                                 "it is polled again next cycle")
+    for feed, future in as_completed_until(lambda f: poll_feed(f, states.get(f.id), ctx.fetcher), ordered,
+                                           workers, deadline, ctx.stopping, name="newsmon-poll"):
+        if future is None:
+            if not ctx.stopping():
+                report.feeds_deferred += 1
+                report.errors.append(f"feed {feed.id} ({feed.url}): deferred: no answer within the "
+                                     f"{_budget_text(ctx)}; polled again next cycle")
             continue
+        result = future.result()  # poll_feed never raises
+        answered += 1
         try:
             spooled_total += _record_poll(store, states[result.feed_id], result, report, ctx.now())
         except StoreError as exc:
-            failure = exc
             report.feeds_failed += 1
-            report.errors.append(f"feed {result.feed_id}: poll not recorded, feed state kept (its "
-                                 f"{len(result.items)} items are polled again next cycle): {exc}")
+            if failure is None:
+                failure = exc
+                report.errors.append(f"feed {result.feed_id}: poll not recorded, feed state kept (its "
+                                     f"{len(result.items)} items are polled again next cycle): {exc}")
+            else:
+                report.errors.append(f"feed {result.feed_id}: poll result not recorded (store failed: see "
+                                     "above); it is polled again next cycle")
     if failure is not None:
         raise failure
-    if results:  # a watch tick that polled nothing has nothing new to judge
+    if answered:  # a watch tick that polled nothing has nothing new to judge
         from pipelines.health import check_feed_health
 
         check_feed_health(ctx, report, now)
@@ -241,7 +320,10 @@ def _record_poll(store: Any, state: FeedState, result: Any, report: CycleReport,
 
 
 def pending_batches(ctx: Context, batch_size: int | None = None, max_batches: int = 64) -> list[list[str]]:
-    """Inbox keys waiting to be processed, cut into batches (for dynamic task mapping)."""
+    """Inbox keys waiting to be processed, cut into batches (for dynamic task mapping).
+
+    The store lists them round-robin by feed (pending_items), so every feed with news is in the
+    first batches, however long another feed's backlog is."""
     size = batch_size or ctx.config.settings.batch_size
     keys = [key for key, _item in ctx.store.pending_items(limit=size * max_batches)]
     return [keys[i:i + size] for i in range(0, len(keys), size)]
@@ -261,9 +343,13 @@ def _fetch_page(ctx: Context, item: FeedItem) -> tuple[bytes | None, str | None,
     return response.body, response.charset, response.url, None
 
 
-def process_items(ctx: Context, keys: list[str], report: CycleReport, *, evaluate: bool = False) -> list[str]:
+def process_items(ctx: Context, keys: list[str], report: CycleReport, *, evaluate: bool = False,
+                  deadline: float | None = None) -> list[str]:
     """Fetch, extract, identify, tag and store these inbox items.
 
+    Pages are fetched in parallel and each item is stored as soon as its page arrives; items whose
+    page has not arrived by the deadline (default: now + cycle_budget) stay in the inbox for the
+    next cycle (report.items_deferred), not waited for.
     Returns the ids of the articles these items resolved to (new, or stored by
     an earlier interrupted run), so alert evaluation can be repeated safely.
     With evaluate=True each article's alerts are recorded and queued before its
@@ -273,34 +359,45 @@ def process_items(ctx: Context, keys: list[str], report: CycleReport, *, evaluat
     """
     store = ctx.store
     items = store.get_items(keys)
-    workers = max(1, min(int(ctx.config.settings.fetch.get("workers", 16)), len(items) or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pages = list(pool.map(lambda pair: _fetch_page(ctx, pair[1]), items))
+    workers = int(ctx.config.settings.fetch.get("workers", 16))
+    deadline = cycle_deadline(ctx) if deadline is None else deadline
     min_chars = int(ctx.config.settings.extract.get("min_chars", 250))
     article_ids: list[str] = []
     evaluated: set[str] = set()
-    for done, ((key, item), (body, charset, _final_url, error)) in enumerate(zip(items, pages, strict=True)):
-        if ctx.stopping():
-            break
-        if ctx.progress:
-            ctx.progress(done, len(items))
-        try:
-            article_id = _process_one(ctx, item, body, charset, error, min_chars, report)
-            if evaluate and article_id and article_id not in evaluated:
-                _evaluate_one(ctx, article_id, report)
-                evaluated.add(article_id)
-        except StoreError:
-            raise  # the item stays in the inbox and is retried next cycle
-        except Exception as exc:  # one poisoned item must not block the inbox for ever
-            report.errors.append(f"feed {item.feed_id}: item {item.link or item.item_id}: "
-                                 f"{type(exc).__name__}: {exc}")
-            report.drop("processing-error")
+    done = 0
+    deferred = 0
+    try:
+        for (key, item), future in as_completed_until(lambda pair: _fetch_page(ctx, pair[1]), items, workers,
+                                                      deadline, ctx.stopping, name="newsmon-page"):
+            if future is None or ctx.stopping():  # left in the inbox: the next cycle takes it
+                deferred += not ctx.stopping()
+                continue
+            body, charset, _final_url, error = future.result()  # _fetch_page never raises
+            if ctx.progress:
+                ctx.progress(done, len(items))
+            done += 1
+            try:
+                article_id = _process_one(ctx, item, body, charset, error, min_chars, report)
+                if evaluate and article_id and article_id not in evaluated:
+                    _evaluate_one(ctx, article_id, report)
+                    evaluated.add(article_id)
+            except StoreError:
+                raise  # the item stays in the inbox and is retried next cycle
+            except Exception as exc:  # one poisoned item must not block the inbox for ever
+                report.errors.append(f"feed {item.feed_id}: item {item.link or item.item_id}: "
+                                     f"{type(exc).__name__}: {exc}")
+                report.drop("processing-error")
+                store.finish_items([key])
+                continue
             store.finish_items([key])
-            continue
-        store.finish_items([key])
-        if article_id:
-            article_ids.append(article_id)
-    report.article_ids.extend(article_ids)
+            if article_id:
+                article_ids.append(article_id)
+    finally:
+        report.article_ids.extend(article_ids)
+    if deferred:
+        report.items_deferred += deferred
+        report.errors.append(f"{deferred} inbox item(s) deferred: their pages did not arrive within the "
+                             f"{_budget_text(ctx)}; they stay in the inbox for the next cycle")
     return article_ids
 
 
@@ -320,6 +417,7 @@ def _process_one(ctx: Context, item: FeedItem, body: bytes | None, charset: str 
     canonical = canonical_url(item.link)
     article_id = doc_id(canonical)
     if store.has_article(article_id):
+        _repair_story(store, article_id)
         report.drop("already-stored")
         return article_id
     page = extract_page(body or b"", item.link, item, min_chars=min_chars, charset=charset,
@@ -344,9 +442,8 @@ def _process_one(ctx: Context, item: FeedItem, body: bytes | None, charset: str 
     development = tags.development
     if ctx.events is not None:  # the watch's state reads the statement: fighting in a truce is a violation
         development = ctx.events.interpret(development, published or fetched)
-    keys_for_story = story_keys(title, page.text)
-    story_id = store.story_for_keys(keys_for_story) or new_story_id(article_id)
-    store.add_story_keys(story_id, keys_for_story)
+    # One atomic step per backend: two batches storing syndicated copies at once join one story.
+    story_id = store.assign_story(new_story_id(article_id), story_keys(title, page.text))
     article = Article(
         id=article_id, url=canonical, original_url=item.link, feed_id=item.feed_id,
         desk=feed.desk if feed else "unknown", source=source, title=title, text=page.text,
@@ -364,6 +461,14 @@ def _process_one(ctx: Context, item: FeedItem, body: bytes | None, charset: str 
     else:
         report.drop("already-stored")  # another worker stored it since has_article(): counted once, there
     return article_id
+
+
+def _repair_story(store: Any, article_id: str) -> None:
+    """Count a stored article in its story (idempotent per story and article): a run killed between
+    upsert_article and bump_story left it stored but uncounted, and only its rerun comes back here."""
+    article = store.get_article(article_id)
+    if article is not None and article.story_id:
+        store.bump_story(article.story_id, article.id, article.source)
 
 
 def _evaluate_one(ctx: Context, article_id: str, report: CycleReport) -> list[str]:
@@ -461,8 +566,11 @@ def run_cycle(ctx: Context, feed_ids: list[str] | None = None, due_only: bool = 
     """
     report = CycleReport()
     store_failed = False
+    # One budget for the feeds and pages of this cycle; feeds get its first half at most, so a tar-pit
+    # feed cannot leave the pages of the feeds that did answer no time.
+    deadline = cycle_deadline(ctx)
     try:
-        poll_feeds(ctx, report, feed_ids, due_only=due_only)
+        poll_feeds(ctx, report, feed_ids, due_only=due_only, deadline=cycle_deadline(ctx, POLL_SHARE))
     except StoreError as exc:
         store_failed = True
         report.failures.append(f"store unavailable: {exc}")
@@ -473,10 +581,17 @@ def run_cycle(ctx: Context, feed_ids: list[str] | None = None, due_only: bool = 
     if (problem := poll_failure(ctx, report)) is not None:
         report.failures.append(problem)
     try:
-        for batch in pending_batches(ctx):
+        batches = pending_batches(ctx)
+        for number, batch in enumerate(batches):
             if ctx.stopping():
                 break
-            process_items(ctx, batch, report, evaluate=True)
+            if time.monotonic() >= deadline:
+                left = sum(len(b) for b in batches[number:])
+                report.items_deferred += left
+                report.errors.append(f"{left} inbox item(s) deferred: the {_budget_text(ctx)} was spent; "
+                                     "they stay in the inbox for the next cycle")
+                break
+            process_items(ctx, batch, report, evaluate=True, deadline=deadline)
     except StoreError as exc:
         if not store_failed:
             report.failures.append(f"store unavailable: {exc}")

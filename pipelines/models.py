@@ -395,6 +395,9 @@ class CycleReport:
     article_ids: list[str] = field(default_factory=list)
     feeds_stale: int = 0  # failing or silent for longer than health.stale_after intervals
     health_alerts: int = 0  # feed-health alerts raised by this cycle (one per feed per outage)
+    # Not answered within the cycle budget (newsmon.yaml cycle_budget): left as they were for the next cycle.
+    feeds_deferred: int = 0
+    items_deferred: int = 0
     # Why this cycle counts as failed (newsmon run exits 1): the store was unavailable, or more feeds
     # failed than health.max_failed_share allows. Empty: the cycle did its job, whatever report.errors says.
     failures: list[str] = field(default_factory=list)

@@ -89,6 +89,13 @@ class Store(Protocol):
 
     def add_story_keys(self, story_id: str, keys: list[str]) -> None: ...
 
+    def assign_story(self, story_id: str, keys: list[str]) -> str:
+        """The story an article with these LSH band keys joins, in one atomic step: the oldest story
+        owning any of the keys, else story_id (created); the keys are added to it either way.
+
+        Atomic, unlike story_for_keys then add_story_keys: two writers with overlapping keys at
+        the same time (parallel batches storing syndicated copies) get the same story."""
+
     def bump_story(self, story_id: str, article_id: str, source: str) -> int:
         """Record one more copy of a story; returns its copy count."""
 
@@ -136,7 +143,9 @@ class Store(Protocol):
         after polling repeats nothing and loses nothing."""
 
     def pending_items(self, limit: int = 1000) -> list[tuple[str, FeedItem]]:
-        """[(inbox key, item)] still waiting to be processed, oldest first."""
+        """[(inbox key, item)] still waiting to be processed: round-robin by feed (every feed's oldest
+        item, then every feed's second oldest, ...; ties in arrival order), oldest first within a feed,
+        so one feed's backlog never starves the others."""
 
     def get_items(self, keys: list[str]) -> list[tuple[str, FeedItem]]: ...
 

@@ -57,6 +57,11 @@ MAX_RESULT_WINDOW = 10_000  # index.max_result_window: from + size must stay bel
 PAGE = 1000  # search_after page size for long listings
 ID_CHUNK = 500  # ids per mget / ids query
 CAS_ATTEMPTS = 50
+# assign_story's lock (a document of the stories index, left out of exports): held for a few realtime
+# requests; a crashed holder's lease ends after ASSIGN_LEASE s; a writer waits at most ASSIGN_WAIT s.
+ASSIGN_LOCK_ID = "lock:assign-story"
+ASSIGN_LEASE = 30.0
+ASSIGN_WAIT = 120.0
 BULK_CHUNK = 500
 BULK_RETRIES = 5
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -990,6 +995,97 @@ class ElasticsearchStore:
         if errors:
             raise StoreError(f"store {self.url}: add keys to story {story_id} failed: {errors[0]}")
 
+    @staticmethod
+    def _owner_id(key: str) -> str:
+        """_id of a key's owner document in the story-keys index (one per key, read by realtime GET;
+        the (key, story) pair documents of add_story_keys and imports have other ids)."""
+        return "k-" + _hash_id("owner", key)
+
+    def _owners(self, what: str, keys: list[str]) -> dict[str, dict]:
+        """key -> its owner document (realtime mget: no refresh needed to see the last holder's writes)."""
+        owners: dict[str, dict] = {}
+        for chunk in _chunks([self._owner_id(k) for k in keys]):
+            response = self._call(what, self.client.mget, index=self._state["story-keys"], ids=chunk)
+            for doc in response.get("docs", []):
+                if doc.get("error"):
+                    raise StoreError(f"store {self.url}: {what} failed: {_one_line(doc['error'], 300)}")
+                if doc.get("found"):
+                    owners[doc["_source"]["key"]] = doc
+        return owners
+
+    def _oldest(self, what: str, story_ids: set[str]) -> str | None:
+        """The oldest of these stories (created_seq, then id) that has a story document."""
+        stories = self._mget(what, self._state["stories"], [_safe_id(s) for s in story_ids])
+        ranked = sorted((int(s.get("created_seq") or 0), s["id"]) for s in stories.values())
+        return ranked[0][1] if ranked else None
+
+    def assign_story(self, story_id: str, keys: list[str]) -> str:
+        """Read, check and write under the story lock (a leased document created with op_type=create,
+        ASSIGN_LEASE), as SQLite does under BEGIN IMMEDIATE: Elasticsearch has no transactions, and
+        optimistic claims per key cannot stop a writer that finished from being overruled by an older
+        story that claimed later. Inside, every read is a realtime GET (no refresh waited for) and the
+        key owners are written with refresh=false, so the lock is held for a few short requests."""
+        keys = list(dict.fromkeys(keys))
+        what = f"assign story for {story_id}"
+        token = self._lock_stories(what)
+        try:
+            owners = self._owners(what, keys)
+            candidates = {doc["_source"]["story_id"] for doc in owners.values()}
+            if keys and len(owners) < len(keys):  # keys written by add_story_keys or an import: by search
+                candidates |= {self.story_for_keys([k for k in keys if k not in owners])} - {None}
+            chosen = (self._oldest(what, candidates) if candidates else None) or story_id
+            if chosen == story_id:
+                self._call(what, self._ignoring(409).index, index=self._state["stories"], id=_safe_id(story_id),
+                           document=self._new_story(story_id, []), op_type="create", refresh=False)
+            actions = [{"_op_type": "index", "_index": self._state["story-keys"], "_id": self._owner_id(key),
+                        "_source": {"key": key, "story_id": chosen}}
+                       for key in keys if owners.get(key, {}).get("_source", {}).get("story_id") != chosen]
+            if actions:
+                from elasticsearch import helpers
+
+                try:
+                    _ok, errors = helpers.bulk(self.client, actions, refresh=False, raise_on_error=False,
+                                               max_retries=self.bulk_max_retries)
+                except Exception as err:  # noqa: BLE001 - transport failures after the client's own retries
+                    raise self._error(what, err) from err
+                if errors:
+                    raise StoreError(f"store {self.url}: {what} failed: {_one_line(errors[0], 300)}")
+            return chosen
+        finally:
+            self._unlock_stories(what, token)
+
+    def _lock_stories(self, what: str) -> str:
+        """Take the story lock (waiting for its holder, or for a dead holder's lease to end); its token."""
+        token = secrets.token_hex(8)
+        index = self._state["stories"]
+        deadline = time.monotonic() + ASSIGN_WAIT
+        attempt = 0
+        while True:
+            now = time.time()
+            lock = {"lock": token, "until": now + ASSIGN_LEASE}
+            created = self._call(what, self._ignoring(409).index, index=index, id=ASSIGN_LOCK_ID, document=lock,
+                                 op_type="create", refresh=False)
+            if created.get("status") != 409 and "error" not in created:
+                return token
+            current = self._get(what, index, ASSIGN_LOCK_ID)
+            if current is not None and float(current["_source"].get("until") or 0) < now:  # its holder died
+                taken = self._call(what, self._ignoring(409).index, index=index, id=ASSIGN_LOCK_ID, document=lock,
+                                   if_seq_no=current["_seq_no"], if_primary_term=current["_primary_term"],
+                                   refresh=False)
+                if taken.get("status") != 409 and "error" not in taken:
+                    return token
+            if time.monotonic() > deadline:
+                raise StoreError(f"store {self.url}: {what} failed: the story lock was held for more than "
+                                 f"{ASSIGN_WAIT:g} s")
+            time.sleep(min(0.2, 0.002 * 2 ** min(attempt, 7)) * (0.5 + random.random()))
+            attempt += 1
+
+    def _unlock_stories(self, what: str, token: str) -> None:
+        current = self._get(what, self._state["stories"], ASSIGN_LOCK_ID)
+        if current is not None and current["_source"].get("lock") == token:
+            self._call(what, self._ignoring(404, 409).delete, index=self._state["stories"], id=ASSIGN_LOCK_ID,
+                       if_seq_no=current["_seq_no"], if_primary_term=current["_primary_term"], refresh=False)
+
     def bump_story(self, story_id: str, article_id: str, source: str) -> int:
         """Idempotent per (story, article): the member list lives in the story document itself."""
         member = {"article_id": article_id, "source": source, "first_seen": _now()}
@@ -1239,10 +1335,42 @@ class ElasticsearchStore:
             raise StoreError(f"store {self.url}: spool feed items failed for {len(errors)} item(s): {errors[0]}")
         return sum(1 for ok, _op, info in results if ok and info.get("status") in (200, 201))
 
+    def _pending_counts(self) -> dict[str, int]:
+        """Inbox items per feed (a composite aggregation, paged)."""
+        counts: dict[str, int] = {}
+        after = None
+        while True:
+            composite: dict[str, Any] = {"size": 1000, "sources": [{"feed": {"terms": {"field": "feed_id"}}}]}
+            if after:
+                composite["after"] = after
+            response = self._search("pending items", self._state["inbox"], size=0,
+                                    aggs={"feeds": {"composite": composite}})
+            agg = response.get("aggregations", {}).get("feeds", {})
+            for bucket in agg.get("buckets", []):
+                counts[bucket["key"]["feed"]] = int(bucket["doc_count"])
+            after = agg.get("after_key")
+            if not agg.get("buckets") or not after:
+                return counts
+
     def pending_items(self, limit: int = 1000) -> list[tuple[str, FeedItem]]:
-        return [self._inbox_item(h["_source"]) for h in
-                self._scan("pending items", self._state["inbox"], query=None,
-                           sort=[{"seq": "asc"}, {"key": "asc"}], limit=limit)]
+        """Round-robin by feed, as in SQLite: each feed's n-th oldest item ranks n. Reads at most
+        `depth` items of each feed, the fewest rounds of the round-robin that fill `limit`."""
+        limit = max(0, int(limit))
+        if not limit:
+            return []
+        counts = self._pending_counts()
+        depth = 1
+        while sum(min(count, depth) for count in counts.values()) < limit and depth < max(counts.values(), default=0):
+            depth = min(max(counts.values()), depth * 2)  # doubling: a few sums even for a long backlog
+        sort = [{"seq": "asc"}, {"key": "asc"}]
+        ranked: list[tuple[int, int, str, dict]] = []
+        for feed_id in sorted(counts):
+            hits = self._scan("pending items", self._state["inbox"], query={"term": {"feed_id": feed_id}},
+                              sort=sort, limit=min(counts[feed_id], depth))
+            ranked.extend((nth, int(h["_source"].get("seq") or 0), h["_source"]["key"], h["_source"])
+                          for nth, h in enumerate(hits))
+        ranked.sort(key=lambda entry: entry[:3])
+        return [self._inbox_item(doc) for *_rank, doc in ranked[:limit]]
 
     def get_items(self, keys: list[str]) -> list[tuple[str, FeedItem]]:
         found = self._mget("get items", self._state["inbox"], list(keys))
@@ -1462,7 +1590,8 @@ class ElasticsearchStore:
                 keys = ("alert_id", "channel", "attempts", "last_error", "queued", "last_attempt", "delivered")
                 yield {k: hit["_source"].get(k) for k in keys}
         elif table == "stories":
-            for hit in self._scan("export stories", self._state["stories"], query=None,
+            for hit in self._scan("export stories", self._state["stories"],
+                                  query={"bool": {"must_not": [{"ids": {"values": [ASSIGN_LOCK_ID]}}]}},
                                   sort=[{"created_seq": "asc"}, {"id": "asc"}]):
                 doc = hit["_source"]
                 yield {"id": doc["id"], "first_seen": doc.get("first_seen"), "copies": int(doc.get("copies") or 0),

@@ -700,18 +700,36 @@ class SQLiteStore:
     # --- stories ---------------------------------------------------------------------------
 
     def story_for_keys(self, keys: list[str]) -> str | None:
-        keys = list(dict.fromkeys(keys))
-        best: tuple[int, str] | None = None
         with self._read("story for keys", snapshot=True) as conn:
-            for chunk in _chunks(keys):
-                row = conn.execute(
-                    "SELECT s.seq, s.id FROM story_keys k JOIN stories s ON s.id = k.story_id "
-                    f"WHERE k.key IN ({_marks(len(chunk))}) ORDER BY s.seq LIMIT 1",
-                    tuple(chunk),
-                ).fetchone()
-                if row and (best is None or row["seq"] < best[0]):
-                    best = (row["seq"], row["id"])
+            return self._oldest_story(conn, list(dict.fromkeys(keys)))
+
+    @staticmethod
+    def _oldest_story(conn: sqlite3.Connection, keys: list[str]) -> str | None:
+        """The oldest story (creation order) owning any of these keys, read on this connection."""
+        best: tuple[int, str] | None = None
+        for chunk in _chunks(keys):
+            row = conn.execute(
+                "SELECT s.seq, s.id FROM story_keys k JOIN stories s ON s.id = k.story_id "
+                f"WHERE k.key IN ({_marks(len(chunk))}) ORDER BY s.seq LIMIT 1",
+                tuple(chunk),
+            ).fetchone()
+            if row and (best is None or row["seq"] < best[0]):
+                best = (row["seq"], row["id"])
         return best[1] if best else None
+
+    def assign_story(self, story_id: str, keys: list[str]) -> str:
+        """Read, check and write in one BEGIN IMMEDIATE transaction: a second writer waits for the
+        lock and then sees the first one's keys, so it joins that story instead of starting another."""
+        keys = list(dict.fromkeys(keys))
+        now = iso(utcnow()) or ""
+        with self._write(f"assign story for {story_id}") as conn:
+            chosen = self._oldest_story(conn, keys) or story_id
+            self._ensure_story(conn, chosen, now)
+            conn.executemany(
+                "INSERT INTO story_keys (key, story_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                [(key, chosen) for key in keys],
+            )
+        return chosen
 
     @staticmethod
     def _ensure_story(conn: sqlite3.Connection, story_id: str, now: str) -> None:
@@ -929,9 +947,12 @@ class SQLiteStore:
         return queued
 
     def pending_items(self, limit: int = 1000) -> list[tuple[str, FeedItem]]:
+        """Round-robin by feed: each feed's n-th oldest item ranks n (ties in arrival order)."""
         with self._read("pending items") as conn:
             rows = conn.execute(
-                "SELECT key, item FROM inbox ORDER BY seq LIMIT ?", (max(0, int(limit)),)
+                "SELECT i.key, i.item FROM (SELECT seq, row_number() OVER (PARTITION BY feed_id ORDER BY seq) "
+                "AS nth FROM inbox) r JOIN inbox i ON i.seq = r.seq ORDER BY r.nth, r.seq LIMIT ?",
+                (max(0, int(limit)),),
             ).fetchall()
         return [self._row_item(r) for r in rows]
 
