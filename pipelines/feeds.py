@@ -1,11 +1,14 @@
 """Feed polling and parsing: bytes from the fetcher -> FeedItems, one PollResult per feed.
 
 Feeds are third-party XML, often broken, sometimes hostile. A broken feed still
-gives its items (feedparser's loose parser); a hostile one gets its DOCTYPE
-defused before parsing (feedparser 6.0.14 keeps long literal entities, and a
-100 KB entity referenced thousands of times hangs it: quadratic blowup).
-Where feedparser itself raises (on one entry's odd markup), the feed is parsed
-again entry by entry, so only the entries it cannot read are lost, each counted.
+gives its items (feedparser's loose parser); a hostile one is decoded to UTF-8
+first and then gets every DOCTYPE/ENTITY declaration defused, wherever it hides
+(feedparser 6.0.14 keeps long literal entities, and a 100 KB entity referenced
+thousands of times hangs it: quadratic blowup). A few invalid bytes in a UTF-8
+feed cost those bytes only. Where feedparser itself raises (on one entry's odd
+markup), the entries are parsed again in groups, then one by one, so only the
+entries it cannot read are lost, each counted, in time linear in the document.
+Items are identified by GUID, or by canonical link when one GUID carries several.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import feedparser
 
 from pipelines.errors import FetchError
 from pipelines.http import Fetcher
+from pipelines.identity import canonical_url
 from pipelines.models import FeedConfig, FeedItem, FeedState, iso, utcnow
 
 FUTURE_TOLERANCE = timedelta(days=1)
@@ -32,7 +36,11 @@ MAX_MESSAGE = 300
 MAX_FEED_TITLE = 100  # a feed's <title>, the outlet's name when feeds.yaml gives none
 UNPARSEABLE_ENTRY = "unparseable-entry"  # feedparser raised on this entry; the feed's others are kept
 EMPTY_ENTRY = "empty-entry"  # no id, link, title or summary: nothing to identify or show
-PARSE_DROP_REASONS = (UNPARSEABLE_ENTRY, EMPTY_ENTRY)
+DUPLICATE_ENTRY = "duplicate-entry"  # the same GUID (or link) and link as an earlier entry of the document
+PARSE_DROP_REASONS = (UNPARSEABLE_ENTRY, EMPTY_ENTRY, DUPLICATE_ENTRY)
+MAX_ITEM_TITLE = 1_000  # characters of an entry's title (and author) kept
+MAX_ITEM_TEXT = 100_000  # characters of an entry's summary, and of its content, kept
+MAX_ITEM_MARKUP = 1_000_000  # characters of one field's HTML converted to text at all
 # The wire type of a .xml.gz file describes the wrapper the fetcher already took off, not the XML.
 _WRAPPER_TYPES = frozenset({"application/gzip", "application/x-gzip", "application/octet-stream"})
 
@@ -64,7 +72,9 @@ class PollResult:
 
 # -- DOCTYPE defusing --------------------------------------------------------------------------------
 
-_ELEMENT_START = re.compile(rb"<[A-Za-z_]")
+_ELEMENT_START = re.compile(rb"<[A-Za-z_:\x80-\xff]")  # a name start (non-ASCII: a UTF-8 letter)
+_PROLOG_MARKUP = re.compile(rb"<[!?A-Za-z_:\x80-\xff]")  # what the prolog walk stops at; any other "<" is text
+_DECLARATION_TOKEN = re.compile(rb"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)", re.IGNORECASE)
 _ENTITY_DECL = re.compile(rb"""<!ENTITY\s+([A-Za-z_][\w.-]*)\s+(?:"([^"]*)"|'([^']*)')\s*>""")
 _SAFE_CHARREF = re.compile(rb"&#(?:[0-9]{1,7}|x[0-9A-Fa-f]{1,6});")
 _ENTITY_REF = re.compile(rb"&([A-Za-z_][\w.-]*);")
@@ -122,20 +132,23 @@ def _declaration_end(data: bytes, pos: int) -> int | None:
 
 
 def defuse_doctype(data: bytes) -> bytes:
-    """Remove the DOCTYPE (and any stray declaration before the root element); expand in place only
-    entities declared as one character reference or a short literal.
+    """Remove the DOCTYPE (and any declaration before the root element, behind comments, PIs or stray
+    markup such as `<>`); expand in place only entities declared as one character reference or a short
+    literal; leave no declaration anywhere else either (_neutralise_declarations).
 
     Nothing left can reach the file system or the network and the text grows at most a few-fold, so
     neither XXE nor billion laughs nor quadratic blowup survive, while a feed that declares &nbsp;
     keeps parsing strictly (and feedparser's loose parser, which mangles declared entities, never sees one).
+    The bytes must be UTF-8 (parse_feed decodes first): in UTF-7 or EBCDIC a DOCTYPE is other bytes.
     """
     if b"<!" not in data:
         return data
     kept: list[bytes] = []
     declarations: list[bytes] = []
     pos, n = 0, len(data)
-    while pos < n:  # walk the prolog: comments and PIs stay, declarations go
-        lt = data.find(b"<", pos)
+    while pos < n:  # walk the prolog: comments and PIs stay, declarations go, stray "<>" or "</x>" is text
+        markup = _PROLOG_MARKUP.search(data, pos)
+        lt = markup.start() if markup else -1
         if lt < 0:
             kept.append(data[pos:])
             pos = n
@@ -160,9 +173,9 @@ def defuse_doctype(data: bytes) -> bytes:
             declarations.append(data[pos:stop])
             pos = stop
         else:
-            break  # the root element (or text the XML parser will reject anyway)
+            break  # the root element
     if not declarations:
-        return data
+        return _neutralise_declarations(data)
     replacements: dict[bytes, bytes] = {}
     for declaration in declarations:
         for name, double_quoted, single_quoted in _ENTITY_DECL.findall(declaration):
@@ -175,7 +188,21 @@ def defuse_doctype(data: bytes) -> bytes:
     rest = data[pos:]
     if replacements:
         rest = _ENTITY_REF.sub(lambda m: replacements.get(m.group(1), m.group(0)), rest)
-    return b"".join(kept) + rest
+    return _neutralise_declarations(b"".join(kept) + rest)
+
+
+def _neutralise_declarations(data: bytes) -> bytes:
+    """Spell every remaining `<!DOCTYPE`/`<!ENTITY`/... (in a comment, a PI, CDATA or the body) `<?x-DOCTYPE`.
+
+    feedparser collects `<!ENTITY` lines before the first element even inside comments and PIs, and
+    gives them to its loose parser, which expands them (quadratic blowup behind a decoy). `<?x-` makes
+    it a processing instruction: no declaration to any parser, dropped from a description's HTML like
+    the `<!DOCTYPE html>` it may have been. One pass is enough: the replacement has no `<!`, so it
+    cannot join its neighbours into a new declaration.
+    """
+    if b"<!" not in data:
+        return data
+    return _DECLARATION_TOKEN.sub(rb"<?x-\1", data)
 
 
 _UTF16_32 = (
@@ -201,6 +228,50 @@ def _to_ascii_compatible(body: bytes, headers: dict[str, str]) -> tuple[bytes, d
     return body, headers
 
 
+_GUESSED_ENCODINGS = frozenset({"windows-1252", "iso-8859-2"})  # feedparser's last resorts, after UTF-8
+
+
+def _mostly_utf8(data: bytes) -> tuple[str, int] | None:
+    """The text decoded as UTF-8 with each bad byte sequence replaced, and how many were replaced, when
+    valid multi-byte characters outnumber the bad sequences (UTF-8 with a few broken bytes); else None
+    (Latin-1 labelled UTF-8: é as one byte is never valid UTF-8, so nothing valid is non-ASCII)."""
+    text = data.decode("utf-8", errors="replace")
+    replaced = text.count("\ufffd") - data.count(b"\xef\xbf\xbd")  # genuine U+FFFD characters are not bad bytes
+    non_ascii = len(text) - len(text.encode("ascii", errors="ignore"))
+    return (text, replaced) if non_ascii - replaced > replaced else None
+
+
+def _to_utf8(body: bytes, headers: dict[str, str]) -> tuple[bytes, dict[str, str], list[str]]:
+    """The document decoded once, here, and handed on as UTF-8 labelled UTF-8; notes on what was guessed.
+
+    The choice of encoding is feedparser's own (HTTP charset, XML declaration, BOM, then guesses), made
+    before defusing, so the DOCTYPE the parser would see cannot hide in UTF-7 or EBCDIC bytes. One
+    difference: when a UTF-8 document (declared, sniffed or the default) has a few invalid bytes,
+    feedparser re-decoded all of it as windows-1252 or iso-8859-2, garbling every other item (Urdu
+    became mojibake); here only the bad bytes become U+FFFD.
+    """
+    found: dict = {}
+    converted = feedparser.encodings.convert_to_utf8(headers, body, found)
+    notes: list[str] = []
+    override = found.get("bozo_exception")
+    if not isinstance(override, feedparser.CharacterEncodingOverride):
+        override = None
+    if override is not None and found.get("encoding") in _GUESSED_ENCODINGS:
+        repaired = _mostly_utf8(body.removeprefix(b"\xef\xbb\xbf"))
+        if repaired is not None:
+            text, replaced = repaired
+            declaration = feedparser.encodings.RE_XML_DECLARATION
+            utf8 = "<?xml version='1.0' encoding='utf-8'?>"
+            text = declaration.sub(utf8, text, count=1) if declaration.match(text) else f"{utf8}\n{text}"
+            converted = text.encode("utf-8", errors="replace")
+            notes.append(f"{replaced} invalid UTF-8 byte sequence(s) replaced by U+FFFD")
+            override = None
+    if override is not None:
+        notes.append(f"{type(override).__name__}: {override}")
+    media_type = headers.get("content-type", "").split(";")[0].strip() or "application/xml"
+    return converted, {**headers, "content-type": f"{media_type}; charset=utf-8"}, notes
+
+
 _NUMERIC_CHARREF = re.compile(rb"&#(?:[xX]([0-9A-Fa-f]+)|([0-9]+));")
 _BAD_DECLARED_ENCODING = re.compile(rb"""^((?:\xef\xbb\xbf)?\s*<\?xml[^>]*?)\s+encoding\s*=\s*["']([^"']*)["']""")
 _ENCODING_NAME = re.compile(rb"[A-Za-z][A-Za-z0-9._:-]{0,39}\Z")
@@ -211,13 +282,22 @@ def _is_xml_char(code: int) -> bool:
         or 0x10000 <= code <= 0x10FFFF
 
 
+def drop_bad_declared_encoding(data: bytes) -> tuple[bytes, list[str]]:
+    """Drop a declared encoding that is no encoding name (feedparser 6.0.14 raises on non-ASCII bytes or
+    NUL there, losing the whole document); the encoding is then sniffed. Returns bytes and notes."""
+    declared = _BAD_DECLARED_ENCODING.match(data)
+    if declared and not _ENCODING_NAME.match(declared.group(2)):
+        note = f"XML declaration names no encoding ({declared.group(2)[:20]!r}); ignored"
+        return declared.group(1) + data[declared.end():], [note]
+    return data, []
+
+
 def sanitise_references(data: bytes) -> tuple[bytes, list[str]]:
-    """Replace character references to non-characters by &#xFFFD;, and drop a declared encoding that is
-    no encoding name; returns the new bytes and one note per kind of repair.
+    """Replace character references to non-characters by &#xFFFD;; returns the new bytes and a note.
 
     feedparser 6.0.14 raises on `&#xD800;` (a lone surrogate cannot be encoded), `&#x110000;` and
-    `&#99999999999;`, and on an XML declaration whose encoding holds non-ASCII bytes or NUL: each
-    would cost the whole document for one bad character. The replacement is what an HTML parser does.
+    `&#99999999999;`: each would cost the whole document for one bad character. The replacement is
+    what an HTML parser does.
     """
     notes: list[str] = []
     bad_refs: list[bytes] = []
@@ -236,10 +316,6 @@ def sanitise_references(data: bytes) -> tuple[bytes, list[str]]:
         first = bad_refs[0][:20].decode("ascii", "replace")
         notes.append(f"{len(bad_refs)} character reference(s) to a non-character (first {first}) "
                      "replaced by U+FFFD")
-    declared = _BAD_DECLARED_ENCODING.match(data)
-    if declared and not _ENCODING_NAME.match(declared.group(2)):
-        data = declared.group(1) + data[declared.end():]
-        notes.append(f"XML declaration names no encoding ({declared.group(2)[:20]!r}); ignored")
     return data, notes
 
 
@@ -276,6 +352,17 @@ class _TextExtractor(HTMLParser):
     def handle_data(self, data):
         if not self.skip_depth:
             self.blocks[-1].append(data.replace("\n", " "))  # source newlines are spaces; <br> is "\n"
+
+
+def _capped_text(markup: str | None, limit: int) -> tuple[str, bool]:
+    """html_to_text of at most MAX_ITEM_MARKUP characters, cut to `limit`; and whether anything was cut.
+
+    Defence in depth: whatever a parser expands, one entry stores a bounded amount of text."""
+    markup = markup or ""
+    text = html_to_text(markup[:MAX_ITEM_MARKUP])
+    if len(text) <= limit and len(markup) <= MAX_ITEM_MARKUP:
+        return text, False
+    return text[:limit], True
 
 
 def html_to_text(markup: str | None) -> str:
@@ -368,10 +455,91 @@ def _split_entries(body: bytes) -> tuple[bytes, list[bytes], bytes]:
     return body[:starts[0]], [body[a:b] for a, b in zip(bounds, bounds[1:], strict=False)], body[stop:]
 
 
+_HEAD_MARKUP = re.compile(rb"</?[!?A-Za-z_:\x80-\xff]")  # "<>", "< " and the like are text
+_TAG_NAME = re.compile(rb"[A-Za-z_:\x80-\xff][^\s/>]*")
+_TAG_SPECIAL = re.compile(rb"[\"'>]")
+MAX_WRAPPER = 16_384  # bytes of the open elements' start tags around each parsed group of entries
+GROUP_ENTRIES = 128  # entries parsed together in the fallback (one bad one costs its group a re-parse)
+GROUP_BYTES = 262_144
+
+
+def _open_elements(head: bytes) -> list[tuple[bytes, bytes]]:
+    """(name, start tag) of the elements still open where the first entry starts: <rss><channel>, <feed>.
+
+    One pass over the head, honouring comments, CDATA, PIs and quoted attribute values."""
+    stack: list[tuple[bytes, bytes]] = []
+    depth: dict[bytes, int] = {}  # open elements by name: an end tag of none costs no scan of the stack
+    pos, n = 0, len(head)
+    while (markup := _HEAD_MARKUP.search(head, pos)) is not None:
+        lt = markup.start()
+        for opener, closer in ((b"<!--", b"-->"), (b"<![CDATA[", b"]]>"), (b"<?", b"?>"), (b"<!", b">")):
+            if head.startswith(opener, lt):
+                close = head.find(closer, lt + len(opener))
+                pos = n if close < 0 else close + len(closer)
+                break
+        else:
+            gt, scan = -1, lt + 1
+            while (special := _TAG_SPECIAL.search(head, scan)) is not None:
+                if special.group() == b">":
+                    gt = special.start()
+                    break
+                close = head.find(special.group(), special.end())
+                if close < 0:
+                    break
+                scan = close + 1
+            if gt < 0:
+                break  # an unterminated tag: the entries follow a broken head; wrap them in what is open
+            closing = head.startswith(b"</", lt)
+            name = _TAG_NAME.match(head, lt + 2 if closing else lt + 1)
+            if name and closing:
+                if depth.get(name.group()):  # close it and whatever was left open inside it
+                    while True:
+                        closed, _tag = stack.pop()
+                        depth[closed] -= 1
+                        if closed == name.group():
+                            break
+            elif name and head[gt - 1:gt] != b"/":
+                stack.append((name.group(), head[lt:gt + 1]))
+                depth[name.group()] = depth.get(name.group(), 0) + 1
+            pos = gt + 1
+    return stack
+
+
+def _entry_wrapper(head: bytes) -> tuple[bytes, bytes]:
+    """What goes before and after entries parsed on their own: the open elements (namespaces, xml:base
+    and xml:lang included), not the channel's metadata, so each parse costs its entries, not the head."""
+    pieces: list[bytes] = []
+    names: list[bytes] = []
+    size = 0
+    for name, tag in _open_elements(head):  # outermost first; a hostile head loses attributes, then depth
+        piece = tag if size + len(tag) <= MAX_WRAPPER else b"<" + name + b">"
+        if size + len(piece) > MAX_WRAPPER:
+            break
+        pieces.append(piece)
+        names.append(name)
+        size += len(piece)
+    return b"".join(pieces), b"".join(b"</" + name + b">" for name in reversed(names))
+
+
+def _groups(chunks: list[bytes]) -> list[list[bytes]]:
+    groups: list[list[bytes]] = [[]]
+    size = 0
+    for chunk in chunks:
+        if groups[-1] and (len(groups[-1]) >= GROUP_ENTRIES or size + len(chunk) > GROUP_BYTES):
+            groups.append([])
+            size = 0
+        groups[-1].append(chunk)
+        size += len(chunk)
+    return groups
+
+
 def _parse_entry_by_entry(body: bytes, response_headers: dict[str, str],
                           failure: Exception) -> tuple[dict, list[dict], int, str]:
-    """Fallback when feedparser raises on the whole document: the feed's head and tail around each
-    entry in turn, so one entry feedparser cannot read costs that entry only.
+    """Fallback when feedparser raises on the whole document: the feed's head and tail once (for the
+    feed's own fields), then its entries in groups inside the open elements only, and the entries of a
+    group that raises (or yields fewer entries than it has) one by one. Linear in the document: each
+    entry is parsed at most twice, with a wrapper of bounded size (the old head+entry+tail per entry
+    took 94 s on a 4 MB feed).
 
     Returns (feed result, entries, entries lost, what went wrong); raises the original failure when
     even the feed without its entries cannot be parsed.
@@ -381,16 +549,25 @@ def _parse_entry_by_entry(body: bytes, response_headers: dict[str, str],
         result = _feedparser(head + tail, response_headers)
     except Exception:  # noqa: BLE001 - the problem is outside the entries: the feed is lost, as before
         raise failure from None
-    entries: list[dict] = []
-    lost, first_problem = 0, ""
-    for chunk in chunks:
-        try:
-            entries.extend(_feedparser(head + chunk + tail, response_headers).get("entries", []))
-        except Exception as err:  # noqa: BLE001 - hostile markup in one entry; count it, keep the rest
-            lost += 1
-            first_problem = first_problem or f"{type(err).__name__}: {err}"
     if not chunks:
         raise failure
+    opening, closing = _entry_wrapper(head)
+    entries: list[dict] = []
+    lost, first_problem = 0, ""
+    for group in _groups(chunks):
+        try:
+            parsed = _feedparser(opening + b"".join(group) + closing, response_headers).get("entries", [])
+        except Exception:  # noqa: BLE001 - some entry in this group is hostile: find which, below
+            parsed = None
+        if parsed is not None and len(parsed) == len(group):
+            entries.extend(parsed)
+            continue
+        for chunk in group:
+            try:
+                entries.extend(_feedparser(opening + chunk + closing, response_headers).get("entries", []))
+            except Exception as err:  # noqa: BLE001 - hostile markup in one entry; count it, keep the rest
+                lost += 1
+                first_problem = first_problem or f"{type(err).__name__}: {err}"
     return result, entries, lost, first_problem
 
 
@@ -406,11 +583,14 @@ def parse_feed(body: bytes, feed: FeedConfig, base_url: str | None = None,
     media_type = response_headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type in _WRAPPER_TYPES:
         del response_headers["content-type"]
-    body, response_headers = _to_ascii_compatible(body or b"", response_headers)
-    body, notes = sanitise_references(defuse_doctype(body))
     # No content-location: feedparser would resolve guids (ids) against it and make item ids depend on
     # the URL we happened to fetch; links are resolved below instead. xml:base in the feed still applies.
     response_headers.setdefault("content-type", "application/xml")  # unlabeled: sniff the XML declaration
+    body, response_headers = _to_ascii_compatible(body or b"", response_headers)
+    body, notes = drop_bad_declared_encoding(body)
+    body, response_headers, decoding_notes = _to_utf8(body, response_headers)
+    body, reference_notes = sanitise_references(defuse_doctype(body))
+    notes += decoding_notes + reference_notes
     dropped: dict[str, int] = {}
     try:
         result = _feedparser(body, response_headers)
@@ -423,17 +603,24 @@ def parse_feed(body: bytes, feed: FeedConfig, base_url: str | None = None,
                          f"(first: {problem})")
     feed_meta = result.get("feed", {})
     language = (feed_meta.get("language") or "").strip() or feed.language
-    feed_title = _one_line(html_to_text(feed_meta.get("title")), MAX_FEED_TITLE) or None
+    feed_name = _capped_text(feed_meta.get("title"), MAX_ITEM_TITLE)[0]
+    feed_title = _one_line(feed_name, MAX_FEED_TITLE) or None
+    colliding = _colliding_guids(entries, base)
     items: list[FeedItem] = []
     seen: set[str] = set()
+    cut = relinked = 0
     for entry in entries:
-        title = html_to_text(entry.get("title"))
+        title, title_cut = _capped_text(entry.get("title"), MAX_ITEM_TITLE)
+        summary, summary_cut = _capped_text(entry.get("summary"), MAX_ITEM_TEXT)
+        content, content_cut = _capped_text(_content_html(entry), MAX_ITEM_TEXT)
+        cut += title_cut + summary_cut + content_cut
         link = _safe_link(entry.get("link"), base)
         published = _iso_date(entry, now)
-        summary = html_to_text(entry.get("summary"))
-        content = html_to_text(_content_html(entry))
-        guid = " ".join(str(entry.get("id") or "").split())
-        if guid:
+        guid = _guid(entry)
+        by_link = bool(guid and link and guid in colliding)
+        if by_link:
+            item_id = canonical_url(link)  # the GUID names several stories: the link tells them apart
+        elif guid:
             item_id = guid
         elif link:
             item_id = link
@@ -444,16 +631,41 @@ def parse_feed(body: bytes, feed: FeedConfig, base_url: str | None = None,
             dropped[EMPTY_ENTRY] = dropped.get(EMPTY_ENTRY, 0) + 1  # nothing to identify or show
             continue
         if item_id in seen:
-            continue  # the same item twice in one document: one item, nothing lost
+            dropped[DUPLICATE_ENTRY] = dropped.get(DUPLICATE_ENTRY, 0) + 1  # same GUID and link again
+            continue
         seen.add(item_id)
-        author = html_to_text(entry.get("author")) or None
+        relinked += by_link
+        author = _capped_text(entry.get("author"), MAX_ITEM_TITLE)[0] or None
         items.append(FeedItem(feed_id=feed.id, item_id=item_id, link=link, title=title,
                               summary=summary, content=content, published=published,
                               author=author, language=language, feed_title=feed_title))
+    if relinked:
+        notes.append(f"{relinked} entries share a GUID with an entry of another link; told apart by link")
+    if cut:
+        notes.append(f"{cut} entry field(s) cut to {MAX_ITEM_TITLE} (title) or {MAX_ITEM_TEXT} characters")
     problems = [p for p in (_bozo_text(result), *notes) if p]
-    return ParsedFeed(title=html_to_text(feed_meta.get("title")), items=items,
+    return ParsedFeed(title=feed_name, items=items,
                       bozo=_one_line("; ".join(problems)) if problems else None,
                       version=result.get("version") or "", dropped=dropped)
+
+
+def _guid(entry: dict) -> str:
+    return " ".join(str(entry.get("id") or "").split())
+
+
+def _colliding_guids(entries: list[dict], base: str) -> set[str]:
+    """GUIDs that more than one link carries in this document (a CMS reusing one id for every story).
+
+    Their items are identified by canonical link instead, in this and every later cycle (the same
+    document gives the same ids), so none is lost as "seen"; a GUID repeated with the same link
+    stays one item, and its repeats are counted as duplicate-entry."""
+    links: dict[str, set[str | None]] = {}
+    for entry in entries:
+        guid = _guid(entry)
+        if guid:
+            link = _safe_link(entry.get("link"), base)
+            links.setdefault(guid, set()).add(canonical_url(link) if link else None)
+    return {guid for guid, seen in links.items() if len(seen) > 1}
 
 
 # -- polling --------------------------------------------------------------------------------------

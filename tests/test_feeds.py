@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -15,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipelines import feeds as feeds_module
 from pipelines.feeds import PollResult, defuse_doctype, html_to_text, parse_feed, poll_feed, poll_many
 from pipelines.http import Fetcher
 from pipelines.models import FeedConfig, FeedState, utcnow
@@ -593,3 +595,91 @@ def test_feed_title_survives_the_durable_inbox(tmp_path):
         assert {item.feed_title for _key, item in store.pending_items()} == {None}
     finally:
         store.close()
+
+
+# -- issue 16: declarations anywhere, linear fallback, bad bytes, shared GUIDs ---------------------------
+# The hostile end-to-end cases are in tests/reliability/test_feed_parsing_hostile.py.
+
+DECLARATION_ANYWHERE = re.compile(rb"<!\s*(?:DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)", re.IGNORECASE)
+
+
+def test_stray_markup_before_the_doctype_no_longer_ends_the_prolog_walk():
+    body = (b'<?xml version="1.0"?>\n<>\n</x>\n< \n<!DOCTYPE rss [\n<!ENTITY nbsp "&#160;">\n'
+            b'<!ENTITY big "' + b"B" * 500 + b'">\n]>\n<rss version="2.0"><channel><title>a&nbsp;b &big;</title>'
+            b"</channel></rss>")
+    out = defuse_doctype(body)
+    assert DECLARATION_ANYWHERE.search(out) is None
+    assert out.endswith(b"<title>a&#160;b &big;</title></channel></rss>")  # the harmless entity still expands
+
+
+def test_declarations_in_comments_pis_and_cdata_are_neutralised():
+    body = (b'<?xml version="1.0"?><!--\n<!ENTITY a "x">\n--><?pi\n<!DOCTYPE z>\n?>'
+            b'<rss version="2.0"><channel><title>t</title><item><title>i</title><link>https://n.example/1</link>'
+            b"<description><![CDATA[<!DOCTYPE html><p>Kept paragraph.</p>]]></description></item></channel></rss>")
+    out = defuse_doctype(body)
+    assert DECLARATION_ANYWHERE.search(out) is None
+    assert b"<?x-ENTITY" in out and b"<?x-DOCTYPE html>" in out
+    parsed = parse_feed(body, feed())
+    assert parsed.items[0].summary == "Kept paragraph."  # an HTML bogus comment: nothing shows
+
+
+STRAY_PIECES = st.sampled_from([
+    b"<>", b"</x>", b"< ", b"<1>", b"<!-- ", b" -->", b"<?pi ", b" ?>", b"<!DOCTYPE rss [", b"]>", b"<!doctype x>",
+    b'<!ENTITY a "' + b"A" * 50 + b'">', b"<!ENTITY % p 'q'>", b"\n", b"\xef\xbb\xbf", b"<![CDATA[", b"]]>", b'"',
+])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(prolog=st.lists(STRAY_PIECES, max_size=14))
+def test_no_declaration_survives_anywhere_whatever_precedes_it(prolog):
+    body = (b"".join(prolog) + b'<rss version="2.0"><channel><title>t</title><item><title>' + b"&a;" * 50
+            + b"</title><link>https://s.example/1</link></item></channel></rss>")
+    assert DECLARATION_ANYWHERE.search(defuse_doctype(body)) is None
+    parsed = parse_feed(body, feed())
+    assert all(len(item.title) < 1_000 for item in parsed.items)  # "&a;" x 50 is 150 characters unexpanded
+
+
+def test_a_huge_channel_head_is_not_parsed_again_for_every_entry():
+    """The fallback wraps entries in the open elements only: the channel's metadata is read once."""
+    about = b"<category>c</category>" * 2_000
+    entries = b"".join(b"<item><title>e%d</title><link>https://h.example/%d</link>%s</item>"
+                       % (n, n, b"</media:player>" if n == 3 else b"") for n in range(8))
+    body = (b'<?xml version="1.0"?><rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/" xml:base="https://h.example/">'
+            b"<channel><title>Head</title>" + about + entries + b"</channel></rss>")
+    calls: list[int] = []
+    real = feeds_module._feedparser
+
+    def spy(data, headers):
+        calls.append(len(data))
+        return real(data, headers)
+
+    feeds_module._feedparser = spy
+    try:
+        parsed = parse_feed(body, feed())
+    finally:
+        feeds_module._feedparser = real
+    assert [item.title for item in parsed.items] == [f"e{n}" for n in range(8) if n != 3]
+    assert parsed.dropped == {"unparseable-entry": 1}
+    whole, head_and_tail, *per_group = calls
+    assert whole > len(about) and head_and_tail > len(about)
+    assert all(size < 2_000 for size in per_group), per_group  # not the 44 KB head again
+
+
+def test_utf8_with_one_bad_byte_keeps_every_other_character():
+    body = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>خبریں</title>'
+            "<item><title>پہلی خبر</title><link>https://u.example/1</link></item>"
+            "<item><title>دوسری @ خبر</title><link>https://u.example/2</link></item></channel></rss>"
+            ).encode().replace(b"@", b"\xfe")
+    parsed = parse_feed(body, feed())
+    assert parsed.title == "خبریں"
+    assert [item.title for item in parsed.items] == ["پہلی خبر", "دوسری \ufffd خبر"]
+
+
+def test_poll_counts_repeated_entries(server, fetcher):
+    item = b"<item><title>Twice</title><link>https://d.example/1</link><guid>d-1</guid></item>"
+    server.routes["/poll/twice.xml"] = Route(
+        body=b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>' + item * 2 + b"</channel></rss>",
+        content_type="application/rss+xml")
+    result = poll_feed(feed("twice", server.url("/poll/twice.xml")), None, fetcher)
+    assert result.status == "ok" and [i.item_id for i in result.items] == ["d-1"]
+    assert result.dropped == {"duplicate-entry": 1}
