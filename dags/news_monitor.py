@@ -41,6 +41,7 @@ from newsmon_settings import (
     ARTICLES_ASSET_URI,
     DEFAULT_SCHEDULE,
     parse_time_allow_networks,
+    parse_time_config_dir,
     pipeline_context,
     read_schedule,
     read_watched_feeds,
@@ -70,13 +71,14 @@ DEFAULT_ARGS = {
 
 def build_schedule() -> CronTriggerTimetable | AssetOrTimeSchedule:
     """Cron from newsmon.yaml, OR-ed with an asset that feed watchers update (reads local YAML only)."""
-    cron = read_schedule()
+    config_dir = parse_time_config_dir()  # one Variable read per parse: schedule and watchers agree
+    cron = read_schedule(config_dir)
     try:
         timetable = CronTriggerTimetable(cron, timezone="UTC")
     except Exception as exc:
         log.warning("schedule %r rejected (%s); using %r", cron, exc, DEFAULT_SCHEDULE)
         cron, timetable = DEFAULT_SCHEDULE, CronTriggerTimetable(DEFAULT_SCHEDULE, timezone="UTC")
-    watched = read_watched_feeds(schedule=cron)
+    watched = read_watched_feeds(config_dir, schedule=cron)
     if not watched:
         return timetable
     # The triggerer's own Variable reads are not counted on (old servers, no comms): the DAG file resolves

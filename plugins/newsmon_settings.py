@@ -3,9 +3,10 @@
 Lives in plugins/ (on sys.path in every Airflow component) because pipelines/ must never
 import Airflow. Two kinds of reads, kept apart on purpose:
 
-* parse time (DAG-file top level, run by the DAG processor every few seconds): only small
-  local YAML files, never Variables, the store or the network; any error falls back to a
-  default and is logged, so a typo in config/ never makes the DAG disappear;
+* parse time (DAG-file top level, run by the DAG processor every few seconds): the Variables
+  `newsmon_config_dir` and `newsmon_allow_networks` and small local YAML files, never the store
+  or the network; any error falls back to a default and is logged, so a typo in config/ never
+  makes the DAG disappear;
 * run time (inside tasks): Variables `newsmon_config_dir`, `newsmon_store_url`,
   `newsmon_allow_networks`, `newsmon_digest_dir`, each falling back to env
   NEWSMON_CONFIG / NEWSMON_STORE / NEWSMON_ALLOW_NETWORKS / NEWSMON_DIGEST_DIR.
@@ -13,9 +14,9 @@ import Airflow. Two kinds of reads, kept apart on purpose:
 Every value comes from pipelines.settings.resolve, the one resolver, with the Variable and
 connection lookups injected from here (precedence: README.md, "Settings"). For the store: Variable
 `newsmon_store_url`, env NEWSMON_STORE, `store:` in newsmon.yaml, the Airflow connection
-`elasticsearch_default` (if defined), the embedded SQLite file. The feed watchers' allowed
-networks are the exception to "no Variables at parse time": the DAG file resolves
-`newsmon_allow_networks` (Variable first) and passes it in the trigger's kwargs.
+`elasticsearch_default` (if defined), the embedded SQLite file. At parse time the DAG file
+resolves `newsmon_config_dir` (which feeds to watch, the schedule) and `newsmon_allow_networks`
+(passed in the trigger's kwargs) by the same precedence, Variable first.
 A store setting of just `elasticsearch` asks for the connection and fails if it is missing.
 An explicit setting always beats the connection, so an `elasticsearch_default` kept for other
 DAGs never moves newsmon's data by surprise when newsmon is configured.
@@ -52,7 +53,7 @@ VARIABLES = {
     "newsmon_digest_dir": "NEWSMON_DIGEST_DIR",
 }
 
-_CRON_FIELD = re.compile(r"^[\d*/,\-A-Za-z?LW#]+$")
+_CRON_FIELD = re.compile(r"[\d*/,\-A-Za-z?LW#]+\Z")
 _CRON_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight"}
 
 
@@ -75,10 +76,12 @@ def airflow_variable(name: str) -> str | None:
 
 
 def parse_time_config_dir() -> Path:
-    """Config dir for DAG-file top level: env NEWSMON_CONFIG or <repo>/config (Variables are run-time only)."""
+    """Config dir for DAG-file top level (schedule, watched feeds): Variable newsmon_config_dir, env
+    NEWSMON_CONFIG, <repo>/config, as the tasks resolve it, so the watchers watch the feeds the tasks
+    poll and a changed Variable reaches them with the next parse."""
     from pipelines.settings import resolve
 
-    return _absolute(resolve("config_dir").value)
+    return _absolute(resolve("config_dir", variable=airflow_variable).value)
 
 
 def parse_time_allow_networks() -> str | None:
@@ -92,10 +95,10 @@ def parse_time_allow_networks() -> str | None:
 
 
 def _read_yaml(path: Path) -> Any:
-    import yaml
+    from pipelines.config import parse_yaml  # the one config loader: alias and depth limits
 
     with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+        return parse_yaml(fh)
 
 
 def valid_cron(expr: str) -> bool:

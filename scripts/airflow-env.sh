@@ -24,7 +24,8 @@ case ":${PYTHONPATH:-}:" in
   *) export PYTHONPATH="$NEWSMON_REPO${PYTHONPATH:+:$PYTHONPATH}" ;;
 esac
 # newsmon's own settings; Airflow Variables newsmon_config_dir / newsmon_store_url /
-# newsmon_allow_networks / newsmon_digest_dir override these at task run time.
+# newsmon_allow_networks / newsmon_digest_dir override these at task run time, and
+# newsmon_config_dir / newsmon_allow_networks also each time the DAG file is parsed (watchers).
 export NEWSMON_CONFIG="${NEWSMON_CONFIG:-$NEWSMON_REPO/config}"
 
 mkdir -p "$AIRFLOW_HOME"
