@@ -61,16 +61,16 @@ if TYPE_CHECKING:
     from pipelines.tag import Analysis, Taxonomy
 
 FILTERS = ("denial", "negation", "hypothetical", "request", "future", "subordinate", "background", "genre",
-           "allegation", "border", "additional", "denial_late", "negation_late")
+           "allegation", "border", "additional", "denial_late", "negation_late", "subordinate_late")
 SIDES = ("pakistan", "afghanistan", "mediator", "militant")
 ANNOUNCING = ("asserted", "alleged", "denied")  # the modes detection returns
 # Statements the event layer reads against the watch's state; in the lead they never outweigh an
 # explicit statement of the title.
-STATE_TYPES = ("hostilities", "talks-continue")
+STATE_TYPES = ("hostilities", "talks-continue", "ceasefire-verdict")
 _DEV_KEYS = {"lead_sentences", "macros", "families", "filters", "types", "demonyms", "venues", "border_kinds", "when"}
 # What `when` may name: a weekday (the latest on or before publication) or a day relative to publication.
 WHEN_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "today", "yesterday")
-_TYPE_KEYS = {"id", "requires", "future_ok", "patterns", "sides", "reread"}
+_TYPE_KEYS = {"id", "requires", "future_ok", "patterns", "sides", "reread", "reread_only"}
 _PATTERN_KEYS = {"re", "negation_ok", "bare_participle", "future_ok"}
 # A determiner and up to two modifiers right before a match: "the (temporary) truce agreed ..." is a noun phrase.
 _DETERMINER_TAIL = re.compile(r"\b(?:the|this|that|these|those|its|their|a|an)\s+(?:[\w']+\s+){0,2}$")
@@ -247,7 +247,10 @@ def compile_developments(raw: Any, path: str, topic_ids: list[str],
         for key in item:
             if key not in _TYPE_KEYS:
                 raise ConfigError(path, label, key, f"unknown key (allowed: {', '.join(sorted(_TYPE_KEYS))})")
-        for key in ("id", "patterns"):
+        reread_only = item.get("reread_only", False)
+        if not isinstance(reread_only, bool):
+            raise ConfigError(path, label, "reread_only", f"expected true or false, got {shown(reread_only)}")
+        for key in ("id",) if reread_only else ("id", "patterns"):
             if item.get(key) is None:
                 raise ConfigError(path, label, key, "missing required field")
         type_id = item["id"]
@@ -268,9 +271,11 @@ def compile_developments(raw: Any, path: str, topic_ids: list[str],
         sides = item.get("sides")
         if sides is not None and sides != "both":
             raise ConfigError(path, type_id, "sides", f"expected 'both', got {shown(sides)}")
-        patterns = item["patterns"]
-        if not isinstance(patterns, list) or not patterns:
-            raise ConfigError(path, type_id, "patterns", "expected a non-empty list of regexes")
+        # A statement only a reread gives (`reread_only`: no patterns of its own).
+        patterns = (item.get("patterns") or []) if reread_only else item["patterns"]
+        if not isinstance(patterns, list) or not (patterns or reread_only) or (reread_only and patterns):
+            raise ConfigError(path, type_id, "patterns", "expected a non-empty list of regexes"
+                              if not reread_only else "a reread_only type has no patterns")
         parts: list[str] = []
         compiled_patterns: list[re.Pattern[str]] = []
         negation_ok: list[bool] = []
@@ -303,7 +308,7 @@ def compile_developments(raw: Any, path: str, topic_ids: list[str],
         # fail at once instead of once per pattern.
         # No group marks the patterns apart: a mark ahead of each alternative stops sre from skipping
         # it on its first character, and _which tells them apart after the (rare) match instead.
-        regex = re.compile(_WORD_START + "(?:" + "|".join(parts) + ")")
+        regex = re.compile(_WORD_START + "(?:" + "|".join(parts) + ")" if parts else "(?!)")
         requires_idx = frozenset(topic_ids.index(r) for r in requires)
         dtype = DevelopmentType(type_id, frozenset(requires), requires_idx, future_ok, regex,
                                 tuple(compiled_patterns), tuple(negation_ok), tuple(bare), tuple(future),
@@ -888,7 +893,7 @@ def _mode(sentence: str, m: re.Match[str], filters: dict[str, re.Pattern[str]], 
     if hit("background", clause):
         return "background"
     alleged = hit("allegation", sentence[:m.start()]) or hit("allegation", clause)
-    if hit("subordinate", prefix):
+    if hit("subordinate", prefix) or hit("subordinate_late", sentence[m.end():m.end() + 30]):
         # "after the talks broke down": background unless nothing else in the sentence is news (_statement)
         return "sub-alleged" if alleged else "sub-asserted"
     return "alleged" if alleged else "asserted"

@@ -41,7 +41,7 @@ from pipelines.models import (
 ACTING_MODES = (*OPENING_MODES, "denied")
 _TOP_KEYS = {"watch", "families", "readings", "matching", "status", "related"}
 _FAMILY_KEYS = {"states", "types", "in_force", "topics"}
-_READING_KEYS = {"statement", "family", "in_states", "becomes"}
+_READING_KEYS = {"statement", "family", "in_states", "becomes", "otherwise"}
 _GROUP_KEYS = {"types", "window", "since", "venue", "places", "parties", "ordered"}
 _SINCE = ("first", "latest")
 
@@ -61,6 +61,7 @@ class Reading:
     family: str
     in_states: frozenset[str]
     becomes: str
+    otherwise: str | None = None  # what it is in the other states (None: no development)
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,11 @@ def load_event_rules(data: Any, path: str) -> EventRules:
         statement = raw.get("statement")
         if not isinstance(statement, str) or not statement:
             raise ConfigError(path, entry, "statement", "is required")
-        readings[statement] = Reading(statement, fam.id, frozenset(in_states), raw["becomes"])
+        otherwise = raw.get("otherwise")
+        if otherwise is not None and (not isinstance(otherwise, str) or otherwise not in fam.types):
+            raise ConfigError(path, entry, "otherwise", f"{shown(otherwise)} is not a type of family "
+                                                        f"{str(fam.id)[:80]}")
+        readings[statement] = Reading(statement, fam.id, frozenset(in_states), raw["becomes"], otherwise)
 
     groups: list[MatchGroup] = []
     for i, raw in enumerate(data.get("matching") or []):
@@ -277,9 +282,9 @@ def interpret(dev: Development | None, state: WatchState, rules: EventRules) -> 
         return None
     reading = rules.readings.get(dev.type)
     if reading is not None:
-        if state.get(reading.family) not in reading.in_states:
-            return None
-        return replace(dev, type=reading.becomes)
+        if state.get(reading.family) in reading.in_states:
+            return replace(dev, type=reading.becomes)
+        return replace(dev, type=reading.otherwise) if reading.otherwise else None
     if rules.family_of(dev.type) is None:
         return None
     return dev
@@ -318,6 +323,12 @@ def _agree(a: list[str] | str | None, b: list[str] | str | None) -> bool:
     return not left or not right or bool(left & right)
 
 
+def _parties_agree(event: list[str], report: list[str]) -> bool:
+    """Parties agree where both name them and share one, or where each names a single party: a report
+    naming only Kabul and one naming only Islamabad tell one bilateral development."""
+    return _agree(event, report) or (len(set(event)) == 1 and len(set(report)) == 1)
+
+
 def compatible(rules: EventRules, event: DevelopmentEvent, dev: Development, at: datetime) -> bool:
     opened, updated = parse_iso(event.opened), parse_iso(event.updated)
     if opened is None or updated is None:
@@ -337,7 +348,7 @@ def compatible(rules: EventRules, event: DevelopmentEvent, dev: Development, at:
             continue
         if group.places and not _agree(event.places, dev.places):
             continue
-        if group.parties and not _agree(event.parties, dev.parties):
+        if group.parties and not _parties_agree(event.parties, dev.parties):
             continue
         return True
     return False

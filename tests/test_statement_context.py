@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from pipelines.errors import ConfigError
-from pipelines.events import EventBook
+from pipelines.events import EventBook, WatchState, interpret
 from pipelines.models import Development, happened_on
 from pipelines.store.sqlite import SQLiteStore
 from pipelines.tag import Tagger, load_taxonomy, load_taxonomy_file
@@ -40,9 +40,14 @@ def dev(tagger, title: str, text: str) -> Development | None:
      "Pakistani drones struck three houses in Khost before dawn, Afghan officials said, killing at least "
      "four people. Islamabad has not commented."),
 ])
-def test_an_outlets_verdict_over_fresh_fighting_is_a_violation(tagger, title, text):
+def test_an_outlets_verdict_over_fresh_fighting_is_read_by_the_state(tagger, title, text):
     found = dev(tagger, title, text)
-    assert found is not None and found.type == "ceasefire-violated"
+    assert found is not None and found.type == "ceasefire-verdict"
+    event_rules = rules()
+    in_force = WatchState.initial(event_rules)
+    in_force.apply(event_rules, "ceasefire-extended", "2025-10-17T08:00:00Z", "e1")
+    assert interpret(found, in_force, event_rules).type == "ceasefire-violated"  # no side ended it
+    assert interpret(found, WatchState.initial(event_rules), event_rules).type == "ceasefire-collapsed"
 
 
 @pytest.mark.parametrize("title,text", [
@@ -102,6 +107,19 @@ def test_happened_on_reads_the_day_against_publication(when, published, expected
     assert happened_on(Development("ceasefire-agreed", "x", when=when), published) == expected
 
 
+def test_one_sided_accounts_of_a_bilateral_development_are_one_event(tmp_path):
+    store = SQLiteStore(tmp_path / "events.db")
+    try:
+        book = EventBook(rules(), store)
+        at = datetime(2025, 10, 22, 9, tzinfo=UTC)
+        first = book.attach(stored(store, report("talks-scheduled", "Wire A", at, parties=["pakistan-government"])))
+        other_side = book.attach(stored(store, report("talks-scheduled", "Daily B", at + timedelta(hours=2),
+                                                      parties=["afghan-taliban"])))
+        assert other_side.event.id == first.event.id and not other_side.opened
+    finally:
+        store.close()
+
+
 def test_a_late_report_of_the_same_day_joins_the_event_it_names(tmp_path):
     store = SQLiteStore(tmp_path / "events.db")
     try:
@@ -152,3 +170,65 @@ def test_bad_when_names_the_field(when):
     with pytest.raises(ConfigError) as err:
         load_taxonomy(raw, "topics.yaml")
     assert "topics.yaml" in str(err.value) and "when" in str(err.value)
+
+
+# --------------------------------------------------------------------------- ends named as nouns, and time clauses
+
+@pytest.mark.parametrize("title,text", [
+    ("Kabul pronounces truce with Islamabad 'dead'",
+     "The Taliban government in Kabul pronounced the truce with Islamabad 'dead' on Monday night, its "
+     "spokesman said in a recorded message."),
+    ("Border quiet ends as Pakistan confirms termination of the ceasefire",
+     "Pakistan's interior ministry confirmed on Tuesday the termination of the ceasefire with Afghanistan, "
+     "citing repeated attacks on its posts."),
+    ("Afghan-Pakistan truce comes to an abrupt end",
+     "The truce between Afghanistan and Pakistan came to an abrupt end on Sunday, officials on both sides said."),
+])
+def test_an_end_named_as_a_noun_or_in_quotes_is_a_collapse(tagger, title, text):
+    found = dev(tagger, title, text)
+    assert found is not None and found.type == "ceasefire-collapsed"
+
+
+@pytest.mark.parametrize("title,text,expected", [
+    ("اتفاق جديد في الرياض",
+     "بعد أيام من انهيار الهدنة الأولى، اتفقت باكستان وحكومة طالبان في الرياض على وقف لإطلاق النار يبدأ الليلة.",
+     "ceasefire-agreed"),
+    ("ریاض میں پاک افغان مذاکرات",
+     "جنگ بندی کے خاتمے کے بعد پاکستان اور افغانستان کے وفود کے درمیان ریاض میں مذاکرات شروع ہو گئے۔",
+     "talks-opened"),
+])
+def test_an_end_in_a_time_clause_is_background(tagger, title, text, expected):
+    found = dev(tagger, title, text)
+    assert found is not None and found.type == expected
+
+
+def test_agreeing_the_truce_will_hold_is_an_extension(tagger):
+    found = dev(tagger, "Islamabad and Kabul agree the truce will hold beyond Friday",
+                "Pakistan and Afghanistan agreed on Thursday that the ceasefire between them would continue "
+                "past Friday's deadline, a Qatari official said.")
+    assert found is not None and found.type == "ceasefire-extended"
+
+
+def test_a_joint_communique_issued_is_a_settlement(tagger):
+    found = dev(tagger, "Verification body to be formed under Riyadh text",
+                "A joint communique was issued in Riyadh on Saturday after talks between Pakistan and "
+                "Afghanistan, committing both to a verification body for the ceasefire.")
+    assert found is not None and found.type == "agreement-reached"
+
+
+def test_reread_only_type_with_patterns_names_the_field():
+    raw = copy.deepcopy(_raw())
+    _type(raw, "ceasefire-verdict")["patterns"] = ["truce"]
+    with pytest.raises(ConfigError) as err:
+        load_taxonomy(raw, "topics.yaml")
+    assert "ceasefire-verdict" in str(err.value) and "patterns" in str(err.value)
+
+
+def test_reading_otherwise_must_be_a_type_of_its_family(tmp_path):
+    from pipelines.events import load_event_rules
+
+    raw = yaml.safe_load((ROOT / "config" / "events.yaml").read_text(encoding="utf-8"))
+    next(r for r in raw["readings"] if r["statement"] == "ceasefire-verdict")["otherwise"] = "talks-opened"
+    with pytest.raises(ConfigError) as err:
+        load_event_rules(raw, "events.yaml")
+    assert "events.yaml" in str(err.value) and "otherwise" in str(err.value)
