@@ -301,14 +301,19 @@ def fold_pattern(pattern: str) -> str:
 
 _PUNCT = ".!?\u06d4\u061f"
 _CLOSERS = "\"'\u201d\u2019)]"
-# A newline, or a run of end punctuation and closing quotes/brackets followed by whitespace or the end;
-# then the whitespace after it (group 1).  _END_RE is that definition (the tests hold the search to it).
-_END_TAIL = f"(?:(?<=\\n)|[{re.escape(_PUNCT)}]*[{re.escape(_CLOSERS)}]*(?=\\s|\\Z))(\\s*)"
-_END_RE = re.compile(f"[\\n{re.escape(_PUNCT)}]{_END_TAIL}")
+# Chinese and Japanese full stops end a sentence with no space after them; their closing quotes follow.
+_CJK_PUNCT = "\u3002\uff01\uff1f"
+_CJK_CLOSERS = "\u300d\u300f\u201d\u2019\uff09"
+# A newline; a CJK full stop and the closers after it; or a run of end punctuation and closing
+# quotes/brackets followed by whitespace or the end; then the whitespace after it (group 1).  _END_RE
+# is that definition (the tests hold the search to it).
+_END_TAIL = (f"(?:(?<=\\n)|(?<=[{_CJK_PUNCT}])[{_CJK_PUNCT}{_CJK_CLOSERS}]*"
+             f"|[{re.escape(_PUNCT)}]*[{re.escape(_CLOSERS)}]*(?=\\s|\\Z))(\\s*)")
+_END_RE = re.compile(f"[\\n{re.escape(_PUNCT)}{_CJK_PUNCT}]{_END_TAIL}")
 # What the search uses: the same pattern once per end character. A pattern that starts with one literal
 # character is searched for at C speed; one that starts with a character class, like _END_RE, is tried
 # character by character.
-_END_BY_CHAR = {ch: re.compile(re.escape(ch) + _END_TAIL) for ch in "\n" + _PUNCT}
+_END_BY_CHAR = {ch: re.compile(re.escape(ch) + _END_TAIL) for ch in "\n" + _PUNCT + _CJK_PUNCT}
 _SPACES_RE = re.compile(r"\s*")
 _TITLES = frozenset("mr mrs ms dr gen lt col maj capt sgt st prof gov sen rep brig no nos vs mt ft".split())
 _MONTHS = frozenset("jan feb mar apr jun jul aug sep sept oct nov dec".split())
@@ -319,7 +324,7 @@ def split_sentences(text: str, limit: int | None = None) -> list[tuple[int, int]
     """Sentence spans [start, end) of `text`, whitespace trimmed; newlines always end a sentence.
 
     A sentence ends at . ! ? (Latin or Arabic script) followed by whitespace, quotes and brackets
-    included; abbreviations, initials and a lower-case continuation do not end one.  With `limit`,
+    included, or at a Chinese or Japanese full stop (no space follows those); abbreviations, initials and a lower-case continuation do not end one.  With `limit`,
     stop after that many sentences (the lead is all development detection needs).
     """
     spans: list[tuple[int, int]] = []
