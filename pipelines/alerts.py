@@ -554,11 +554,19 @@ def event_alert_id(desk: str, event_id: str, escalation: str | None = None) -> s
 
 
 def local_time(value: str | None, zone: ZoneInfo) -> str | None:
-    """An ISO UTC time shown in a desk's time zone: '2025-10-19 14:05 PKT'."""
+    """An ISO UTC time shown in a desk's time zone: '2025-10-19 14:05 PKT'.
+
+    The year has four digits, as in models.iso. A time the zone would push beyond years 0001-9999
+    (9999-12-31T23:00Z in Karachi) is shown in UTC instead of failing the whole alert entry."""
     moment = parse_iso(value)
     if moment is None:
         return None
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+    try:
+        moment = moment.astimezone(zone)
+    except OverflowError:
+        pass  # parse_iso's moment is UTC, which always has a form
+    return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d} {moment.hour:02d}:{moment.minute:02d} "
+            f"{moment.tzname() or 'UTC'}")
 
 
 def log_entry(alert: Alert, event: DevelopmentEvent | None, config: AlertConfig | None = None) -> dict[str, Any]:

@@ -19,9 +19,19 @@ from pipelines.models import CycleReport
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
+# json.dumps(ensure_ascii=False) escapes C0 controls but writes DEL and C1 (U+0080-U+009F) raw, and a
+# terminal reads U+009B as CSI: escaped here, the JSON stays valid and other scripts stay readable.
+_C1_ESCAPES = {c: f"\\u{c:04x}" for c in (0x7F, *range(0x80, 0xA0))}
+
+
+def json_text(data: Any) -> str:
+    """data as one line of JSON for stdout: UTF-8 text kept, no raw control character."""
+    return json.dumps(data, ensure_ascii=False, indent=None, default=str).translate(_C1_ESCAPES)
+
+
 def _out(args: argparse.Namespace, data: Any, text: Callable[[], str]) -> None:
     if args.json:
-        print(json.dumps(data, ensure_ascii=False, indent=None, default=str))
+        print(json_text(data))
     else:
         print(text())
 
@@ -42,14 +52,15 @@ def _check_filters(args: argparse.Namespace, *, topic: str | None = None, desk: 
         raise UsageError(f"{args.command}: {exc}") from None
 
 
-_CONTROL = "".join(map(chr, [*range(0, 32), *range(127, 160)]))
-_NO_CONTROL = str.maketrans(_CONTROL, " " * len(_CONTROL))
 BOLD, RESET = "\033[1m", "\033[0m"
 
 
 def _terminal_text(value: Any) -> str:
-    """Third-party text as one safe terminal line: control characters (ANSI escapes included) become spaces."""
-    return str(value or "").translate(_NO_CONTROL)
+    """Third-party text as one safe terminal line: escape sequences dropped whole, other controls gone
+    (textnorm.strip_controls, the same rule as at ingest)."""
+    from pipelines.textnorm import strip_controls
+
+    return strip_controls(str(value or ""))
 
 
 def _snippet_parts(snippet_html: str) -> list[tuple[str, bool]]:
@@ -231,13 +242,13 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         for a in data:
             event = a["event"]
             head = (f"{a['created_local'] or a['created']} [{a['desk']}] {a['kind']} "
-                    f"{a['development'] or '-'} {a['title'][:80]}")
-            more = f"\n    {a['url']}"
+                    f"{a['development'] or '-'} {_terminal_text(a['title'])[:80]}")
+            more = f"\n    {_terminal_text(a['url'])}"
             if event:
                 first = event["first_report"] or {}
                 more += (f"\n    {event['outlet_count']} outlets, {event['status_label']}; first reported by "
-                         f"{first.get('outlet')} at {first.get('time_local')}")
-            lines.append(head + more)
+                         f"{_terminal_text(first.get('outlet'))} at {first.get('time_local')}")
+            lines.append(_terminal_text(head) + more)
         return "\n".join(lines)
 
     _out(args, data, text)
@@ -364,7 +375,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
             record.update(topics=[{k: t[k] for k in ("id", "score", "evidence")} for t in result["topics"]],
                           development=result["development"], alert_worthy=result["alert_worthy"],
                           relevant=result["relevant"])
-            sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sink.write(json_text(record) + "\n")
             bar.update(line_no)
     finally:
         bar.close()
@@ -378,9 +389,10 @@ def cmd_tag(args: argparse.Namespace) -> int:
 def cmd_validate_config(args: argparse.Namespace) -> int:
     """Errors exit 1; warnings (an unused channel, a feed on a refused network) go to stderr, exit 0."""
     from pipelines.config import config_warnings, load_config
+    from pipelines.notify import channel_warnings
 
     config = load_config(args.config)
-    for warning in config_warnings(config):
+    for warning in [*config_warnings(config), *channel_warnings(config.alerts)]:
         _err(f"warning: {warning}")
     summary = {"config": config.dir, "feeds": len(config.feeds), "topics": len(config.taxonomy.topics),
                "rules": len(config.alerts.rules), "ok": True}
@@ -416,8 +428,8 @@ def _iso_time(value: str) -> str:
     from pipelines.models import parse_iso
 
     if parse_iso(value) is None:
-        raise argparse.ArgumentTypeError(f"not an ISO date or datetime: {shown(value)} (e.g. 2025-11-10 or "
-                                         "2025-11-10T08:00:00Z)")
+        raise argparse.ArgumentTypeError(f"not an ISO date or datetime within years 0001-9999 (UTC): "
+                                         f"{shown(value)} (e.g. 2025-11-10 or 2025-11-10T08:00:00Z)")
     return value
 
 

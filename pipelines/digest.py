@@ -20,12 +20,8 @@ import html
 import json
 import os
 import re
-import smtplib
-import ssl
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,8 +31,12 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
+from pipelines.alerts import AlertConfig
 from pipelines.events import status_label
 from pipelines.models import Alert, Article, DevelopmentEvent, iso
+from pipelines.netguard import NetworkPolicy
+from pipelines.notify import DeliveryError, Notifier
+from pipelines.textnorm import strip_controls
 
 MAX_STORIES = 10
 MAX_DEVELOPMENTS = 50
@@ -45,7 +45,6 @@ MAX_DEVELOPMENTS = 50
 # desk by published time are read and filtered here. TODO: a store query by fetched time.
 SCAN_LIMIT = 2000
 FIRST_PERIOD = timedelta(hours=24)
-USER_AGENT = "newsmon-digest/0.1"
 
 _SAFE_NAME = re.compile(r"[^a-z0-9._-]+")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
@@ -436,23 +435,28 @@ class DigestDeliveryError(Exception):
     """One digest could not reach one channel; one line naming the channel and why."""
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
+def digest_sender(channels: list[Any], env: Mapping[str, str] = os.environ,
+                  policy: NetworkPolicy | None = None) -> Notifier:
+    """The alerts' channel sender (pipelines/notify.py) for these channels: a digest reaches a webhook or
+    an SMTP host exactly as an alert does (url_env check, channel network policy, secret-free errors).
+    policy: where channels may connect (default NEWSMON_CHANNEL_ALLOW_NETWORKS of env)."""
+    config = AlertConfig(path="alerts.yaml", channels={c.id: c for c in channels if getattr(c, "id", None)},
+                         desks={}, rules=[])
+    return Notifier(config, env=env, policy=policy)
 
 
 def send_digest(digest: Digest, files: DigestFiles, channel: Any, env: Mapping[str, str] = os.environ,
-                base_dir: str = ".", stdout: IO[str] | None = None) -> None:
+                base_dir: str = ".", stdout: IO[str] | None = None, sender: Notifier | None = None) -> None:
     """Send a digest to one alerts.yaml channel (console, jsonl, webhook, email).
 
-    Kept here until pipelines.notify grows a generic message send; the channel config
-    and the idempotency rules (id in every message) are the same as for alerts."""
+    Webhooks and email go through the alerts' channel sender (`sender`, digest_sender's by default);
+    the channel config and the idempotency rules (id in every message) are the same as for alerts."""
     kind = getattr(channel, "type", None)
     summary = (f"digest {digest.desk} {digest.human(digest.start)} -> {digest.human(digest.end)}: "
                f"{len(digest.events)} developments, {len(digest.other_alerts)} other alerts, "
                f"{len(digest.stories)} stories ({files.html})")
     if kind == "console":
-        print(summary, file=stdout or sys.stdout, flush=True)
+        print(strip_controls(summary), file=stdout or sys.stdout, flush=True)
     elif kind == "jsonl":
         path = os.path.join(base_dir, channel.path or "")
         record = {"type": "digest", "id": digest.id, "desk": digest.desk, "start": digest.start,
@@ -468,89 +472,40 @@ def send_digest(digest: Digest, files: DigestFiles, channel: Any, env: Mapping[s
                 os.close(fd)
         except OSError as exc:
             raise DigestDeliveryError(f"channel {channel.id!r} ({path}): {exc.strerror or exc}") from None
-    elif kind == "webhook":
-        _send_webhook(digest, files, channel, env)
-    elif kind == "email":
-        _send_email(digest, files, channel, env)
+    elif kind in ("webhook", "email"):
+        sender = sender if sender is not None else digest_sender([channel], env)
+        try:
+            if kind == "webhook":
+                sender.post_webhook(channel, _webhook_body(digest, channel), digest.id)
+            else:
+                sender.send_email_message(channel, _email_message(digest, channel))
+        except DeliveryError as exc:
+            raise DigestDeliveryError(str(exc)) from None
     else:
         raise DigestDeliveryError(f"channel {getattr(channel, 'id', '?')!r}: unknown channel type {kind!r}")
 
 
-def _env_value(channel: Any, name: str | None, what: str, env: Mapping[str, str]) -> str | None:
-    if not name:
-        return None
-    value = env.get(name)
-    if not value:
-        raise DigestDeliveryError(f"channel {channel.id!r}: {what}: environment variable {name} is not set")
-    return value
-
-
-def _send_webhook(digest: Digest, files: DigestFiles, channel: Any, env: Mapping[str, str]) -> None:
-    from pipelines.notify import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-
-    url = channel.url or _env_value(channel, channel.url_env, "webhook url", env) or ""
-    target = url.split("?")[0]
-    if not url.startswith(("http://", "https://")):
-        raise DigestDeliveryError(f"channel {channel.id!r}: webhook url must be http(s)")
+def _webhook_body(digest: Digest, channel: Any) -> bytes:
     markdown = render_markdown(digest)
     payload: dict[str, Any] = {"text": markdown} if channel.format == "slack" else {
         "type": "digest", "id": digest.id, "desk": digest.desk, "start": digest.start, "end": digest.end,
         "markdown": markdown, "developments": [a.id for a in digest.developments],
         "events": [line.event.id for line in digest.events],
         "stories": [{"story_id": s.story_id, "title": s.title, "url": s.url} for s in digest.stories]}
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT,
-               "Idempotency-Key": digest.id, **channel.headers}
-    for header, env_name in channel.headers_env.items():
-        headers[header] = _env_value(channel, env_name, f"header {header}", env) or ""
-    secret = env.get(channel.secret_env) if channel.secret_env else None
-    if secret:
-        import time
-
-        headers[SIGNATURE_HEADER] = sign(secret.encode("utf-8"), body)
-        headers[TIMESTAMP_HEADER] = str(int(time.time()))
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.build_opener(_NoRedirect).open(request, timeout=channel.timeout) as response:
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-        exc.close()
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise DigestDeliveryError(f"channel {channel.id!r} ({target}): POST failed: {reason}") from None
-    if not 200 <= status < 300:
-        raise DigestDeliveryError(f"channel {channel.id!r} ({target}): POST answered HTTP {status}")
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _send_email(digest: Digest, files: DigestFiles, channel: Any, env: Mapping[str, str]) -> None:
-    host = channel.smtp_host or _env_value(channel, channel.smtp_host_env, "smtp host", env) or ""
-    user = channel.smtp_user or (env.get(channel.smtp_user_env) if channel.smtp_user_env else None)
-    password = _env_value(channel, channel.password_env, "smtp password", env)
+def _email_message(digest: Digest, channel: Any) -> EmailMessage:
     from_addr = channel.from_addr or ""
     msg = EmailMessage()
-    msg["Subject"] = f"{channel.subject_prefix} {digest.title()}"
+    msg["Subject"] = strip_controls(f"{channel.subject_prefix} {digest.title()}")
     msg["From"] = from_addr
     msg["To"] = ", ".join(channel.to)
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = f"<digest-{digest.id}@{from_addr.rpartition('@')[2] or 'newsmon.invalid'}>"
     msg.set_content(render_markdown(digest))
     msg.add_alternative(render_html(digest), subtype="html")
-    target = f"smtp {host}:{channel.smtp_port}"
-    try:
-        smtp = (smtplib.SMTP_SSL(host, channel.smtp_port, timeout=channel.timeout,
-                                 context=ssl.create_default_context()) if channel.ssl
-                else smtplib.SMTP(host, channel.smtp_port, timeout=channel.timeout))
-        with smtp:
-            smtp.ehlo()
-            if channel.starttls and not channel.ssl:
-                smtp.starttls(context=ssl.create_default_context())
-                smtp.ehlo()
-            if user and password:
-                smtp.login(user, password)
-            smtp.send_message(msg, from_addr=from_addr, to_addrs=list(channel.to))
-    except (smtplib.SMTPException, OSError) as exc:
-        raise DigestDeliveryError(f"channel {channel.id!r} ({target}): {type(exc).__name__}: {exc}") from None
+    return msg
 
 
 @dataclass
@@ -566,13 +521,14 @@ class DeskDigestResult:
 def run_desk_digest(store: Any, desk: str, channels: list[Any], out_dir: str | Path, end: str | datetime,
                     min_interval: timedelta = timedelta(0), env: Mapping[str, str] = os.environ,
                     base_dir: str = ".", stdout: IO[str] | None = None,
-                    timezone: str | None = None) -> DeskDigestResult:
+                    timezone: str | None = None, policy: NetworkPolicy | None = None) -> DeskDigestResult:
     """Build, write and send one desk's digest for [last end, end); safe to repeat for the same end.
 
     Empty periods write nothing and do not move the period start, so the next digest covers
     them. The period closes (state.last_end = end) once every channel took the digest; a
     channel that failed keeps it open, and a retry re-sends to that channel only. timezone: the desk's
-    (DeskConfig.timezone), for the times shown; UTC when None."""
+    (DeskConfig.timezone), for the times shown; UTC when None. policy: where webhook and email channels may
+    connect (digest_sender)."""
     state = DigestState.load(out_dir, desk)
     start, end_iso = period_for(state, end)
     if _parse(start) >= _parse(end_iso):
@@ -586,12 +542,13 @@ def run_desk_digest(store: Any, desk: str, channels: list[Any], out_dir: str | P
     if state.pending_id != digest.id:
         state.pending_id, state.sent = digest.id, []
     result = DeskDigestResult(desk, "written", html=str(files.html), md=str(files.md))
+    sender = digest_sender(channels, env, policy)
     for channel in channels:
         if channel.id in state.sent:
             result.sent.append(channel.id)
             continue
         try:
-            send_digest(digest, files, channel, env=env, base_dir=base_dir, stdout=stdout)
+            send_digest(digest, files, channel, env=env, base_dir=base_dir, stdout=stdout, sender=sender)
         except DigestDeliveryError as exc:
             result.failed.append(str(exc))
             continue

@@ -374,11 +374,17 @@ class Notifier:
         return url, target
 
     def _send_webhook(self, alert: Alert, channel: ChannelConfig, entry: dict[str, Any]) -> None:
-        url, target = self._webhook_url(channel)
         payload = slack_payload(alert, entry) if channel.format == "slack" else entry
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        self.post_webhook(channel, body, alert.id)
+
+    def post_webhook(self, channel: ChannelConfig, body: bytes, idempotency_key: str) -> None:
+        """POST a JSON body to a webhook channel: alerts and digests (pipelines/digest.py) both go through
+        here, so both get the url/url_env check, the channel network policy on the address connected,
+        the signature and errors that never show the URL's path (it often holds the token)."""
+        url, target = self._webhook_url(channel)
         headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT,
-                   "Idempotency-Key": alert.id, **channel.headers}
+                   "Idempotency-Key": idempotency_key, **channel.headers}
         for header, env_name in channel.headers_env.items():
             headers[header] = self._env(channel, env_name, f"header {header}", target) or ""
         if channel.secret_env:
@@ -437,6 +443,11 @@ class Notifier:
         return msg
 
     def _send_email(self, alert: Alert, channel: ChannelConfig, entry: dict[str, Any]) -> None:
+        self.send_email_message(channel, self._email_message(alert, channel, entry))
+
+    def send_email_message(self, channel: ChannelConfig, msg: EmailMessage) -> None:
+        """Send one message through an email channel: alerts and digests (pipelines/digest.py) both go
+        through here, so both get the channel network policy and the no-password-without-TLS rule."""
         env_target = f"${channel.smtp_host_env}"
         host = channel.smtp_host or self._env(channel, channel.smtp_host_env, "smtp host", env_target) or ""
         target = f"smtp {host}:{channel.smtp_port}"
@@ -447,7 +458,6 @@ class Notifier:
         if password and not (channel.ssl or channel.starttls) and host not in _LOOPBACK_HOSTS:
             raise DeliveryError(channel.id, target, "refusing to send the SMTP password without TLS "
                                                     "(set starttls: true or ssl: true)")
-        msg = self._email_message(alert, channel, entry)
         try:
             if channel.ssl:
                 smtp: smtplib.SMTP = _smtp_class(self.policy, True)(

@@ -40,6 +40,8 @@ SETTINGS: dict[str, Setting] = {
     "config_dir": Setting("newsmon_config_dir", "NEWSMON_CONFIG", None, DEFAULT_CONFIG_DIR),
     "store": Setting("newsmon_store_url", "NEWSMON_STORE", "store", DEFAULT_STORE_URL),
     "allow_networks": Setting("newsmon_allow_networks", "NEWSMON_ALLOW_NETWORKS", None, None),
+    # Alert channels' own allow-list (netguard.ENV_CHANNEL_ALLOW), apart from the fetcher's on purpose.
+    "channel_allow_networks": Setting("newsmon_channel_allow_networks", "NEWSMON_CHANNEL_ALLOW_NETWORKS", None, None),
     "digest_dir": Setting("newsmon_digest_dir", "NEWSMON_DIGEST_DIR", None, "var/digests"),
 }
 
@@ -121,3 +123,10 @@ def allow_networks(flag: str | None = None, variable: Variable | None = None) ->
     """CIDRs the fetcher may reach besides public addresses: Variable newsmon_allow_networks, then
     NEWSMON_ALLOW_NETWORKS; None when neither is set."""
     return resolve("allow_networks", flag=flag, variable=variable).value
+
+
+def channel_allow_networks(flag: str | None = None, variable: Variable | None = None) -> str | None:
+    """CIDRs alert channels may reach besides what netguard's channel policy allows (link-local and
+    metadata addresses are refused otherwise): Variable newsmon_channel_allow_networks, then
+    NEWSMON_CHANNEL_ALLOW_NETWORKS; None when neither is set."""
+    return resolve("channel_allow_networks", flag=flag, variable=variable).value

@@ -50,6 +50,7 @@ VARIABLES = {
     "newsmon_config_dir": "NEWSMON_CONFIG",
     "newsmon_store_url": "NEWSMON_STORE",
     "newsmon_allow_networks": "NEWSMON_ALLOW_NETWORKS",
+    "newsmon_channel_allow_networks": "NEWSMON_CHANNEL_ALLOW_NETWORKS",
     "newsmon_digest_dir": "NEWSMON_DIGEST_DIR",
 }
 
@@ -201,6 +202,7 @@ class RuntimeSettings:
     store_url: str | None  # None: the pipeline's own default (NEWSMON_STORE or var/ under the cwd)
     allow_networks: str | None
     digest_dir: str
+    channel_allow_networks: str | None = None  # alert channels' own allow-list (digests' too)
 
 
 def setting(variable: str) -> str | None:
@@ -222,6 +224,7 @@ def runtime_settings() -> RuntimeSettings:
         store_url=setting("newsmon_store_url"),
         allow_networks=setting("newsmon_allow_networks"),
         digest_dir=str(_absolute(resolve("digest_dir", variable=airflow_variable).value)),
+        channel_allow_networks=setting("newsmon_channel_allow_networks"),
     )
 
 
@@ -284,6 +287,9 @@ def pipeline_context() -> Iterator[Any]:
     if settings.allow_networks is not None:
         # NetworkPolicy.from_env() reads it; each Airflow task runs in its own process.
         os.environ["NEWSMON_ALLOW_NETWORKS"] = settings.allow_networks
+    if settings.channel_allow_networks is not None:
+        # The Notifier's (and the digest's) default channel policy reads it.
+        os.environ["NEWSMON_CHANNEL_ALLOW_NETWORKS"] = settings.channel_allow_networks
     from pipelines.cycle import open_context
 
     store = open_pipeline_store(settings)
