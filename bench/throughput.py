@@ -47,7 +47,8 @@ class MemoryFetcher:
     def __init__(self, bodies: dict[str, bytes]):
         self.bodies = bodies
 
-    def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None, kind: str = "page"):
+    def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None, kind: str = "page",
+              not_after: float | None = None):
         from pipelines.errors import FetchError
         from pipelines.http import Response
 

@@ -27,8 +27,9 @@ Slow servers: feeds and pages are fetched in parallel and each result is recorde
 so one tar-pit never holds back the others' items. A cycle has a budget (newsmon.yaml
 `cycle_budget`, of which polling may take half): feeds and pages still unanswered when it ends are deferred, not waited for (their
 feed state and inbox items stay as they were, so the next cycle repeats them) and counted in
-report.feeds_deferred / items_deferred. The inbox is served round-robin by feed (pending_items),
-so a feed's backlog never starves its neighbours. A Retry-After from a feed's server (429/503) is kept in the feed's
+report.feeds_deferred / items_deferred. The budget's end is also each request's not_after
+(Fetcher.fetch), so requests still running are cut then and `run --once` exits on time.
+The inbox is served round-robin by feed (pending_items), so a feed's backlog never starves its neighbours. A Retry-After from a feed's server (429/503) is kept in the feed's
 state and the feed is not polled again before then (capped at MAX_RETRY_AFTER).
 """
 
@@ -162,10 +163,10 @@ def as_completed_until(work: Callable[[Any], Any], tasks: Iterable[Any], workers
     Results come in task order while they keep up, so a cycle over fast servers records feeds and
     builds stories in a repeatable order; a task still running HOLD_BACK s after the one before it
     was handed over no longer holds back those after it, which are then handed over as they finish.
-    The pool is shut down without waiting: a request still running finishes in the background within
-    the fetcher's own total deadline, and its result is dropped (the caller recorded nothing for it,
-    so the next cycle repeats it). The caller records results in its own thread, so store writes
-    never run in a fetch thread."""
+    The pool is shut down without waiting: `work` should stop by the deadline itself (the fetches of
+    poll_feeds and process_items have it as their not_after); a late result is dropped (the caller
+    recorded nothing for it, so the next cycle repeats it). The caller records results in its own
+    thread, so store writes never run in a fetch thread."""
     tasks = list(tasks)
     if not tasks:
         return
@@ -232,15 +233,18 @@ def poll_feeds(ctx: Context, report: CycleReport, feed_ids: list[str] | None = N
     spooled_total = 0
     answered = 0
     failure: StoreError | None = None
-    for feed, future in as_completed_until(lambda f: poll_feed(f, states.get(f.id), ctx.fetcher), ordered,
-                                           workers, deadline, ctx.stopping, name="newsmon-poll"):
-        if future is None:
+
+    def poll(feed: Any) -> Any:
+        return poll_feed(feed, states.get(feed.id), ctx.fetcher, not_after=deadline)
+
+    for feed, future in as_completed_until(poll, ordered, workers, deadline, ctx.stopping, name="newsmon-poll"):
+        result = future.result() if future is not None else None  # poll_feed never raises
+        if result is None or result.error_kind == "cut":  # unanswered, or cut by the fetcher at the deadline
             if not ctx.stopping():
                 report.feeds_deferred += 1
                 report.errors.append(f"feed {feed.id} ({feed.url}): deferred: no answer within the "
                                      f"{_budget_text(ctx)}; polled again next cycle")
             continue
-        result = future.result()  # poll_feed never raises
         answered += 1
         try:
             spooled_total += _record_poll(store, states[result.feed_id], result, report, ctx.now())
@@ -329,13 +333,17 @@ def pending_batches(ctx: Context, batch_size: int | None = None, max_batches: in
     return [keys[i:i + size] for i in range(0, len(keys), size)]
 
 
-def _fetch_page(ctx: Context, item: FeedItem) -> tuple[bytes | None, str | None, str | None, str | None]:
-    """(body, charset, final url, error line); never raises, so one dead host costs one item only."""
+def _fetch_page(ctx: Context, item: FeedItem,
+                not_after: float | None = None) -> tuple[bytes | None, str | None, str | None, str | None]:
+    """(body, charset, final url, error line), so one dead host costs one item only. Raises only the
+    FetchError of kind "cut" (not_after came first): that item is deferred, not failed."""
     if not item.link:
         return None, None, None, None
     try:
-        response = ctx.fetcher.fetch(item.link, kind="page")
+        response = ctx.fetcher.fetch(item.link, kind="page", not_after=not_after)
     except FetchError as exc:
+        if exc.kind == "cut":
+            raise
         hop = f" (at {exc.url})" if exc.url != item.link else ""  # a redirect target failed
         return None, None, None, f"feed {item.feed_id}: page {item.link}: {exc.reason}{hop}"
     except Exception as exc:  # a bug in one page must not end the batch
@@ -367,12 +375,13 @@ def process_items(ctx: Context, keys: list[str], report: CycleReport, *, evaluat
     done = 0
     deferred = 0
     try:
-        for (key, item), future in as_completed_until(lambda pair: _fetch_page(ctx, pair[1]), items, workers,
-                                                      deadline, ctx.stopping, name="newsmon-page"):
-            if future is None or ctx.stopping():  # left in the inbox: the next cycle takes it
+        for (key, item), future in as_completed_until(lambda pair: _fetch_page(ctx, pair[1], deadline), items,
+                                                      workers, deadline, ctx.stopping, name="newsmon-page"):
+            cut = future is not None and isinstance(future.exception(), FetchError)  # kind "cut": see _fetch_page
+            if future is None or cut or ctx.stopping():  # left in the inbox: the next cycle takes it
                 deferred += not ctx.stopping()
                 continue
-            body, charset, _final_url, error = future.result()  # _fetch_page never raises
+            body, charset, _final_url, error = future.result()
             if ctx.progress:
                 ctx.progress(done, len(items))
             done += 1

@@ -66,6 +66,7 @@ class PollResult:
     problem: str | None = None  # the same in a desk's words, without feed id and URL (FeedState.last_error)
     bozo: str | None = None
     retry_after: float | None = None
+    error_kind: str | None = None  # the FetchError's kind when the fetch failed ("cut": stopped at not_after)
     dropped: dict[str, int] = field(default_factory=dict)  # entries lost while parsing, by reason
     feed_title: str | None = None  # the document's own <title> (also on each item, through the inbox)
 
@@ -670,20 +671,24 @@ def _colliding_guids(entries: list[dict], base: str) -> set[str]:
 
 # -- polling --------------------------------------------------------------------------------------
 
-def poll_feed(feed: FeedConfig, state: FeedState | None, fetcher: Fetcher) -> PollResult:
-    """Conditional GET + parse of one feed. Never raises: every problem becomes status "error"."""
+def poll_feed(feed: FeedConfig, state: FeedState | None, fetcher: Fetcher,
+              not_after: float | None = None) -> PollResult:
+    """Conditional GET + parse of one feed. Never raises: every problem becomes status "error".
+
+    not_after caps the request (Fetcher.fetch); a request it cuts is an error of error_kind "cut"."""
     etag = state.etag if state else None
     last_modified = state.last_modified if state else None
     where = f"feed {feed.id} ({feed.url})"
     try:
-        response = fetcher.fetch(feed.url, etag=etag, last_modified=last_modified, kind="feed")
+        response = fetcher.fetch(feed.url, etag=etag, last_modified=last_modified, kind="feed",
+                                 not_after=not_after)
     except FetchError as err:
         hop = f" at {err.url}" if err.url != feed.url else ""  # the failing redirect target, if any
         reason = err.reason.removeprefix(f"{err.kind}:").lstrip()  # not "refused: refused: ..."
         return PollResult(feed_id=feed.id, status="error", etag=etag, last_modified=last_modified,
                           http_status=err.status, error=_one_line(f"{where}: {err.kind}{hop}: {reason}"),
                           problem=_one_line(f"{err.summary}{f' (at {err.url})' if hop else ''}"),
-                          retry_after=err.retry_after)
+                          retry_after=err.retry_after, error_kind=err.kind)
     except Exception as err:  # noqa: BLE001 - one bad feed must never stop the cycle
         problem = f"unexpected {type(err).__name__}: {err}"
         return PollResult(feed_id=feed.id, status="error", etag=etag, last_modified=last_modified,

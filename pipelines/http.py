@@ -87,7 +87,9 @@ class _Deadline:
     """
 
     total: float
-    at: float | None = None  # set by start(): when the first host granted its politeness slot
+    # The caller's not_after (time.monotonic()): the request ends by then, whatever its own total.
+    cap: float | None = None
+    at: float | None = None  # set by start(): min(first host's slot granted + total, cap)
     sockets: list[socket.socket] = field(default_factory=list)
     expired: bool = False
     done: bool = False
@@ -95,11 +97,25 @@ class _Deadline:
 
     def start(self) -> None:
         if self.at is None:
-            self.at = time.monotonic() + self.total
+            own = time.monotonic() + self.total
+            self.at = own if self.cap is None else min(own, self.cap)
             _watchdog.watch(self)
 
     def remaining(self) -> float:
-        return self.total if self.at is None else self.at - time.monotonic()
+        if self.at is not None:
+            return self.at - time.monotonic()
+        return self.total if self.cap is None else min(self.total, self.cap - time.monotonic())
+
+    def slot_budget(self) -> float | None:
+        """How long a hop may wait for its host's slot: a started deadline's rest, else the cap's
+        (the first hop's queueing behind our own requests is not timed, but cannot outlast the cap)."""
+        if self.at is not None:
+            return self.at - time.monotonic()
+        return None if self.cap is None else self.cap - time.monotonic()
+
+    def cut_by_cap(self) -> bool:
+        """The caller's cap, not the request's own total, is what ran out."""
+        return self.cap is not None and (self.at is None or self.at == self.cap)
 
     def attach(self, sock: socket.socket | None) -> None:
         if sock is None:
@@ -292,7 +308,7 @@ class _HostSlots:
             semaphore = self._semaphores.setdefault(host, threading.BoundedSemaphore(self.concurrency))
         # Later hops of a request wait for their host inside the request's deadline; the first hop's
         # wait is queueing behind this process's own requests and is not the server's doing.
-        budget = deadline.remaining() if deadline is not None and deadline.at is not None else None
+        budget = deadline.slot_budget() if deadline is not None else None
         if not semaphore.acquire(timeout=None if budget is None else max(0.0, budget)):
             return None
         with self._lock:
@@ -441,13 +457,16 @@ class Fetcher:
         self._pools.clear()
 
     def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
-              kind: str = "page") -> Response:
+              kind: str = "page", not_after: float | None = None) -> Response:
         """GET with conditional validators; 304 gives Response(not_modified=True).
 
         kind "page" takes HTML/XHTML/plain text only; kind "feed" takes anything that may be XML or
-        text (publishers mislabel feeds), and unpacks a .xml.gz served as-is. Raises FetchError whose
-        kind is one of refused, timeout, too-large, bad-content-type, http-status, redirects,
-        connection, decode.
+        text (publishers mislabel feeds), and unpacks a .xml.gz served as-is. not_after (a
+        time.monotonic() value, e.g. the end of a cycle's budget) caps the request's one deadline:
+        it ends at min(total_timeout after its start, not_after), and waiting for a host's slot
+        stops there too. Raises FetchError whose kind is one of refused, timeout, too-large,
+        bad-content-type, http-status, redirects, connection, decode, or cut (not_after came
+        first: the server was not necessarily at fault, the caller may simply try again later).
         """
         if kind not in ACCEPT:
             raise ValueError(f"kind must be 'page' or 'feed', not {kind!r}")
@@ -462,7 +481,7 @@ class Fetcher:
             headers["If-Modified-Since"] = last_modified
         current = url.strip()
         visited = {current}
-        deadline = _Deadline(self.total_timeout)  # one for every hop, started by the first host's slot
+        deadline = _Deadline(self.total_timeout, cap=not_after)  # one for every hop, started by the first host's slot
         try:
             for _hop in range(self.max_redirects + 1):
                 self.policy.check_url(current)
@@ -537,6 +556,9 @@ class Fetcher:
             semaphore.release()
 
     def _timeout_error(self, url: str, deadline: _Deadline, err: BaseException) -> FetchError:
+        if deadline.expired and deadline.cut_by_cap():
+            return FetchError(url, "cut: not finished by the caller's deadline (not_after)", kind="cut",
+                              summary="not finished in the time the caller allowed")
         if deadline.expired:
             return FetchError(url, f"timed out: total deadline of {self.total_timeout:g}s exceeded",
                               kind="timeout", summary=f"timed out after {self.total_timeout:g} s")
