@@ -30,7 +30,7 @@ def test_committed_model_is_what_make_model_builds():
     built = devmodel.build().to_json()
     committed = devmodel.DEFAULT_PATH.read_text(encoding="utf-8")
     assert built == committed, "the committed model is stale: run make model"
-    assert len(committed.encode()) < 500_000
+    assert len(committed.encode()) < 750_000  # grows with our labelled sets (five chronologies: 0.54 MB)
 
 
 def test_training_reads_only_our_own_labelled_files():
