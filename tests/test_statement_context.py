@@ -232,3 +232,11 @@ def test_reading_otherwise_must_be_a_type_of_its_family(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_event_rules(raw, "events.yaml")
     assert "events.yaml" in str(err.value) and "otherwise" in str(err.value)
+
+
+def test_arabic_names_with_a_proclitic_anchor_the_theatre(tagger):
+    # و ("and") attaches to the next word: وأفغانستان is Afghanistan.
+    result = tagger.tag("اتفاق جديد في الرياض", "اتفقت باكستان وأفغانستان في الرياض على وقف لإطلاق النار.")
+    assert result.relevant and result.development is not None
+    assert result.development.type == "ceasefire-agreed"
+    assert set(result.development.parties) == {"pakistan-government", "afghan-taliban"}
