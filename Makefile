@@ -75,3 +75,9 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV)
+
+# The store suite, the Elasticsearch-specific tests and the end to end against a real OpenSearch node
+# on 127.0.0.1 (tests/engine/; needs java and mvn; Maven's cache is .cache/maven).
+.PHONY: test-engine
+test-engine: venv
+	scripts/test-engine.sh
