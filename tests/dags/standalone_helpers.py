@@ -236,7 +236,17 @@ class RestApi:
         self.timeout = timeout
         self.token: str | None = None
 
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    def request(self, method: str, path: str, body: Any = None, *, attempts: int = 6) -> tuple[int, Any]:
+        """One call; an HTTP 5xx is retried a few times (standalone's SQLite metadatabase answers
+        "Database error" while the scheduler holds its write lock; the write was rolled back)."""
+        for attempt in range(attempts):
+            status, answer = self._request(method, path, body)
+            if status < 500 or attempt == attempts - 1:
+                return status, answer
+            time.sleep(1.0 + attempt)
+        return status, answer
+
+    def _request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.base_url + path, data=data, method=method)
         req.add_header("Accept", "application/json")
@@ -261,7 +271,7 @@ class RestApi:
 
     def healthy(self) -> dict | None:
         """The health answer once every component standalone runs reports healthy."""
-        status, answer = self.request("GET", "/api/v2/monitor/health")
+        status, answer = self.request("GET", "/api/v2/monitor/health", attempts=1)
         if status != 200 or not isinstance(answer, dict):
             return None
         parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
