@@ -141,3 +141,17 @@ def test_a_broken_reference_would_be_caught(tmp_path):
     present = {(o["type"], o["id"]) for o in objects}
     dangling = [r for o in objects for r in o["references"] if (r["type"], r["id"]) not in present]
     assert dangling == [{"name": "4:panel_4", "type": "visualization", "id": "newsmon-sources"}]
+
+
+def test_map_layers_draw_clusters_and_need_no_internet(objects):
+    """Kibana draws clusters only from a BLENDED_VECTOR layer (a GEOJSON_VECTOR one with
+    scalingType CLUSTERS shows raw points), and an Elastic Maps Service basemap needs the internet,
+    which a newsroom's Kibana may lack: the map ships without one (docs/elasticsearch.md)."""
+    layers = [layer for obj in objects if obj["type"] == "map"
+              for layer in json.loads(obj["attributes"]["layerListJSON"])]
+    assert layers
+    for layer in layers:
+        source = layer.get("sourceDescriptor", {})
+        if source.get("scalingType") == "CLUSTERS":
+            assert layer["type"] == "BLENDED_VECTOR", layer["id"]
+        assert not layer["type"].startswith("EMS_") and not source.get("type", "").startswith("EMS_"), layer["id"]

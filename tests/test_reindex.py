@@ -22,6 +22,7 @@ from tests.store.test_store_contract import make_alert, make_event
 
 # the store suite's Elasticsearch fixtures (stand-in or NEWSMON_ES_URL), for this module too
 es_base = store_fixtures.es_base
+es_engine = store_fixtures.es_engine
 es_target = store_fixtures.es_target
 
 

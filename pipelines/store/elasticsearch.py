@@ -16,8 +16,10 @@ the alert id, or a hash of the natural key, creates use ``op_type=create`` and c
 read-modify-write with ``if_seq_no``/``if_primary_term`` retries (no painless scripts, so the
 update path works on any server that speaks the document API).
 
-Read-after-write: writes use ``refresh=wait_for`` by default, because the contract (and the cycle)
-searches right after writing; ``?refresh=false`` trades that for indexing speed on bulk loads.
+Read-after-write: writes that add a row a search must list at once (articles, alerts, outbox and
+inbox rows, events) use ``refresh=wait_for`` by default; updates (counters, claims, marks, feed
+state) do not wait, because they are read back by realtime GET and listings re-read their hits
+(``_fresh``). ``?refresh=false`` trades the rest for indexing speed on bulk loads.
 
 De-duplication across rollover: before an article is written its id is looked up across the read
 alias, and an existing copy is overwritten in the backing index that holds it; only unknown ids are
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import hashlib
 import html
 import json
@@ -37,6 +40,7 @@ import re
 import secrets
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -52,7 +56,11 @@ from pipelines.store.sqlite import check_collapse, fts_fallback_query, inbox_key
 DEFAULT_PREFIX = "newsmon"
 TITLE_BOOST = 10.0
 FRAGMENT_CHARS = 200
+# Far below index.highlight.max_analyzed_offset (1,000,000): a snippet needs only the first match, and
+# highlighting costs CPU per match (a phrase over a 1 MB transcript held a real node for over 30 s).
+HIGHLIGHT_CHARS = 100_000
 PLAIN_SNIPPET_CHARS = 240
+PIT_KEEP_ALIVE = "2m"  # per page of a consistent scan
 MAX_RESULT_WINDOW = 10_000  # index.max_result_window: from + size must stay below it
 PAGE = 1000  # search_after page size for long listings
 ID_CHUNK = 500  # ids per mget / ids query
@@ -251,6 +259,16 @@ def _refresh_value(raw: Any, source: str) -> bool | str:
         raise NewsmonError(f"{source}: refresh={raw!r} must be wait_for, true or false") from None
 
 
+ENGINES = ("elasticsearch", "opensearch")
+
+
+def _engine_value(raw: Any, source: str) -> str:
+    text = str(raw).strip().lower()
+    if text not in ENGINES:
+        raise NewsmonError(f"{source}: engine={raw!r} must be elasticsearch or opensearch")
+    return text
+
+
 def _compat_value(raw: Any, source: str) -> int | None:
     text = str(raw).strip()
     if text in ("", "auto", "0"):
@@ -282,7 +300,7 @@ def client_options_from_env(env: dict[str, str] | None = None) -> dict[str, Any]
 
 
 def parse_url(url: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """elasticsearch+https://[user:pass@]host:port[/?prefix=..&ilm=..&refresh=..] ->
+    """elasticsearch+https://[user:pass@]host:port[/?prefix=..&ilm=..&refresh=..&engine=..] ->
     (http(s) node URL, store options, client options from the URL's user info)."""
     scheme, sep, _rest = url.partition("://")
     scheme = scheme.lower()
@@ -318,8 +336,10 @@ def parse_url(url: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
             options["setup"] = _flag("setup", value, source)
         elif key == "compat":
             options["compat"] = _compat_value(value, source)
+        elif key == "engine":
+            options["engine"] = _engine_value(value, source)
         else:
-            raise NewsmonError(f"{source}: unknown option {key!r} (prefix, ilm, refresh, setup, compat)")
+            raise NewsmonError(f"{source}: unknown option {key!r} (prefix, ilm, refresh, setup, compat, engine)")
     return node, options, client
 
 
@@ -344,51 +364,72 @@ def make_client(node: str, **client_kwargs: Any):
 
 
 _COMPAT_RE = re.compile(r"compatible-with=\d+")
+_VND_RE = re.compile(r"application/vnd\.elasticsearch\+([\w-]+)\s*;\s*compatible-with=\d+")
 
 
-def pin_compatibility(client, major: int):
-    """Make every request ask for REST compatibility with this server major (8 for an 8.x cluster).
-
-    The 9.x client always asks for compatible-with=9, which 8.x servers refuse; the pin rewrites
-    the header on the client's transport, so every client derived with .options() shares it."""
+def _wrap_transport(client, *, compat: int | None = None, opensearch: bool = False):
+    """Rewrite every request's media types on the client's transport (so every client derived
+    with .options() shares it): compat pins ``compatible-with`` to that server major; opensearch
+    sends plain ``application/json`` (OpenSearch answers 406 to Elasticsearch's vendor types) and
+    accepts an answer without ``X-Elastic-Product``, which OpenSearch never sends."""
     transport = client.transport
-    if getattr(transport, "_newsmon_compat", None) == major:
+    wanted = (compat, opensearch)
+    if getattr(transport, "_newsmon_wrap", None) == wanted:
         return client
     original = getattr(transport, "_newsmon_original_perform", transport.perform_request)
-    replacement = f"compatible-with={int(major)}"
+    replacement = f"compatible-with={int(compat)}" if compat else None
 
     def perform_request(method, target, *, headers=None, **kwargs):
-        if headers:
-            from elastic_transport import HttpHeaders
+        from elastic_transport import HttpHeaders, TransportApiResponse
 
+        if headers:
             headers = HttpHeaders(headers)
             for name in ("accept", "content-type"):
-                if headers.get(name):
+                if headers.get(name) and opensearch:
+                    headers[name] = _VND_RE.sub(r"application/\1", headers[name])
+                elif headers.get(name) and replacement:
                     headers[name] = _COMPAT_RE.sub(replacement, headers[name])
             kwargs["headers"] = headers
-        return original(method, target, **kwargs)
+        response = original(method, target, **kwargs)
+        if opensearch and "x-elastic-product" not in response.meta.headers:
+            answered = HttpHeaders(response.meta.headers)
+            answered["x-elastic-product"] = "Elasticsearch"  # the client's product check, answered for OpenSearch
+            response = TransportApiResponse(dataclasses.replace(response.meta, headers=answered), response.body)
+        return response
 
     transport._newsmon_original_perform = original
-    transport._newsmon_compat = major
+    transport._newsmon_wrap = wanted
     transport.perform_request = perform_request
     return client
 
 
+def pin_compatibility(client, major: int):
+    """Make every request ask for REST compatibility with this server major (8 for an 8.x cluster):
+    the 9.x client always asks for compatible-with=9, which 8.x servers refuse."""
+    return _wrap_transport(client, compat=major)
+
+
 def open_store(url: str, *, client=None, config_directory: str | os.PathLike[str] | None = None,
                prefix: str | None = None, ilm: bool | None = None, refresh: bool | str | None = None,
-               setup: bool | None = None, compat: int | str | None = None,
+               setup: bool | None = None, compat: int | str | None = None, engine: str | None = None,
                **client_kwargs: Any) -> ElasticsearchStore:
     """The store for an elasticsearch+http(s):// URL.
 
     Credentials and the CA certificate come from NEWSMON_ES_* env vars (client_options_from_env);
     keyword arguments override the URL's options, and client_kwargs go to the Elasticsearch client
-    (or pass a ready ``client``)."""
+    (or pass a ready ``client``). engine=opensearch speaks to an OpenSearch 2.x cluster with the
+    same client (plain JSON media types, no product check) and turns ILM off: OpenSearch has none."""
     node, url_options, url_client = parse_url(url)
     options = {**url_options}
     for key, value in (("prefix", prefix), ("ilm", ilm), ("refresh", refresh), ("setup", setup),
-                       ("compat", compat)):
+                       ("compat", compat), ("engine", engine)):
         if value is not None:
             options[key] = value
+    source = f"store URL {redact_url(url)}"
+    opensearch = _engine_value(options.get("engine", "elasticsearch"), source) == "opensearch"
+    if opensearch and options.get("ilm"):
+        raise NewsmonError(f"{source}: ilm=true needs Elasticsearch; OpenSearch has no ILM (drop ilm; "
+                           "roll the articles alias over with an ISM policy of your own)")
     if "compat" not in options and os.environ.get("NEWSMON_ES_COMPAT", "").strip():
         options["compat"] = _compat_value(os.environ["NEWSMON_ES_COMPAT"], "NEWSMON_ES_COMPAT")
     elif "compat" in options:
@@ -399,14 +440,15 @@ def open_store(url: str, *, client=None, config_directory: str | os.PathLike[str
         if any(key in given for key in _AUTH_KEYS):
             env = {k: v for k, v in env.items() if k not in _AUTH_KEYS}  # one identity, the explicit one
         client = make_client(node, **{**env, **given})
-    if options.get("compat"):
-        pin_compatibility(client, options["compat"])
+    if options.get("compat") or opensearch:
+        _wrap_transport(client, compat=options.get("compat"), opensearch=opensearch)
     env_prefix = os.environ.get("NEWSMON_ES_PREFIX", "").strip()
     return ElasticsearchStore(
         client,
         url=redact_url(url),
         prefix=options.get("prefix") or env_prefix or DEFAULT_PREFIX,
-        ilm=options.get("ilm", True),
+        ilm=options.get("ilm", not opensearch),
+        engine="opensearch" if opensearch else "elasticsearch",
         refresh=options.get("refresh", "wait_for"),
         setup=options.get("setup", True),
         config_directory=config_directory,
@@ -419,7 +461,7 @@ def from_connection_fields(host: str, port: int | None = None, schema: str | Non
     """The store for an Airflow connection's fields (``elasticsearch_default``), without importing Airflow.
 
     host may carry a scheme (https://es:9200); schema is http or https; extra may hold api_key,
-    ca_certs, verify_certs, prefix, ilm, refresh, compat, request_timeout."""
+    ca_certs, verify_certs, prefix, ilm, refresh, compat, engine, request_timeout."""
     extra = dict(extra or {})
     host = (host or "").strip()
     if not host:
@@ -445,7 +487,7 @@ def from_connection_fields(host: str, port: int | None = None, schema: str | Non
             if key == "verify_certs":
                 value = _flag(key, value, "Elasticsearch connection extra")
             client_kwargs[key] = value
-    for key in ("prefix", "ilm", "refresh", "setup", "compat"):
+    for key in ("prefix", "ilm", "refresh", "setup", "compat", "engine"):
         if key in extra and key not in store_kwargs:
             value = extra.pop(key)
             if key in ("ilm", "setup"):
@@ -470,6 +512,28 @@ def _field_names(columns: frozenset[str], prefix: bool) -> list[str]:
     return names
 
 
+def _folded(token: str) -> str:
+    """What the newsmon_folded analyzer makes of one token (lowercase, accents dropped), near enough
+    for a prefix: a prefix query's value is not analysed."""
+    decomposed = unicodedata.normalize("NFKD", token.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _prefix_query(value: str, names: list[str]) -> dict:
+    """word* as a `prefix` query on the .plain fields: complete however many terms share the prefix
+    (phrase_prefix stops at max_expansions terms, SQLite's FTS5 never does); the template's
+    index_prefixes answer prefixes of up to 5 characters from one term each. A phrase ending in a
+    prefix ("al-qa*") stays phrase_prefix, complete while its last word is within index_prefixes."""
+    tokens = [_folded(t) for t in re.findall(r"\w+", value)]
+    if len(tokens) != 1:
+        return {"multi_match": {"query": value, "type": "phrase_prefix", "fields": names, "max_expansions": 1000}}
+    should = []
+    for name in names:
+        field_name, _, boost = name.partition("^")
+        should.append({"prefix": {field_name: {"value": tokens[0], "boost": float(boost or 1)}}})
+    return {"bool": {"should": should, "minimum_should_match": 1}}
+
+
 def compile_query(node, columns: frozenset[str] = _ALL_COLUMNS) -> dict:
     """AST -> query DSL. A word or phrase is a phrase match on title (boosted) and text, so a
     hyphenated word stays one phrase as in FTS5; a prefix* matches the unstemmed .plain subfields."""
@@ -480,8 +544,7 @@ def compile_query(node, columns: frozenset[str] = _ALL_COLUMNS) -> dict:
         if not names:
             return {"match_none": {}}
         if prefix:
-            return {"multi_match": {"query": value, "type": "phrase_prefix", "fields": names,
-                                    "max_expansions": 200}}
+            return _prefix_query(value, names)
         return {"multi_match": {"query": value, "type": "phrase", "fields": names}}
     if kind == "field":
         return compile_query(node[2], columns & {node[1]})
@@ -576,7 +639,7 @@ class ElasticsearchStore:
 
     def __init__(self, client, *, url: str, prefix: str = DEFAULT_PREFIX, ilm: bool = True,
                  refresh: bool | str = "wait_for", setup: bool = True,
-                 config_directory: str | os.PathLike[str] | None = None):
+                 config_directory: str | os.PathLike[str] | None = None, engine: str = "elasticsearch"):
         if not _PREFIX_RE.fullmatch(prefix):
             raise NewsmonError(f"store {url}: index prefix {prefix!r} must be lower case letters, digits, - _ .")
         self.client = client
@@ -584,6 +647,12 @@ class ElasticsearchStore:
         self.prefix = prefix
         self.ilm = bool(ilm)
         self.refresh = refresh
+        self.engine = _engine_value(engine, f"store {url}")
+        # Highlighting analyses at most HIGHLIGHT_CHARS of a field (the rest is searchable, not
+        # highlighted): past index.highlight.max_analyzed_offset the whole search would answer 400.
+        # OpenSearch spells the request option max_analyzer_offset.
+        offset_key = "max_analyzer_offset" if self.engine == "opensearch" else "max_analyzed_offset"
+        self._highlight = {**_HIGHLIGHT, offset_key: HIGHLIGHT_CHARS}
         self.articles_write = f"{prefix}-articles"
         self.articles_read = f"{prefix}-articles-read"
         self.articles_pattern = f"{prefix}-articles-*"
@@ -593,6 +662,7 @@ class ElasticsearchStore:
         self.bulk_max_retries = BULK_RETRIES
         self.bulk_initial_backoff = 0.5
         self.bulk_max_backoff = 30.0
+        self.scan_page = PAGE  # hits per search_after page of long listings and exports
         self._closed = False
         self._config: EsConfig | None = None
         self._config_directory = config_directory
@@ -641,7 +711,12 @@ class ElasticsearchStore:
             detail = str(err) or type(err).__name__
         prefix = f"status {status}: " if isinstance(status, int) else ""
         hint = ""
-        if status in (401, 403):
+        if type(err).__name__ == "UnsupportedProductError":
+            prefix, detail = "", "the server is not Elasticsearch (no X-Elastic-Product header)"
+            hint = " (for OpenSearch add engine=opensearch to the store URL)"
+        elif status == 406 and "vnd.elasticsearch" in detail:  # OpenSearch refuses the vendor media types
+            hint = " (for OpenSearch add engine=opensearch to the store URL)"
+        elif status in (401, 403):
             hint = " (check NEWSMON_ES_API_KEY / NEWSMON_ES_USERNAME+PASSWORD and the user's privileges)"
         return StoreError(f"store {self.url}: {what} failed: {prefix}{_one_line(detail, 300)}{hint}")
 
@@ -731,23 +806,101 @@ class ElasticsearchStore:
         return self._call(what, self.client.search, index=index, **body)
 
     def _scan(self, what: str, index: str, *, query: dict | None, sort: list, limit: int | None = None,
-              source: Any = True) -> Iterator[dict]:
-        """Hits in sort order, paged with search_after (sort must end in a unique field)."""
+              source: Any = True, page: int | None = None, consistent: bool = False) -> Iterator[dict]:
+        """Hits in sort order, paged with search_after (sort must end in a unique field).
+
+        consistent: every page reads one point in time (exports, reindex), so documents written
+        during the scan are neither skipped nor seen twice; a server without point-in-time (the
+        test stand-in) is scanned page by page as without it."""
         remaining = None if limit is None else max(0, int(limit))
+        page = page or self.scan_page
         after = None
-        while remaining is None or remaining > 0:
-            size = PAGE if remaining is None else min(PAGE, remaining)
-            body: dict[str, Any] = {"size": size, "sort": sort, "query": query or {"match_all": {}},
-                                    "source": source}
-            if after is not None:
-                body["search_after"] = after
-            hits = self._search(what, index, **body)["hits"]["hits"]
-            yield from hits
-            if remaining is not None:
-                remaining -= len(hits)
-            if len(hits) < size:
-                return
-            after = hits[-1]["sort"]
+        pit = self._open_pit(what, index) if consistent else None
+        try:
+            while remaining is None or remaining > 0:
+                size = page if remaining is None else min(page, remaining)
+                body: dict[str, Any] = {"size": size, "sort": sort, "query": query or {"match_all": {}},
+                                        "source": source}
+                if after is not None:
+                    body["search_after"] = after
+                if pit is None:
+                    response = self._search(what, index, **body)
+                else:
+                    response = self._call(what, self.client.search, pit={"id": pit, "keep_alive": PIT_KEEP_ALIVE},
+                                          **body)
+                    pit = response.get("pit_id") or pit
+                hits = response["hits"]["hits"]
+                yield from hits
+                if remaining is not None:
+                    remaining -= len(hits)
+                if len(hits) < size:
+                    return
+                after = hits[-1]["sort"]
+        finally:
+            if pit is not None:
+                self._close_pit(pit)
+
+    def _open_pit(self, what: str, index: str) -> str | None:
+        """A point in time on index (Elasticsearch /_pit, OpenSearch /_search/point_in_time), or None
+        where the server has none."""
+        from elasticsearch import BadRequestError, NotFoundError
+
+        try:
+            if self.engine == "opensearch":
+                opened = self._call(what, self.client.perform_request, "POST", f"/{index}/_search/point_in_time",
+                                    params={"keep_alive": PIT_KEEP_ALIVE}, headers={"accept": "application/json"})
+                return opened.get("pit_id")
+            return self._call(what, self.client.open_point_in_time, index=index, keep_alive=PIT_KEEP_ALIVE).get("id")
+        except StoreError as err:
+            if isinstance(err.__cause__, BadRequestError | NotFoundError) and "index_not_found" not in str(err):
+                return None
+            raise
+
+    def _close_pit(self, pit: str) -> None:
+        """Release a point in time early (it would expire after PIT_KEEP_ALIVE anyway)."""
+        try:
+            if self.engine == "opensearch":
+                self.client.perform_request("DELETE", "/_search/point_in_time", body={"pit_id": [pit]},
+                                            headers={"accept": "application/json",
+                                                     "content-type": "application/json"})
+            else:
+                self.client.close_point_in_time(id=pit)
+        except Exception:  # noqa: BLE001 - a scan that finished must not fail on its clean-up
+            pass
+
+    def _fresh(self, what: str, index: str, hits: list[dict],
+               keep: Callable[[dict], bool] | None = None) -> list[dict]:
+        """The hits with their sources as last written (realtime mget): a search sees the index as
+        of its last refresh, so a document updated or deleted since without waiting for one is
+        re-read here, dropped when gone or when keep refuses its current state."""
+        if not hits:
+            return []
+        current = self._mget(what, index, [h["_id"] for h in hits])
+        fresh = []
+        for hit in hits:
+            source = current.get(hit["_id"])
+            if source is not None and (keep is None or keep(source)):
+                fresh.append({**hit, "_source": source})
+        return fresh
+
+    def _scan_fresh(self, what: str, index: str, *, query: dict | None, sort: list, limit: int | None = None,
+                    keep: Callable[[dict], bool] | None = None) -> list[dict]:
+        """_scan with _fresh applied page by page, until limit hits survive."""
+        wanted = None if limit is None else max(0, int(limit))
+        if wanted == 0:
+            return []
+        kept: list[dict] = []
+        page: list[dict] = []
+        size = self.scan_page if wanted is None else min(self.scan_page, wanted)
+        for hit in self._scan(what, index, query=query, sort=sort, page=size):
+            page.append(hit)
+            if len(page) == size:
+                kept += self._fresh(what, index, page, keep)
+                page = []
+                if wanted is not None and len(kept) >= wanted:
+                    return kept[:wanted]
+        kept += self._fresh(what, index, page, keep)
+        return kept if wanted is None else kept[:wanted]
 
     def _get(self, what: str, index: str, doc_id: str) -> dict | None:
         """The document with its seq_no/primary_term, or None; realtime, needs no refresh."""
@@ -769,10 +922,11 @@ class ElasticsearchStore:
                     found[doc["_id"]] = doc["_source"]
         return found
 
-    def _create(self, what: str, index: str, doc_id: str, document: dict) -> bool:
-        """Index unless the id exists; False when it did (the idempotency of alerts, outbox, inbox)."""
+    def _create(self, what: str, index: str, doc_id: str, document: dict, refresh: bool | str | None = None) -> bool:
+        """Index unless the id exists; False when it did (the idempotency of alerts, outbox, inbox).
+        A create waits for the refresh (the store's refresh option): it adds a row to a listing."""
         response = self._call(what, self._ignoring(409).index, index=index, id=doc_id, document=document,
-                              op_type="create", refresh=self.refresh)
+                              op_type="create", refresh=self.refresh if refresh is None else refresh)
         if response.get("status") == 409 or "error" in response:
             error = response.get("error")
             if isinstance(error, dict) and error.get("type") != "version_conflict_engine_exception":
@@ -781,11 +935,13 @@ class ElasticsearchStore:
         return True
 
     def _cas(self, what: str, index: str, doc_id: str, change: Callable[[dict], dict | None],
-             create: Callable[[], dict] | None = None) -> dict | None:
+             create: Callable[[], dict] | None = None, refresh: bool | str = False) -> dict | None:
         """Read-modify-write with if_seq_no/if_primary_term, retried on conflict (no scripts needed).
 
         change returns the new document, or None to leave it; create builds the document when
-        there is none (None: leave it missing). Returns the document as stored afterwards."""
+        there is none (None: leave it missing). Returns the document as stored afterwards. The
+        update does not wait for a refresh by default: claims, counters and marks are read back by
+        realtime GET, and listings re-read their hits (_fresh)."""
         for attempt in range(CAS_ATTEMPTS):
             current = self._get(what, index, doc_id)
             if current is None:
@@ -800,14 +956,16 @@ class ElasticsearchStore:
                     return current["_source"]
                 response = self._call(
                     what, self._ignoring(409).index, index=index, id=doc_id, document=document,
-                    if_seq_no=current["_seq_no"], if_primary_term=current["_primary_term"], refresh=self.refresh,
+                    if_seq_no=current["_seq_no"], if_primary_term=current["_primary_term"],
+                    refresh=refresh and self.refresh,
                 )
                 if response.get("status") != 409 and "error" not in response:
                     return document
             time.sleep(min(0.5, 0.005 * 2 ** min(attempt, 7)) * random.random())
         raise StoreError(f"store {self.url}: {what} failed: still conflicting after {CAS_ATTEMPTS} attempts")
 
-    def _bulk(self, what: str, actions: Iterable[dict], *, conflicts_ok: bool = False) -> tuple[list, list[str]]:
+    def _bulk(self, what: str, actions: Iterable[dict], *, conflicts_ok: bool = False,
+              refresh: bool | str | None = None) -> tuple[list, list[str]]:
         """streaming_bulk in chunks, retrying 429/5xx with exponential back-off.
 
         Returns ([(ok, op, info)], [one-line error per failed document]); a 409 on a create counts as
@@ -821,7 +979,7 @@ class ElasticsearchStore:
                 self.client, actions, chunk_size=self.bulk_chunk_size, max_retries=self.bulk_max_retries,
                 initial_backoff=self.bulk_initial_backoff, max_backoff=self.bulk_max_backoff,
                 retry_on_status=RETRY_STATUSES, raise_on_error=False, raise_on_exception=False,
-                refresh=self.refresh,
+                refresh=self.refresh if refresh is None else refresh,
             ):
                 op, info = next(iter(item.items()))
                 if not ok and conflicts_ok and info.get("status") == 409:
@@ -1170,19 +1328,23 @@ class ElasticsearchStore:
         from elasticsearch import BadRequestError
 
         hits = None
-        for candidate in (compile_query(tree), fallback_query(query)):
+        translated = compile_query(tree)
+        # A refused request is tried again without highlighting (one article past the analysis limit
+        # of an older index must not blank the search), then as plain words; an outage is not retried.
+        for candidate, highlight in ((translated, self._highlight), (translated, None),
+                                     (fallback_query(query), None)):
             if candidate is None:
                 break
+            extra = {"highlight": highlight} if highlight else {}
             try:
                 hits = self._ranked_hits(
                     limit, offset, collapse, query={"bool": {"must": [candidate], "filter": filters}},
-                    track_scores=True, highlight=_HIGHLIGHT,
-                    sort=[{"_score": "desc"}, {"event_time": "desc"}, {"id": "asc"}],
+                    track_scores=True, sort=[{"_score": "desc"}, {"event_time": "desc"}, {"id": "asc"}], **extra,
                 )
                 break
             except StoreError as err:
                 if not isinstance(err.__cause__, BadRequestError):
-                    raise  # a refused query falls back to plain words; an outage does not
+                    raise
         if hits is None:
             return []
         return [
@@ -1277,12 +1439,16 @@ class ElasticsearchStore:
         return state
 
     def save_feed_state(self, state: FeedState) -> None:
-        self._call(f"save feed state {state.feed_id}", self.client.index, index=self._state["feeds"],
-                   id=_safe_id(state.feed_id), document=asdict(state), refresh=self.refresh)
+        """Several saves per feed and cycle, so an update does not wait for a refresh (get_feed_state
+        is realtime, list_feed_states re-reads its hits); a feed's first save does, to be listed."""
+        what, index, doc_id = f"save feed state {state.feed_id}", self._state["feeds"], _safe_id(state.feed_id)
+        saved = self._call(what, self.client.index, index=index, id=doc_id, document=asdict(state), refresh=False)
+        if saved.get("result") == "created" and self.refresh:
+            self._call(what, self.client.index, index=index, id=doc_id, document=asdict(state), refresh=self.refresh)
 
     def list_feed_states(self) -> list[FeedState]:
         return [self._feed_state(h["_source"]) for h in
-                self._scan("list feed states", self._state["feeds"], query=None, sort=[{"feed_id": "asc"}])]
+                self._scan_fresh("list feed states", self._state["feeds"], query=None, sort=[{"feed_id": "asc"}])]
 
     def seen_items(self, feed_id: str, item_ids: list[str]) -> set[str]:
         ids = list(dict.fromkeys(item_ids))
@@ -1296,7 +1462,7 @@ class ElasticsearchStore:
         now = _now()
         actions = ({"_op_type": "create", "_index": self._state["seen"], "_id": inbox_key(f, i),
                     "_source": {"feed_id": f, "item_id": i, "seen": now}} for f, i in dict.fromkeys(pairs))
-        _, errors = self._bulk(what, actions, conflicts_ok=True)
+        _, errors = self._bulk(what, actions, conflicts_ok=True, refresh=False)  # read by realtime mget only
         if errors:
             raise StoreError(f"store {self.url}: {what} failed for {len(errors)} item(s): {errors[0]}")
 
@@ -1365,8 +1531,8 @@ class ElasticsearchStore:
         sort = [{"seq": "asc"}, {"key": "asc"}]
         ranked: list[tuple[int, int, str, dict]] = []
         for feed_id in sorted(counts):
-            hits = self._scan("pending items", self._state["inbox"], query={"term": {"feed_id": feed_id}},
-                              sort=sort, limit=min(counts[feed_id], depth))
+            hits = self._scan_fresh("pending items", self._state["inbox"], query={"term": {"feed_id": feed_id}},
+                                    sort=sort, limit=min(counts[feed_id], depth))
             ranked.extend((nth, int(h["_source"].get("seq") or 0), h["_source"]["key"], h["_source"])
                           for nth, h in enumerate(hits))
         ranked.sort(key=lambda entry: entry[:3])
@@ -1385,7 +1551,7 @@ class ElasticsearchStore:
             return
         self._mark_seen("finish inbox items", ((d["feed_id"], d["item_id"]) for d in found.values()))
         actions = ({"_op_type": "delete", "_index": self._state["inbox"], "_id": key} for key in found)
-        results, _ = self._bulk("finish inbox items", actions)
+        results, _ = self._bulk("finish inbox items", actions, refresh=False)  # pending_items re-reads its hits
         errors = [_item_error(str(info.get("_id")), info) for ok, _op, info in results
                   if not ok and info.get("status") != 404]
         if errors:
@@ -1450,7 +1616,7 @@ class ElasticsearchStore:
             doc["event_id"] = event_id
             return doc
 
-        self._cas(f"set event of article {article_id}", where["index"], article_id, change)
+        self._cas(f"set event of article {article_id}", where["index"], article_id, change, refresh=True)
 
     # --- alerts and outbox -------------------------------------------------------------------------
 
@@ -1487,8 +1653,8 @@ class ElasticsearchStore:
         filters: list[dict[str, Any]] = [{"range": {"created": {"gte": since_bound}}}] if since_bound else []
         filters += [{"term": {key: value}} for key, value in (("desk", desk), ("event_id", event_id)) if value]
         query = {"bool": {"filter": filters}} if filters else None
-        hits = self._scan("list alerts", self._state["alerts"], query=query,
-                          sort=[{"created": "desc"}, {"seq": "desc"}], limit=limit)
+        hits = self._scan_fresh("list alerts", self._state["alerts"], query=query,
+                                sort=[{"created": "desc"}, {"seq": "desc"}], limit=limit)
         return [self._alert(h["_source"]) for h in hits]
 
     def enqueue_delivery(self, alert_id: str, channel: str) -> None:
@@ -1497,9 +1663,10 @@ class ElasticsearchStore:
                       "queued": _now(), "last_attempt": None, "delivered": None, "seq": _next_seq()})
 
     def pending_deliveries(self, limit: int = 100) -> list[tuple[str, str, int]]:
-        hits = self._scan("pending deliveries", self._state["outbox"],
-                          query={"bool": {"must_not": [{"exists": {"field": "delivered"}}]}},
-                          sort=[{"seq": "asc"}, {"channel": "asc"}], limit=limit)
+        hits = self._scan_fresh("pending deliveries", self._state["outbox"],
+                                query={"bool": {"must_not": [{"exists": {"field": "delivered"}}]}},
+                                sort=[{"seq": "asc"}, {"channel": "asc"}], limit=limit,
+                                keep=lambda doc: not doc.get("delivered"))
         return [(h["_source"]["alert_id"], h["_source"]["channel"], int(h["_source"].get("attempts") or 0))
                 for h in hits]
 
@@ -1558,13 +1725,19 @@ class ElasticsearchStore:
 
     def delivery_status(self, alert_id: str) -> list[dict[str, Any]]:
         """Every outbox row of one alert (for the CLI and the dashboard; not in the protocol)."""
-        hits = self._scan("delivery status", self._state["outbox"], query={"term": {"alert_id": alert_id}},
-                          sort=[{"seq": "asc"}, {"channel": "asc"}])
+        hits = self._scan_fresh("delivery status", self._state["outbox"], query={"term": {"alert_id": alert_id}},
+                                sort=[{"seq": "asc"}, {"channel": "asc"}])
         keys = ("alert_id", "channel", "attempts", "last_error", "queued", "last_attempt", "delivered",
                 "claimed_by", "claimed_until")
         return [{k: h["_source"].get(k) for k in keys} for h in hits]
 
     # --- export / import of the state tables (newsmon reindex) ------------------------------------
+
+    def _export_scan(self, what: str, index: str, *, query: dict | None, sort: list) -> Iterator[dict]:
+        """An export's scan: refresh first (updates and seen marks do not wait for one), then read
+        one point in time. Without the right to refresh (a writer role), it reads the last refresh."""
+        self._call(what, self._ignoring(401, 403).indices.refresh, index=index)
+        return self._scan(what, index, query=query, sort=sort, consistent=True)
 
     def export_state(self, table: str) -> Iterator[dict]:
         """Rows of one state table in the SQLite store's column layout, in creation order."""
@@ -1572,32 +1745,32 @@ class ElasticsearchStore:
             for state in self.list_feed_states():
                 yield asdict(state)
         elif table == "seen_items":
-            for hit in self._scan("export seen items", self._state["seen"], query=None,
+            for hit in self._export_scan("export seen items", self._state["seen"], query=None,
                                   sort=[{"feed_id": "asc"}, {"item_id": "asc"}]):
                 yield {k: hit["_source"].get(k) for k in ("feed_id", "item_id", "seen")}
         elif table == "inbox":
-            for hit in self._scan("export inbox", self._state["inbox"], query=None,
+            for hit in self._export_scan("export inbox", self._state["inbox"], query=None,
                                   sort=[{"seq": "asc"}, {"key": "asc"}]):
                 doc = hit["_source"]
                 yield {k: doc.get(k) for k in ("key", "feed_id", "item_id", "item", "queued")}
         elif table == "alerts":
-            for hit in self._scan("export alerts", self._state["alerts"], query=None,
+            for hit in self._export_scan("export alerts", self._state["alerts"], query=None,
                                   sort=[{"seq": "asc"}, {"id": "asc"}]):
                 yield {k: hit["_source"][k] for k in _ALERT_FIELDS if k in hit["_source"]}  # absent: default
         elif table == "deliveries":
-            for hit in self._scan("export deliveries", self._state["outbox"], query=None,
+            for hit in self._export_scan("export deliveries", self._state["outbox"], query=None,
                                   sort=[{"seq": "asc"}, {"channel": "asc"}]):
                 keys = ("alert_id", "channel", "attempts", "last_error", "queued", "last_attempt", "delivered")
                 yield {k: hit["_source"].get(k) for k in keys}
         elif table == "stories":
-            for hit in self._scan("export stories", self._state["stories"],
+            for hit in self._export_scan("export stories", self._state["stories"],
                                   query={"bool": {"must_not": [{"ids": {"values": [ASSIGN_LOCK_ID]}}]}},
                                   sort=[{"created_seq": "asc"}, {"id": "asc"}]):
                 doc = hit["_source"]
                 yield {"id": doc["id"], "first_seen": doc.get("first_seen"), "copies": int(doc.get("copies") or 0),
                        "members": list(doc.get("members") or [])}
         elif table == "story_keys":
-            for hit in self._scan("export story keys", self._state["story-keys"], query=None,
+            for hit in self._export_scan("export story keys", self._state["story-keys"], query=None,
                                   sort=[{"story_id": "asc"}, {"key": "asc"}]):
                 yield {"key": hit["_source"]["key"], "story_id": hit["_source"]["story_id"]}
         else:

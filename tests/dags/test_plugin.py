@@ -13,7 +13,8 @@ from tests.store import conftest as store_fixtures
 from tests.store.conftest import make_article
 
 # The store tests' Elasticsearch cluster (osmem-server stand-in, or NEWSMON_ES_URL) and logging proxy.
-es_base, es_target, es_proxy = store_fixtures.es_base, store_fixtures.es_target, store_fixtures.es_proxy
+es_base, es_engine, es_target, es_proxy = (store_fixtures.es_base, store_fixtures.es_engine, store_fixtures.es_target,
+                                         store_fixtures.es_proxy)
 
 
 def test_plugin_mounts_dashboard_with_nav_entry():
@@ -70,7 +71,7 @@ def set_json_connection(monkeypatch, es_target, es_proxy, login: str, password: 
     host, port, prefix = proxied_connection(es_target, es_proxy)
     monkeypatch.setenv(CONN_ENV, json.dumps({
         "conn_type": "elasticsearch", "host": host, "port": port, "schema": "http", "login": login,
-        "password": password, "extra": {"ilm": False, "prefix": prefix}}))
+        "password": password, "extra": {"ilm": False, "engine": "opensearch", "prefix": prefix}}))
 
 
 def auth_headers(es_proxy) -> set[str]:
@@ -102,7 +103,7 @@ def test_pipeline_context_stores_into_the_connection_json_form(pipeline_env, es_
 def test_pipeline_context_stores_into_the_connection_uri_form(pipeline_env, es_target, es_proxy, monkeypatch):
     """The URI form (schema as the path, extra as the query); an api_key in the extra beats the login."""
     host, port, prefix = proxied_connection(es_target, es_proxy)
-    monkeypatch.setenv(CONN_ENV, f"elasticsearch://someone:pw@{host}:{port}/http?ilm=false&prefix={prefix}"
+    monkeypatch.setenv(CONN_ENV, f"elasticsearch://someone:pw@{host}:{port}/http?ilm=false&engine=opensearch&prefix={prefix}"
                                  "&api_key=a2V5OnNlY3JldA%3D%3D")
     monkeypatch.setenv("NEWSMON_STORE", "elasticsearch")  # ask for the connection explicitly
     article_id = stored_through_pipeline_context()

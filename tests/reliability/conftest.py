@@ -11,7 +11,7 @@ import signal
 import pytest
 
 # The Elasticsearch cluster (osmem-server stand-in, or NEWSMON_ES_URL) of the store tests, for the outage test.
-from tests.store.conftest import es_base, es_target  # noqa: F401 - fixtures
+from tests.store.conftest import es_base, es_engine, es_target  # noqa: F401 - fixtures
 
 DEFAULT_BOUND = 60
 

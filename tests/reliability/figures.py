@@ -215,13 +215,13 @@ def faults(work: Path) -> None:
         print(f"| Elasticsearch stand-in stopped mid-bulk | (stand-in unavailable: {err}) | | |")
     else:
         from tests.reliability.test_elasticsearch_outage import test_cluster_stopped_mid_bulk_loses_nothing
-        from tests.store.conftest import STANDIN_CLIENT_KWARGS, EsTarget
+        from tests.store.conftest import STANDIN_CLIENT_KWARGS, STANDIN_OPTIONS, EsTarget
 
         try:
             from pipelines.store.elasticsearch import open_store
 
-            open_store(f"elasticsearch+{server.url}", ilm=False, **STANDIN_CLIENT_KWARGS).close()
-            target = EsTarget(f"elasticsearch+{server.url}", True, {"ilm": False, **STANDIN_CLIENT_KWARGS},
+            open_store(f"elasticsearch+{server.url}", **STANDIN_OPTIONS, **STANDIN_CLIENT_KWARGS).close()
+            target = EsTarget(f"elasticsearch+{server.url}", True, {**STANDIN_OPTIONS, **STANDIN_CLIENT_KWARGS},
                               lambda: None)
             (work / "es").mkdir(parents=True)
             with Capture(es_module) as capture:

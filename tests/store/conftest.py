@@ -3,7 +3,8 @@ unchanged against each. To add a backend, add an opener to STORE_OPENERS (and it
 STORE_BACKENDS); the contract tests do not change.
 
 The "elasticsearch" backend runs against a real cluster when NEWSMON_ES_URL is set
-(http(s)://[user:pass@]host:9200; every test gets its own index prefix, deleted afterwards), else
+(http(s)://[user:pass@]host:9200; every test gets its own index prefix, deleted afterwards by
+concrete index names; an OpenSearch cluster, as the CI node, is opened with engine=opensearch), else
 against the osmem-server stand-in (an in-memory OpenSearch-compatible server from PyPI, started once
 per session on 127.0.0.1; every test gets a copy-on-write clone of a base that was set up once).
 """
@@ -35,6 +36,8 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "store"
 # The stand-in is OpenSearch: it refuses the client's Elasticsearch compatibility media types
 # (406), which serverless mode leaves out. Only tests pass this; the production client keeps them.
 STANDIN_CLIENT_KWARGS: dict[str, Any] = {"server_mode": "serverless", "max_retries": 0}
+# It imitates OpenSearch, so the store opens it as one (no ILM; OpenSearch's highlight option names).
+STANDIN_OPTIONS: dict[str, Any] = {"ilm": False, "engine": "opensearch"}
 REAL_CLUSTER_URL = os.environ.get("NEWSMON_ES_URL", "").strip()
 
 
@@ -64,6 +67,42 @@ def store_url_for(http_url: str) -> str:
     return f"elasticsearch+{scheme}://{rest}"
 
 
+def real_cluster_engine(http_url: str = REAL_CLUSTER_URL) -> str:
+    """"opensearch" or "elasticsearch": what NEWSMON_ES_URL's ``GET /`` says it is (the CI node is
+    OpenSearch). NEWSMON_ES_ENGINE overrides the probe, for a cluster whose root needs rights."""
+    forced = os.environ.get("NEWSMON_ES_ENGINE", "").strip().lower()
+    if forced:
+        return forced
+    from pipelines.store.elasticsearch import client_options_from_env, make_client, parse_url
+
+    node, _options, client_kwargs = parse_url(store_url_for(http_url))
+    client = make_client(node, **{**client_options_from_env(), **client_kwargs, "max_retries": 1})
+    try:
+        info = client.transport.perform_request("GET", "/", headers={"accept": "application/json"}).body
+    except Exception as err:  # noqa: BLE001 - any failure is a usage error of the test run
+        raise pytest.UsageError(f"NEWSMON_ES_URL={http_url!r}: GET / failed: {err}") from err
+    finally:
+        client.close()
+    distribution = (info.get("version") or {}).get("distribution") if isinstance(info, dict) else None
+    return "opensearch" if distribution == "opensearch" else "elasticsearch"
+
+
+def delete_namespace(client, prefix: str) -> None:
+    """Delete every index, the template and the ILM policy of one test prefix on a real cluster.
+
+    Indices by their concrete names: a wildcard DELETE is refused under
+    action.destructive_requires_name (true by default since Elasticsearch 8, and on the CI node).
+    A cluster without ILM (OpenSearch) answers the policy delete with 400 or 404: nothing to do."""
+    client = client.options(ignore_status=(400, 404))
+    found = client.indices.get(index=f"{prefix}-*", expand_wildcards="all", allow_no_indices=True,
+                               ignore_unavailable=True)
+    names = sorted(getattr(found, "body", found) or {})
+    for start in range(0, len(names), 50):  # short URLs
+        client.indices.delete(index=",".join(names[start:start + 50]))
+    client.indices.delete_index_template(name=f"{prefix}-articles")
+    client.ilm.delete_lifecycle(name=f"{prefix}-articles")
+
+
 @pytest.fixture(scope="session")
 def es_base(request: pytest.FixtureRequest):
     """The session's stand-in server with the indices set up once on its base, or None for a real cluster.
@@ -83,36 +122,50 @@ def es_base(request: pytest.FixtureRequest):
     request.config.add_cleanup(server.close)
     from pipelines.store.elasticsearch import open_store as open_es
 
-    open_es(f"elasticsearch+{server.url}", ilm=False, **STANDIN_CLIENT_KWARGS).close()
+    open_es(f"elasticsearch+{server.url}", **STANDIN_OPTIONS, **STANDIN_CLIENT_KWARGS).close()
     request.config._newsmon_osmem_server = server
     return server
 
 
+@pytest.fixture(scope="session")
+def es_engine(es_base) -> str | None:
+    """The real cluster's engine (opensearch or elasticsearch), probed once; None on the stand-in."""
+    return None if es_base is not None else real_cluster_engine()
+
+
 @pytest.fixture
-def es_target(es_base) -> Iterator[EsTarget]:
+def es_target(es_base, es_engine) -> Iterator[EsTarget]:
     """A fresh, empty, set-up Elasticsearch namespace for one test."""
     if es_base is None:
         prefix = "nmtest-" + secrets.token_hex(4)
-        target = EsTarget(store_url_for(REAL_CLUSTER_URL), False, {"prefix": prefix}, lambda: None)
+        options = {"prefix": prefix, "engine": es_engine}
+        target = EsTarget(store_url_for(REAL_CLUSTER_URL), False, options, lambda: None)
 
         def cleanup() -> None:
             store = target.open(setup=False)
             try:
-                client = store.client.options(ignore_status=404)
-                client.indices.delete(index=f"{prefix}-*", expand_wildcards="all")
-                client.indices.delete_index_template(name=f"{prefix}-articles")
-                client.ilm.delete_lifecycle(name=f"{prefix}-articles")
+                delete_namespace(store.client, prefix)
             finally:
                 store.close()
 
         target.cleanup = cleanup
     else:
         clone = es_base.clone()
-        target = EsTarget(f"elasticsearch+{clone.url}", True, {"ilm": False, **STANDIN_CLIENT_KWARGS}, clone.close)
+        target = EsTarget(f"elasticsearch+{clone.url}", True, {**STANDIN_OPTIONS, **STANDIN_CLIENT_KWARGS}, clone.close)
     try:
         yield target
     finally:
         target.cleanup()
+
+
+@pytest.fixture
+def es(es_target: EsTarget):
+    """An Elasticsearch store on this test's fresh namespace."""
+    store = es_target.open()
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 @dataclass
@@ -127,11 +180,14 @@ class ProxiedRequest:
 class EsProxy:
     """A real HTTP proxy on 127.0.0.1 in front of the test cluster: logs every request (headers
     included), lets a test answer some requests itself (injected 429/503s), and can turn the
-    Elasticsearch compatibility media types into plain JSON so the production client settings can
-    reach the stand-in. Tests only; the store never knows it is there."""
+    Elasticsearch compatibility media types into plain JSON (and answer the client's product check)
+    so the production client settings can reach the stand-in or an OpenSearch node. With
+    product_header=False it never passes X-Elastic-Product on, as a plain OpenSearch cluster answers
+    (the test node and the stand-in send it). Tests only; the store never knows it is there."""
 
     upstream: str  # http://host:port
     plain_media_types: bool = True
+    product_header: bool = True
     intercept: Callable[[ProxiedRequest], tuple[int, Any] | None] | None = None
     log: list[ProxiedRequest] = field(default_factory=list)
     url: str = ""
@@ -178,8 +234,11 @@ class EsProxy:
                     data = response.read()
                     self.send_response(response.status)
                     for name in ("Content-Type", "X-Elastic-Product", "Warning"):
-                        if response.getheader(name):
+                        if response.getheader(name) and (proxy.product_header or name != "X-Elastic-Product"):
                             self.send_header(name, response.getheader(name))
+                    if (proxy.plain_media_types and proxy.product_header
+                            and not response.getheader("X-Elastic-Product")):
+                        self.send_header("X-Elastic-Product", "Elasticsearch")  # an OpenSearch upstream
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     if self.command != "HEAD":
@@ -219,6 +278,16 @@ def es_proxy(es_target: EsTarget) -> Iterator[EsProxy]:
         yield proxy
     finally:
         proxy.close()
+
+
+def with_options(url: str, **options: str) -> str:
+    """The store URL with these query options added (or replaced), whatever it already carries."""
+    from urllib.parse import parse_qsl, urlencode
+
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    query.update(options)
+    return parts._replace(path=parts.path or "/", query=urlencode(query)).geturl()
 
 
 def proxied_url(target: EsTarget, proxy: EsProxy) -> str:

@@ -29,18 +29,16 @@ from pipelines.store.elasticsearch import (
     parse_url,
     redact_url,
 )
-from tests.store.conftest import STANDIN_CLIENT_KWARGS, EsProxy, EsTarget, make_article, proxied_url
+from tests.store.conftest import (
+    STANDIN_CLIENT_KWARGS,
+    EsProxy,
+    EsTarget,
+    make_article,
+    proxied_url,
+    with_options,
+)
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "elasticsearch"
-
-
-@pytest.fixture
-def es(es_target: EsTarget):
-    store = es_target.open()
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def roll_over(store: ElasticsearchStore, target: EsTarget) -> str:
@@ -274,12 +272,19 @@ def _auth_headers(proxy: EsProxy) -> set[str | None]:
     return {r.headers.get("authorization") for r in proxy.log}
 
 
+def _answer_here(proxy: EsProxy) -> None:
+    """The proxy answers every request itself: these tests check the credentials the store sends,
+    and made-up ones must never reach a real (secured) cluster."""
+    proxy.intercept = lambda request: (200, {"count": 0})
+
+
 def test_api_key_from_env_is_sent(es, es_target, es_proxy, monkeypatch):
     monkeypatch.setenv("NEWSMON_ES_API_KEY", "a2V5OnNlY3JldA==")
     monkeypatch.setenv("NEWSMON_ES_USERNAME", "ignored-when-an-api-key-is-set")
+    _answer_here(es_proxy)
     url = proxied_url(es_target, es_proxy).split("://", 1)
     url = url[0] + "://" + url[1].rsplit("@", 1)[-1]  # no user info in the URL
-    store = open_store(url, **es_target.options)
+    store = open_store(url, **{**es_target.options, "setup": False})
     store.count_articles()
     store.close()
     assert _auth_headers(es_proxy) == {"ApiKey a2V5OnNlY3JldA=="}
@@ -289,9 +294,10 @@ def test_basic_auth_from_env_is_sent(es, es_target, es_proxy, monkeypatch):
     monkeypatch.delenv("NEWSMON_ES_API_KEY", raising=False)
     monkeypatch.setenv("NEWSMON_ES_USERNAME", "newsmon_writer")
     monkeypatch.setenv("NEWSMON_ES_PASSWORD", "pä55:word")
+    _answer_here(es_proxy)
     url = proxied_url(es_target, es_proxy).split("://", 1)
     url = url[0] + "://" + url[1].rsplit("@", 1)[-1]
-    store = open_store(url, **es_target.options)
+    store = open_store(url, **{**es_target.options, "setup": False})
     store.count_articles()
     store.close()
     expected = "Basic " + base64.b64encode("newsmon_writer:pä55:word".encode()).decode()
@@ -311,12 +317,11 @@ def test_ca_certs_path_from_env_must_exist(monkeypatch, tmp_path):
 
 
 def test_airflow_connection_fields_open_the_store(es, es_target, es_proxy, monkeypatch):
-    if not es_target.standin:
-        pytest.skip("uses made-up credentials, which only the stand-in accepts")
     monkeypatch.delenv("NEWSMON_ES_API_KEY", raising=False)
+    _answer_here(es_proxy)
     port = int(es_proxy.url.rsplit(":", 1)[1])
     store = from_connection_fields("127.0.0.1", port, "http", "airflow_user", "s3cret",
-                                   {"ilm": "false", "prefix": es.prefix}, **STANDIN_CLIENT_KWARGS)
+                                   {"ilm": "false", "prefix": es.prefix, "setup": "false"}, **STANDIN_CLIENT_KWARGS)
     try:
         assert store.prefix == es.prefix and store.ilm is False
         assert store.url == f"elasticsearch+http://127.0.0.1:{port}"
@@ -327,7 +332,7 @@ def test_airflow_connection_fields_open_the_store(es, es_target, es_proxy, monke
 
     es_proxy.log.clear()
     store = from_connection_fields(f"http://127.0.0.1:{port}", None, None, "airflow_user", "s3cret",
-                                   {"api_key": "Zm9vOmJhcg==", "ilm": False}, **STANDIN_CLIENT_KWARGS)
+                                   {"api_key": "Zm9vOmJhcg==", "ilm": False, "setup": False}, **STANDIN_CLIENT_KWARGS)
     store.count_articles()
     store.close()
     assert _auth_headers(es_proxy) == {"ApiKey Zm9vOmJhcg=="}
@@ -337,7 +342,8 @@ def test_production_client_asks_for_compatibility_and_can_pin_an_8x_server(es, e
     # The production client (no serverless mode): the proxy shows what it sends and turns the
     # compatibility media types into plain JSON for the stand-in.
     url = proxied_url(es_target, es_proxy)
-    options = {k: v for k, v in es_target.options.items() if k != "server_mode"}
+    options = {**{k: v for k, v in es_target.options.items() if k != "server_mode"}, "engine": "elasticsearch",
+               "ilm": es.ilm}
     store = open_store(url, **options)
     store.upsert_articles([make_article("compat", "Compat check", "A body.")])
     store.close()
@@ -346,7 +352,7 @@ def test_production_client_asks_for_compatibility_and_can_pin_an_8x_server(es, e
     assert {r.headers["accept"] for r in es_proxy.log} == {"application/vnd.elasticsearch+json; compatible-with=9"}
 
     es_proxy.log.clear()
-    store = open_store(url + ("&" if "?" in url else "?") + "compat=8", **options)
+    store = open_store(with_options(url, compat="8"), **options)
     store.upsert_articles([make_article("compat-8", "Compat check", "Another body.")])
     store.close()
     assert es_proxy.requests("/_bulk")[0].headers["content-type"] == \
@@ -365,7 +371,8 @@ def test_cluster_down_is_a_one_line_error_without_the_password():
 
 
 def test_store_urls_reach_this_backend(es, es_target):
-    store = open_any_store(f"{es_target.url}/?prefix={es.prefix}&setup=false")
+    store = open_any_store(with_options(es_target.url, prefix=es.prefix, setup="false",
+                                        engine=es.engine, ilm=str(es.ilm).lower()))
     try:
         assert isinstance(store, ElasticsearchStore)
         assert store.prefix == es.prefix and store.articles_read == es.articles_read
@@ -449,8 +456,9 @@ def test_pending_items_page_past_one_search_page(es):
 def test_query_translation():
     assert compile_query(parse_query("title:ceasefire")) == {
         "multi_match": {"query": "ceasefire", "type": "phrase", "fields": ["title^10"]}}
-    prefix = compile_query(parse_query("negotiat*"))["multi_match"]
-    assert prefix["type"] == "phrase_prefix" and prefix["fields"] == ["title.plain^10", "text.plain"]
+    assert compile_query(parse_query("Négotiat*")) == {"bool": {"minimum_should_match": 1, "should": [
+        {"prefix": {"title.plain": {"value": "negotiat", "boost": 10.0}}},
+        {"prefix": {"text.plain": {"value": "negotiat", "boost": 1.0}}}]}}  # complete, unlike phrase_prefix
     negated = compile_query(parse_query("talks -cricket"))["bool"]
     assert [q["multi_match"]["query"] for q in negated["must"]] == ["talks"]
     assert [q["multi_match"]["query"] for q in negated["must_not"]] == ["cricket"]
@@ -474,6 +482,8 @@ def test_spool_and_finish_keep_the_inbox_and_seen_index_consistent(es):
     es.spool_items(items)
     keys = [key for key, _item in es.pending_items()]
     es.finish_items(keys[:2])
+    # The store's own reads are realtime; a count is a search, so make the writes visible to it first.
+    es.client.indices.refresh(index=[es.index_name("seen"), es.index_name("inbox")])
     seen_docs = es.client.count(index=es.index_name("seen"))["count"]
     inbox_docs = es.client.count(index=es.index_name("inbox"))["count"]
     assert (seen_docs, inbox_docs) == (2, 1)
@@ -509,12 +519,13 @@ def test_setup_script_builds_what_the_store_builds_and_imports_the_dashboard(es,
     if not (shutil.which("bash") and shutil.which("curl")):
         pytest.skip("setup.sh needs bash and curl")
     parts = urlsplit(es_target.url.removeprefix("elasticsearch+"))
-    if not es_target.standin and parts.username != "elastic":
-        pytest.skip("setup.sh logs in as the elastic user; NEWSMON_ES_URL has another user")
+    secured = parts.username or os.environ.get("NEWSMON_ES_USERNAME") or os.environ.get("NEWSMON_ES_API_KEY")
+    if not es_target.standin and secured and parts.username != "elastic":
+        pytest.skip("setup.sh logs in as the elastic user; NEWSMON_ES_URL's cluster is secured for another user")
     prefix = es.prefix + "-sh"
     env = dict(os.environ, ES_URL=f"{parts.scheme}://{parts.hostname}:{parts.port or 9200}",
                ELASTIC_PASSWORD=parts.password or "unused-by-the-stand-in", NEWSMON_ES_PREFIX=prefix,
-               NEWSMON_ES_ILM="false" if es_target.standin else "true", CONFIG_DIR=str(CONFIG.parent))
+               NEWSMON_ES_ILM=str(es.ilm).lower(), CONFIG_DIR=str(CONFIG.parent))
     env.pop("NEWSMON_ES_USERNAME", None)
     with _kibana_stub() as kibana:
         env["KIBANA_URL"] = kibana.base
