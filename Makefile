@@ -14,7 +14,7 @@ PIP := PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 $(VPY) -m pip
 
 help:
 	@echo "make venv       create/sync $(VENV) (pip install -c constraints.txt -e '.[airflow,test]')"
-	@echo "make test       ruff + pytest"
+	@echo "make test       ruff + pytest, the Elasticsearch side on a real OpenSearch node (java+mvn; else the stand-in)"
 	@echo "make lint       ruff only"
 	@echo "make run        Airflow standalone with newsmon's DAGs (UI on :8080; Ctrl-C stops all)"
 	@echo "make watch      the light runner: newsmon watch over config/feeds.yaml, no Airflow"
@@ -39,7 +39,7 @@ $(STAMP): pyproject.toml constraints.txt scripts/ensure-venv.sh
 test: venv
 	$(VENV)/bin/ruff check .
 	scripts/ensure-chromium.sh
-	$(VPY) -m pytest -q
+	PY=$(VPY) scripts/run-tests.sh
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -54,7 +54,7 @@ demo: venv
 	$(VPY) scripts/airflow-demo.py
 
 # Benchmarks, not tests (docs/performance.md): missed targets are reported, never a failure.
-# BENCH=throughput,profile,tagger,peer,polling,memory,watch,airflow (or latency, quick) picks a subset;
+# BENCH=throughput,profile,tagger,peer,polling,memory,watch,airflow,engine (or latency, quick) picks a subset;
 # BENCH_ARGS passes options (e.g. BENCH_ARGS="--memory-pages 2000"). The news-please peer gets its
 # own venv, var/bench-venv (created on first use from bench/constraints-newsplease.txt).
 bench: venv
@@ -76,8 +76,9 @@ clean:
 distclean: clean
 	rm -rf $(VENV)
 
-# The store suite, the Elasticsearch-specific tests and the end to end against a real OpenSearch node
-# on 127.0.0.1 (tests/engine/; needs java and mvn; Maven's cache is .cache/maven).
+# Only the Elasticsearch-facing tests (store suite, Elasticsearch-specific, reindex, outage, end to end)
+# against a fresh real OpenSearch node on 127.0.0.1 (tests/engine/; needs java and mvn; Maven's cache is
+# .cache/maven). `make test` runs the whole suite against such a node.
 .PHONY: test-engine
 test-engine: venv
 	scripts/test-engine.sh

@@ -319,8 +319,28 @@ def test_make_test_runs_ruff_then_pytest_from_the_venv():
     out = subprocess.run(["make", "-n", "-C", str(REPO), "test"], capture_output=True, text=True, check=True,
                          env={**os.environ, "MAKEFLAGS": ""}).stdout
     ruff = out.index(".venv/bin/ruff check .")
-    pytest_at = out.index(".venv/bin/python -m pytest -q")
+    pytest_at = out.index("PY=.venv/bin/python scripts/run-tests.sh")
     assert ruff < pytest_at
+    script = (REPO / "scripts" / "run-tests.sh").read_text(encoding="utf-8")
+    assert 'PYTEST=("$PY" -m pytest -q)' in script
+    # CI never falls back to the stand-in silently: without java or mvn it fails
+    assert re.search(r'if \[ "\$\{CI:-\}" = true \]; then\n[^\n]*\n\s+exit 1', script)
+    assert "tests.engine.node --env NEWSMON_ES_URL" in script
+
+
+def test_run_tests_under_ci_without_java_fails_and_names_what_is_missing(tmp_path):
+    """CI must run the real node: with neither java nor mvn on PATH, CI=true is an error naming them."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "date", "dirname"):
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    env = {"PATH": str(bin_dir), "CI": "true", "PY": "/nonexistent/python"}
+    result = subprocess.run(["bash", str(REPO / "scripts" / "run-tests.sh")], capture_output=True, text=True,
+                            env=env, cwd=REPO, check=False)
+    assert result.returncode == 1
+    assert "java and mvn" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="GNU make not installed")
