@@ -436,13 +436,14 @@ class DigestDeliveryError(Exception):
 
 
 def digest_sender(channels: list[Any], env: Mapping[str, str] = os.environ,
-                  policy: NetworkPolicy | None = None) -> Notifier:
-    """The alerts' channel sender (pipelines/notify.py) for these channels: a digest reaches a webhook or
-    an SMTP host exactly as an alert does (url_env check, channel network policy, secret-free errors).
-    policy: where channels may connect (default NEWSMON_CHANNEL_ALLOW_NETWORKS of env)."""
+                  policy: NetworkPolicy | None = None, base_dir: str = ".") -> Notifier:
+    """The alerts' channel sender (pipelines/notify.py) for these channels: a digest reaches a JSONL
+    file, a webhook or an SMTP host exactly as an alert does (fsync, url_env check, TLS rules, channel
+    network policy, secret-free errors). policy: where channels may connect (default
+    NEWSMON_CHANNEL_ALLOW_NETWORKS of env); base_dir: what relative JSONL paths are relative to."""
     config = AlertConfig(path="alerts.yaml", channels={c.id: c for c in channels if getattr(c, "id", None)},
                          desks={}, rules=[])
-    return Notifier(config, env=env, policy=policy)
+    return Notifier(config, env=env, policy=policy, base_dir=base_dir)
 
 
 def send_digest(digest: Digest, files: DigestFiles, channel: Any, env: Mapping[str, str] = os.environ,
@@ -458,22 +459,17 @@ def send_digest(digest: Digest, files: DigestFiles, channel: Any, env: Mapping[s
     if kind == "console":
         print(strip_controls(summary), file=stdout or sys.stdout, flush=True)
     elif kind == "jsonl":
-        path = os.path.join(base_dir, channel.path or "")
         record = {"type": "digest", "id": digest.id, "desk": digest.desk, "start": digest.start,
                   "end": digest.end, "developments": [a.id for a in digest.developments],
                   "events": [line.event.id for line in digest.events], "stories": [s.story_id for s in digest.stories], "html": str(files.html),
                   "md": str(files.md), "channel": channel.id}
+        sender = sender if sender is not None else digest_sender([channel], env, base_dir=base_dir)
         try:
-            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8"))
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise DigestDeliveryError(f"channel {channel.id!r} ({path}): {exc.strerror or exc}") from None
+            sender.append_jsonl(channel, record)
+        except DeliveryError as exc:
+            raise DigestDeliveryError(str(exc)) from None
     elif kind in ("webhook", "email"):
-        sender = sender if sender is not None else digest_sender([channel], env)
+        sender = sender if sender is not None else digest_sender([channel], env, base_dir=base_dir)
         try:
             if kind == "webhook":
                 sender.post_webhook(channel, _webhook_body(digest, channel), digest.id)
@@ -542,7 +538,7 @@ def run_desk_digest(store: Any, desk: str, channels: list[Any], out_dir: str | P
     if state.pending_id != digest.id:
         state.pending_id, state.sent = digest.id, []
     result = DeskDigestResult(desk, "written", html=str(files.html), md=str(files.md))
-    sender = digest_sender(channels, env, policy)
+    sender = digest_sender(channels, env, policy, base_dir=base_dir)
     for channel in channels:
         if channel.id in state.sent:
             result.sent.append(channel.id)

@@ -332,8 +332,13 @@ class Notifier:
             raise DeliveryError(channel.id, "stdout", str(exc)) from None
 
     def _send_jsonl(self, alert: Alert, channel: ChannelConfig, entry: dict[str, Any]) -> None:
+        self.append_jsonl(channel, {**entry, "channel": channel.id})
+
+    def append_jsonl(self, channel: ChannelConfig, record: dict[str, Any]) -> None:
+        """One JSON line appended to the channel's file and fsynced before returning: an alert or a
+        digest counts as delivered only once it is on disk."""
         path = os.path.join(self.base_dir, channel.path or "")
-        line = json.dumps({**entry, "channel": channel.id}, ensure_ascii=False, sort_keys=True) + "\n"
+        line = json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
         try:
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
             # One O_APPEND write per line, so concurrent writers never interleave inside a line.

@@ -156,6 +156,34 @@ def test_repeat_for_same_end_sends_nothing_twice(store, tmp_path):
     assert console.getvalue().count("digest security") == 1
 
 
+def test_digest_jsonl_goes_to_disk_as_alerts_do(store, tmp_path, monkeypatch):
+    """The digest's JSONL line is written by the alerts' sender: appended and fsynced before the
+    channel counts as sent (a spy on os.fsync sees the channel file's descriptor)."""
+    import os
+
+    put(store, article(1))
+    log = tmp_path / "nested" / "digests.jsonl"
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}") if os.path.exists(f"/proc/self/fd/{fd}") else str(fd))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    result = run_desk_digest(store, "security", [jsonl_channel(log)], tmp_path / "digests", END)
+    assert result.sent == ["jsonl"] and json.loads(log.read_text(encoding="utf-8"))["type"] == "digest"
+    assert str(log) in synced
+    # a file that cannot be written is the channel's failure, named, and the period stays open
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file, not a folder", encoding="utf-8")
+    put(store, article(2, fetched="2025-11-02T07:00:00Z", published="2025-11-02T06:30:00Z"))
+    failed = run_desk_digest(store, "security", [jsonl_channel(blocked / "d.jsonl")], tmp_path / "digests",
+                             "2025-11-02T08:00:00Z")
+    assert failed.sent == [] and len(failed.failed) == 1 and "'jsonl'" in failed.failed[0]
+    assert "\n" not in failed.failed[0]
+
+
 def test_empty_period_writes_nothing_and_keeps_start(store, tmp_path):
     put(store, article(1))
     out = tmp_path / "digests"
