@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.common import EXTRACTION_DIR, REPO_ROOT, CpuWatch, Row, load_pages, machine_facts
 
-NAMES = ("throughput", "profile", "tagger", "peer", "polling", "memory", "watch", "airflow")
+NAMES = ("throughput", "profile", "tagger", "peer", "polling", "memory", "watch", "airflow", "engine")
 ALIASES = {"latency": ("watch", "airflow"), "all": NAMES, "quick": ("throughput", "tagger", "polling", "watch")}
 
 
@@ -38,7 +38,7 @@ def _selected(only: str | None) -> list[str]:
 
 
 def _jobs(args: argparse.Namespace, pages_cache: dict[str, Any]) -> dict[str, Callable[[], list[Row]]]:
-    from bench import latency, memory, peer, polling, tagger, throughput
+    from bench import engine, latency, memory, peer, polling, tagger, throughput
 
     work = Path(args.work)
 
@@ -48,6 +48,14 @@ def _jobs(args: argparse.Namespace, pages_cache: dict[str, Any]) -> dict[str, Ca
         if not pages_cache["pages"]:
             raise _Skip(f"no extraction pages at {EXTRACTION_DIR}")
         return pages_cache["pages"]
+
+    def search_node() -> dict[str, Any]:
+        if not EXTRACTION_DIR.exists():
+            raise _Skip(f"no extraction pages at {EXTRACTION_DIR}")
+        try:
+            return engine.measure(work=work)
+        except FileNotFoundError as err:
+            raise _Skip(str(err)) from None
 
     def grouped_polling() -> list[Row]:
         result = polling.measure(rounds=args.rounds, order="grouped", work=work)
@@ -62,6 +70,7 @@ def _jobs(args: argparse.Namespace, pages_cache: dict[str, Any]) -> dict[str, Ca
         "memory": lambda: memory.rows(memory.measure(pages=args.memory_pages, work=work)),
         "watch": lambda: latency.rows_watch(latency.measure_watch(samples=args.watch_samples, work=work)),
         "airflow": lambda: latency.rows_airflow(latency.measure_airflow(samples=args.airflow_samples, work=work)),
+        "engine": lambda: engine.rows(search_node()),
     }
 
 

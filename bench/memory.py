@@ -72,8 +72,9 @@ def _store_bytes(path: Path) -> int:
 
 
 def measure(pages: int = 10_000, feeds: int = 100, hosts: int = 100, page_files: list[str] | None = None,
-            work: Path | None = None) -> dict[str, Any]:
-    """Run the measured process over `pages` items; its peak RSS, RSS curve, and the store's size."""
+            work: Path | None = None, store_url: str | None = None) -> dict[str, Any]:
+    """Run the measured process over `pages` items; its peak RSS, RSS curve, and the store's size
+    (a SQLite file in the work dir, or store_url, whose size is not measured: bench/engine.py)."""
     files = page_files if page_files is not None else extraction_page_files(EXTRACTION_DIR)
     if not files:
         raise ValueError("no page files to serve")
@@ -93,7 +94,7 @@ def measure(pages: int = 10_000, feeds: int = 100, hosts: int = 100, page_files:
         env_before = os.environ.get("NEWSMON_ALLOW_NETWORKS")
         os.environ["NEWSMON_ALLOW_NETWORKS"] = "127.0.0.0/8"  # the spawned worker's Fetcher reads it
         try:
-            proc = ctx.Process(target=_worker, args=(str(config_dir), f"sqlite:///{db}", total, out))
+            proc = ctx.Process(target=_worker, args=(str(config_dir), store_url or f"sqlite:///{db}", total, out))
             proc.start()
             try:
                 result = out.get(timeout=4 * 3600)
@@ -108,11 +109,11 @@ def measure(pages: int = 10_000, feeds: int = 100, hosts: int = 100, page_files:
                 os.environ["NEWSMON_ALLOW_NETWORKS"] = env_before
         if "error" in result:
             raise RuntimeError(f"memory worker failed: {result['error']}")
-        size = _store_bytes(db)
+        size = _store_bytes(db) if store_url is None else 0
         served = site.stats()
     stored = result["stored"]
     return {**result, "pages": total, "files": len(files), "store_bytes": size,
-            "store_mb_per_10k": size / 1e6 * 10_000 / stored if stored else float("nan"),
+            "store_mb_per_10k": size / 1e6 * 10_000 / stored if stored and size else float("nan"),
             "pages_per_s": (stored + result["dropped"]) / result["seconds"] if result["seconds"] else 0.0,
             "served": served}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import latency, memory, peer, polling, tagger, throughput
+from bench import engine, latency, memory, peer, polling, tagger, throughput
 from bench.__main__ import _selected, table
 from bench.common import Page, Row, load_pages, summary, write_config
 from pipelines.feeds import _by_host_round_robin
@@ -71,6 +71,26 @@ def test_memory_measure(tmp_path):
     assert _number(result["peak_mb"]) and result["peak_mb"] > 0
     assert result["samples"][0][0] == 0 and all(_number(mb) for _n, mb in result["samples"])
     assert [row.figure.split()[0] for row in memory.rows(result)] == ["4.", "4."]
+
+
+@pytest.mark.slow  # real processes and sockets: a few seconds
+def test_memory_measure_on_another_store_url(tmp_path):
+    """The search-node figure runs figure 4's cycles against a store URL of its choosing."""
+    files = sorted(str(p) for p in (Path(__file__).parent / "fixtures" / "pages").glob("*.html"))[:2]
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    result = memory.measure(pages=2, feeds=1, hosts=2, page_files=files, work=tmp_path, store_url=url)
+    assert result["stored"] + result["dropped"] == 2 and (tmp_path / "elsewhere.db").is_file()
+    assert result["store_bytes"] == 0 and math.isnan(result["store_mb_per_10k"])
+
+
+def test_engine_rows_and_articles():
+    articles = engine._articles(3, seed=1)
+    assert len({a.id for a in articles}) == 3 and all(len(a.text.split()) == 1000 for a in articles)
+    cycle = {"stored": 0, "dropped": 0, "cycles": 1, "seconds": 0.3, "pages_per_s": 0.0, "reasons": {}, "errors": []}
+    rows = engine.rows({"cycles": {"false": cycle}, "bulk": {100: 800.0}, "bulk_docs": 5000})
+    assert [r.figure.split()[0] for r in rows] == ["7.", "7."]
+    assert "found none" in rows[0].note and rows[1].value == "800 docs/s"
+    assert "engine" in _selected("engine")
 
 
 def test_tagger_measure(pages):

@@ -17,9 +17,12 @@ read-modify-write with ``if_seq_no``/``if_primary_term`` retries (no painless sc
 update path works on any server that speaks the document API).
 
 Read-after-write: writes that add a row a search must list at once (articles, alerts, outbox and
-inbox rows, events) use ``refresh=wait_for`` by default; updates (counters, claims, marks, feed
-state) do not wait, because they are read back by realtime GET and listings re-read their hits
-(``_fresh``). ``?refresh=false`` trades the rest for indexing speed on bulk loads.
+inbox rows, events) make it searchable before they return: ``refresh=true`` by default (the shard
+refreshes now; a cycle runs about 12x as fast as with ``wait_for``, which waits up to a refresh
+interval per write: docs/performance.md, 7), or ``?refresh=wait_for`` for clusters that take heavy
+writes from elsewhere. Updates (counters, claims, marks, feed state) never wait: they are read back
+by realtime GET, and listings re-read their hits (``_fresh``). ``?refresh=false`` is for bulk loads
+(reindex) only: a cycle would not see its own inbox until the next refresh.
 
 De-duplication across rollover: before an article is written its id is looked up across the read
 alias, and an existing copy is overwritten in the backing index that holds it; only unknown ids are
@@ -449,7 +452,7 @@ def open_store(url: str, *, client=None, config_directory: str | os.PathLike[str
         prefix=options.get("prefix") or env_prefix or DEFAULT_PREFIX,
         ilm=options.get("ilm", not opensearch),
         engine="opensearch" if opensearch else "elasticsearch",
-        refresh=options.get("refresh", "wait_for"),
+        refresh=options.get("refresh", True),
         setup=options.get("setup", True),
         config_directory=config_directory,
     )
@@ -638,7 +641,7 @@ class ElasticsearchStore:
     """Store protocol on an Elasticsearch (8.x/9.x) cluster."""
 
     def __init__(self, client, *, url: str, prefix: str = DEFAULT_PREFIX, ilm: bool = True,
-                 refresh: bool | str = "wait_for", setup: bool = True,
+                 refresh: bool | str = True, setup: bool = True,
                  config_directory: str | os.PathLike[str] | None = None, engine: str = "elasticsearch"):
         if not _PREFIX_RE.fullmatch(prefix):
             raise NewsmonError(f"store {url}: index prefix {prefix!r} must be lower case letters, digits, - _ .")
