@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.errors import NewsmonError
+from pipelines.textnorm import LETTER_FOLDS
 
 FIELDS = ("title", "text", "topic", "development", "desk", "source", "language", "entity", "place")
 TEXT_FIELDS = ("title", "text")
@@ -38,7 +39,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _QUERY_WORD = re.compile(r"(\w+)(\*?)", re.UNICODE)
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_]+):(.*)$", re.DOTALL)
 # Letters that carry no combining mark under NFKD but that readers treat as the base letter.
-_FOLD_EXTRA = str.maketrans({"ı": "i", "ø": "o", "đ": "d", "ł": "l", "ħ": "h", "ŧ": "t", "æ": "ae", "œ": "oe"})
+_FOLD_EXTRA = str.maketrans(LETTER_FOLDS)  # the tagger's table, so desk rules and topic terms agree
 
 
 class QuerySyntaxError(NewsmonError):

@@ -35,10 +35,15 @@ _LETTER_VARIANTS = {
     "\u06d5": "\u0647",  # ae -> heh
     "\u0629": "\u0647",  # teh marbuta -> heh
     "\u06c3": "\u0647",  # teh marbuta goal -> heh
-    "\u0131": "i",  # Turkish dotless i: the one lower-case letter that re.IGNORECASE equates with another
     "\u2019": "'", "\u2018": "'", "\u201b": "'", "\u02bc": "'", "\u2032": "'",
     "\u201c": '"', "\u201d": '"', "\u201e": '"',
 }
+
+# Letters whose mark is part of the letter (NFKD leaves them whole), folded as a reader would: Łódź =
+# Lodz, Ørsted = Orsted, Æ = ae; dotless ı is also the one lower-case letter re.IGNORECASE equates with
+# another. The one table for topic terms, articles and desk queries (pipelines/query.py).
+LETTER_FOLDS = {"\u0131": "i", "\u00f8": "o", "\u0111": "d", "\u0142": "l", "\u0127": "h", "\u0167": "t",
+                "\u00e6": "ae", "\u0153": "oe"}
 
 
 def _fold_char(ch: str) -> str:
@@ -50,7 +55,7 @@ def _fold_char(ch: str) -> str:
         return ch  # a Hangul syllable has no accent to strip; its jamo would only slow Korean text down
     decomposed = unicodedata.normalize("NFKD", ch)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-    return "".join(_LETTER_VARIANTS.get(c, c) for c in stripped)
+    return "".join(LETTER_FOLDS.get(c) or _LETTER_VARIANTS.get(c, c) for c in stripped)
 
 
 def _build_tables() -> tuple[dict[str, str], str, str]:

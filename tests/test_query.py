@@ -8,7 +8,7 @@ import os
 import pytest
 
 from pipelines.errors import NewsmonError
-from pipelines.query import QuerySyntaxError, fold, parse_query, prepare_doc
+from pipelines.query import QuerySyntaxError, fold, parse_query, prepare_doc, words
 
 # Texts written for these tests (not taken from the seeds).
 DOC = {
@@ -222,3 +222,13 @@ def test_nesting_is_bounded_at_max_depth_in_both_grammars(parse):
     with pytest.raises(QuerySyntaxError) as info:
         parser("(" * (MAX_DEPTH + 1) + "talks" + ")" * (MAX_DEPTH + 1))
     assert info.value.position == MAX_DEPTH and "nested" in info.value.message
+
+
+@pytest.mark.parametrize("word", ["Łódź", "Ørsted", "Æther", "Œuvre", "Đakovo", "Ħamrun", "ıstanbul", "İstanbul",
+                                  "Türkiye", "Straße"])
+def test_desk_queries_and_topic_terms_fold_letters_alike(word):
+    """One fold table: a desk rule `Lodz` and a topic term `Lodz` both match "Łódź"."""
+    from pipelines.textnorm import fold as tagger_fold
+
+    assert words(word) == tagger_fold(word).text.split()
+    assert words(word)[0].isascii()
