@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -59,19 +61,28 @@ def pipeline_env(monkeypatch, tmp_path):
     return config
 
 
-def proxied_connection(es_target, es_proxy) -> tuple[str, int, str]:
-    if not es_target.standin:
-        pytest.skip("uses made-up credentials, which only the stand-in accepts")
+# Whether NEWSMON_ES_URL's cluster checks credentials (read at import: pipeline_env clears the identity).
+_REAL = store_fixtures.REAL_CLUSTER_URL
+SECURED_CLUSTER = bool(_REAL) and bool(
+    urlsplit(_REAL).username or os.environ.get("NEWSMON_ES_USERNAME") or os.environ.get("NEWSMON_ES_API_KEY"))
+
+
+def proxied_connection(es_target, es_proxy) -> tuple[str, int, str, str]:
+    """The proxy's host and port, the test's prefix and the cluster's engine. The connection carries
+    made-up credentials, which the stand-in and an unsecured node (CI's) ignore; a secured cluster
+    would refuse them, so there the test skips."""
+    if SECURED_CLUSTER:
+        pytest.skip("uses made-up credentials, which a secured cluster refuses")
     host, port = es_proxy.url.removeprefix("http://").rsplit(":", 1)
-    return host, int(port), es_target.options.get("prefix", "newsmon")
+    return host, int(port), es_target.options.get("prefix", "newsmon"), es_target.options.get("engine") or "elasticsearch"
 
 
 def set_json_connection(monkeypatch, es_target, es_proxy, login: str, password: str) -> None:
-    """elasticsearch_default in its JSON form, pointing at the logging proxy in front of the stand-in."""
-    host, port, prefix = proxied_connection(es_target, es_proxy)
+    """elasticsearch_default in its JSON form, pointing at the logging proxy in front of the test's cluster."""
+    host, port, prefix, engine = proxied_connection(es_target, es_proxy)
     monkeypatch.setenv(CONN_ENV, json.dumps({
         "conn_type": "elasticsearch", "host": host, "port": port, "schema": "http", "login": login,
-        "password": password, "extra": {"ilm": False, "engine": "opensearch", "prefix": prefix}}))
+        "password": password, "extra": {"ilm": False, "engine": engine, "prefix": prefix}}))
 
 
 def auth_headers(es_proxy) -> set[str]:
@@ -102,8 +113,8 @@ def test_pipeline_context_stores_into_the_connection_json_form(pipeline_env, es_
 
 def test_pipeline_context_stores_into_the_connection_uri_form(pipeline_env, es_target, es_proxy, monkeypatch):
     """The URI form (schema as the path, extra as the query); an api_key in the extra beats the login."""
-    host, port, prefix = proxied_connection(es_target, es_proxy)
-    monkeypatch.setenv(CONN_ENV, f"elasticsearch://someone:pw@{host}:{port}/http?ilm=false&engine=opensearch&prefix={prefix}"
+    host, port, prefix, engine = proxied_connection(es_target, es_proxy)
+    monkeypatch.setenv(CONN_ENV, f"elasticsearch://someone:pw@{host}:{port}/http?ilm=false&engine={engine}&prefix={prefix}"
                                  "&api_key=a2V5OnNlY3JldA%3D%3D")
     monkeypatch.setenv("NEWSMON_STORE", "elasticsearch")  # ask for the connection explicitly
     article_id = stored_through_pipeline_context()
