@@ -19,7 +19,10 @@ outlets report it; reported otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -376,12 +379,31 @@ class EventBook:
     def interpret(self, dev: Development | None, at: str | None) -> Development | None:
         return interpret(dev, self.state(at), self.rules)
 
+    def _locked(self) -> AbstractContextManager[None]:
+        """The store's events lock, with the events re-read inside it: another worker may have opened
+        or updated one since this book last read them."""
+        lock = getattr(self.store, "events_lock", None)
+        book = self
+
+        @contextlib.contextmanager
+        def held() -> Iterator[None]:
+            with lock() if lock is not None else contextlib.nullcontext():
+                book.refresh()
+                yield
+
+        return held()
+
     def attach(self, article: Article) -> Attachment | None:
         """Attach the article's development to its event, opening one when none matches; None when the
-        article reports no development the events track. Idempotent per article."""
+        article reports no development the events track. Idempotent per article; under the store's
+        events lock, so concurrent workers agree on one event."""
         dev = article.development
         if dev is None or dev.mode not in ACTING_MODES or self.rules.family_of(dev.type) is None:
             return None
+        with self._locked():
+            return self._attach(article, dev)
+
+    def _attach(self, article: Article, dev: Development) -> Attachment | None:
         events = self.events()
         done = self._attached(article, related=False)
         if done is not None:
@@ -449,6 +471,10 @@ class EventBook:
         families = {fid for fid, fam in self.rules.families.items() if fam.topics & topics}
         if not families:
             return None
+        with self._locked():
+            return self._relate(article, families, window)
+
+    def _relate(self, article: Article, families: set[str], window: timedelta) -> Attachment | None:
         events = self.events()
         done = self._attached(article, related=True)
         if done is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
 from pipelines.errors import NewsmonError
@@ -153,6 +154,10 @@ class Store(Protocol):
         """Mark these inbox items processed (stored or dropped) and seen; one transaction."""
 
     # --- development events (pipelines/events.py) -----------------------
+    def events_lock(self) -> AbstractContextManager[None]:
+        """Held while a report is matched to the events and saved: across every process on this store,
+        one at a time, so two workers never open two events for one development."""
+
     def save_event(self, event: DevelopmentEvent) -> None:
         """Insert or replace by event.id: the whole event, its reports, status and states."""
 

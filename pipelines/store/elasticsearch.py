@@ -32,6 +32,7 @@ created (``op_type=create``) through the write alias.
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -71,6 +72,8 @@ CAS_ATTEMPTS = 50
 # assign_story's lock (a document of the stories index, left out of exports): held for a few realtime
 # requests; a crashed holder's lease ends after ASSIGN_LEASE s; a writer waits at most ASSIGN_WAIT s.
 ASSIGN_LOCK_ID = "lock:assign-story"
+EVENTS_LOCK_ID = "lock:events"  # EventBook's attach: read the events, match, save (events_lock)
+LOCK_IDS = (ASSIGN_LOCK_ID, EVENTS_LOCK_ID)  # documents of the stories index that are not stories
 ASSIGN_LEASE = 30.0
 ASSIGN_WAIT = 120.0
 BULK_CHUNK = 500
@@ -1188,7 +1191,7 @@ class ElasticsearchStore:
         key owners are written with refresh=false, so the lock is held for a few short requests."""
         keys = list(dict.fromkeys(keys))
         what = f"assign story for {story_id}"
-        token = self._lock_stories(what)
+        token = self._take_lock(what, ASSIGN_LOCK_ID)
         try:
             owners = self._owners(what, keys)
             candidates = {doc["_source"]["story_id"] for doc in owners.values()}
@@ -1213,10 +1216,22 @@ class ElasticsearchStore:
                     raise StoreError(f"store {self.url}: {what} failed: {_one_line(errors[0], 300)}")
             return chosen
         finally:
-            self._unlock_stories(what, token)
+            self._release_lock(what, ASSIGN_LOCK_ID, token)
 
-    def _lock_stories(self, what: str) -> str:
-        """Take the story lock (waiting for its holder, or for a dead holder's lease to end); its token."""
+    @contextlib.contextmanager
+    def events_lock(self) -> Iterator[None]:
+        """Hold the events lock: one worker at a time reads the events, matches a report and saves
+        (EventBook.attach), so two workers never open two events for one development. The same leased
+        lock document as the story lock, under another id."""
+        token = self._take_lock("lock events", EVENTS_LOCK_ID)
+        try:
+            yield
+        finally:
+            self._release_lock("unlock events", EVENTS_LOCK_ID, token)
+
+    def _take_lock(self, what: str, lock_id: str) -> str:
+        """Take a lock document of the stories index (waiting for its holder, or for a dead holder's
+        lease to end); its token."""
         token = secrets.token_hex(8)
         index = self._state["stories"]
         deadline = time.monotonic() + ASSIGN_WAIT
@@ -1224,27 +1239,27 @@ class ElasticsearchStore:
         while True:
             now = time.time()
             lock = {"lock": token, "until": now + ASSIGN_LEASE}
-            created = self._call(what, self._ignoring(409).index, index=index, id=ASSIGN_LOCK_ID, document=lock,
+            created = self._call(what, self._ignoring(409).index, index=index, id=lock_id, document=lock,
                                  op_type="create", refresh=False)
             if created.get("status") != 409 and "error" not in created:
                 return token
-            current = self._get(what, index, ASSIGN_LOCK_ID)
+            current = self._get(what, index, lock_id)
             if current is not None and float(current["_source"].get("until") or 0) < now:  # its holder died
-                taken = self._call(what, self._ignoring(409).index, index=index, id=ASSIGN_LOCK_ID, document=lock,
+                taken = self._call(what, self._ignoring(409).index, index=index, id=lock_id, document=lock,
                                    if_seq_no=current["_seq_no"], if_primary_term=current["_primary_term"],
                                    refresh=False)
                 if taken.get("status") != 409 and "error" not in taken:
                     return token
             if time.monotonic() > deadline:
-                raise StoreError(f"store {self.url}: {what} failed: the story lock was held for more than "
+                raise StoreError(f"store {self.url}: {what} failed: the lock {lock_id} was held for more than "
                                  f"{ASSIGN_WAIT:g} s")
             time.sleep(min(0.2, 0.002 * 2 ** min(attempt, 7)) * (0.5 + random.random()))
             attempt += 1
 
-    def _unlock_stories(self, what: str, token: str) -> None:
-        current = self._get(what, self._state["stories"], ASSIGN_LOCK_ID)
+    def _release_lock(self, what: str, lock_id: str, token: str) -> None:
+        current = self._get(what, self._state["stories"], lock_id)
         if current is not None and current["_source"].get("lock") == token:
-            self._call(what, self._ignoring(404, 409).delete, index=self._state["stories"], id=ASSIGN_LOCK_ID,
+            self._call(what, self._ignoring(404, 409).delete, index=self._state["stories"], id=lock_id,
                        if_seq_no=current["_seq_no"], if_primary_term=current["_primary_term"], refresh=False)
 
     def bump_story(self, story_id: str, article_id: str, source: str) -> int:
@@ -1767,7 +1782,7 @@ class ElasticsearchStore:
                 yield {k: hit["_source"].get(k) for k in keys}
         elif table == "stories":
             for hit in self._export_scan("export stories", self._state["stories"],
-                                  query={"bool": {"must_not": [{"ids": {"values": [ASSIGN_LOCK_ID]}}]}},
+                                  query={"bool": {"must_not": [{"ids": {"values": list(LOCK_IDS)}}]}},
                                   sort=[{"created_seq": "asc"}, {"id": "asc"}]):
                 doc = hit["_source"]
                 yield {"id": doc["id"], "first_seen": doc.get("first_seen"), "copies": int(doc.get("copies") or 0),

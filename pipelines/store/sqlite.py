@@ -15,6 +15,8 @@ WAL commit durable.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import html
 import json
@@ -426,6 +428,7 @@ class SQLiteStore:
         # :memory: is private to one connection, so all threads share it behind a lock;
         # a file gets one connection per thread and SQLite's own locking.
         self._memory_lock = threading.RLock() if self.memory else None
+        self._events_mutex = threading.Lock()
         if not self.memory:
             parent = os.path.dirname(os.path.abspath(self.path))
             try:
@@ -716,6 +719,35 @@ class SQLiteStore:
             if row and (best is None or row["seq"] < best[0]):
                 best = (row["seq"], row["id"])
         return best[1] if best else None
+
+    @contextlib.contextmanager
+    def events_lock(self) -> Iterator[None]:
+        """Hold the events lock: one worker at a time reads the events, matches a report and saves
+        (EventBook.attach), so two processes never open two events for one development. An flock on
+        a file beside the database (the kernel drops it if its holder dies); in memory, a thread lock."""
+        if self.memory:
+            with self._events_mutex:
+                yield
+            return
+        lock_path = self.path + ".events-lock"
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise StoreError(f"store {self.path}: cannot open the events lock {lock_path}: {err.strerror}") from err
+        try:
+            deadline = time.monotonic() + max(self.busy_timeout, 1.0)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise StoreError(f"store {self.path}: the events lock {lock_path} was held for more than "
+                                         f"{max(self.busy_timeout, 1.0):g} s") from None
+                    time.sleep(0.01)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def assign_story(self, story_id: str, keys: list[str]) -> str:
         """Read, check and write in one BEGIN IMMEDIATE transaction: a second writer waits for the
