@@ -1,6 +1,6 @@
 """What a real Lucene node does that the osmem stand-in hides: wildcard deletes refused, the
 highlighter's analysis limit, prefix expansion limits, Java regex classes, OpenSearch's missing
-product header, point-in-time scans, the cost of refresh=wait_for.
+product header, point-in-time scans, which writes must be searchable at once.
 
 Tests that need the real behaviour skip without NEWSMON_ES_URL (`make test-engine` starts a node
 and sets it); the others run on the stand-in too.
