@@ -53,7 +53,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pipelines.errors import ConfigError, NewsmonError
 from pipelines.models import Alert, Article, DevelopmentEvent, FeedItem, FeedState, SearchHit, iso, utcnow
-from pipelines.store.base import StoreError, claimer_is_gone
+from pipelines.store.base import StoreError, claimer_is_gone, delivery_claimer
 from pipelines.store.search_query import parse_query
 from pipelines.store.sqlite import check_collapse, fts_fallback_query, inbox_key, normalise_time
 
@@ -74,6 +74,18 @@ CAS_ATTEMPTS = 50
 ASSIGN_LOCK_ID = "lock:assign-story"
 EVENTS_LOCK_ID = "lock:events"  # EventBook's attach: read the events, match, save (events_lock)
 LOCK_IDS = (ASSIGN_LOCK_ID, EVENTS_LOCK_ID)  # documents of the stories index that are not stories
+_HELD_LOCKS: set[str] = set()  # tokens of the lock documents this process holds right now
+
+
+def _abandoned(token: str | None) -> bool:
+    """A lock token whose holder is gone: a dead process on this machine, or this process when it
+    holds no such lock (the release was lost, e.g. in an outage)."""
+    if not token or token.count("|") < 2:
+        return False
+    _machine, pid, _random = token.rsplit("|", 2)
+    if pid == str(os.getpid()) and token.startswith(f"{delivery_claimer().rsplit('|', 2)[0]}|"):
+        return token not in _HELD_LOCKS
+    return claimer_is_gone(token)
 ASSIGN_LEASE = 30.0
 ASSIGN_WAIT = 120.0
 BULK_CHUNK = 500
@@ -1231,9 +1243,19 @@ class ElasticsearchStore:
 
     def _take_lock(self, what: str, lock_id: str) -> str:
         """Take a lock document of the stories index (waiting for its holder, or for a dead holder's
-        lease to end); its token."""
-        token = secrets.token_hex(8)
+        lease to end); its token, 'machine|pid|random' (delivery_claimer). A lock left by a process
+        known dead on this machine, or by this process outside any held lock (its release failed in
+        an outage), is taken at once instead of after the lease."""
+        token = delivery_claimer()
         index = self._state["stories"]
+        _HELD_LOCKS.add(token)  # before any write: another thread must never see it as abandoned
+        try:
+            return self._take_lock_as(what, lock_id, token, index)
+        except BaseException:
+            _HELD_LOCKS.discard(token)
+            raise
+
+    def _take_lock_as(self, what: str, lock_id: str, token: str, index: str) -> str:
         deadline = time.monotonic() + ASSIGN_WAIT
         attempt = 0
         while True:
@@ -1244,7 +1266,8 @@ class ElasticsearchStore:
             if created.get("status") != 409 and "error" not in created:
                 return token
             current = self._get(what, index, lock_id)
-            if current is not None and float(current["_source"].get("until") or 0) < now:  # its holder died
+            if current is not None and (float(current["_source"].get("until") or 0) < now
+                                        or _abandoned(current["_source"].get("lock"))):  # its holder died
                 taken = self._call(what, self._ignoring(409).index, index=index, id=lock_id, document=lock,
                                    if_seq_no=current["_seq_no"], if_primary_term=current["_primary_term"],
                                    refresh=False)
@@ -1257,6 +1280,7 @@ class ElasticsearchStore:
             attempt += 1
 
     def _release_lock(self, what: str, lock_id: str, token: str) -> None:
+        _HELD_LOCKS.discard(token)  # whatever happens below, this process no longer holds it
         current = self._get(what, self._state["stories"], lock_id)
         if current is not None and current["_source"].get("lock") == token:
             self._call(what, self._ignoring(404, 409).delete, index=self._state["stories"], id=lock_id,

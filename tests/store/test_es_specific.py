@@ -564,3 +564,29 @@ def test_feed_state_written_before_feed_health_reads_as_sqlite_migrates_it(es):
     es.client.index(index=es._state["feeds"], id="busy", document=old, refresh=True)
     state = es.get_feed_state("busy")
     assert (state.last_new_items, state.first_polled) == ("2025-11-01T10:00:00Z", "2025-11-01T10:05:00Z")
+
+
+def test_a_lock_whose_release_was_lost_is_taken_at_once_not_after_its_lease(es):
+    """An outage in the middle of assign_story loses the lock's release: the next cycle of the same
+    process (or of a new process after a crash on this machine) takes it at once, not 30 s later."""
+    import time
+
+    from pipelines.store import elasticsearch as es_module
+
+    token = es._take_lock("test lock", es_module.ASSIGN_LOCK_ID)
+    es_module._HELD_LOCKS.discard(token)  # what a failed release leaves: the document, no holder
+    started = time.monotonic()
+    again = es._take_lock("test lock", es_module.ASSIGN_LOCK_ID)
+    try:
+        assert again != token and time.monotonic() - started < es_module.ASSIGN_LEASE / 3
+    finally:
+        es._release_lock("test unlock", es_module.ASSIGN_LOCK_ID, again)
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    machine = es_module.delivery_claimer().rsplit("|", 2)[0]
+    assert es_module._abandoned(f"{machine}|{gone.pid}|x")  # a dead process on this machine
+    assert not es_module._abandoned(f"another-machine/ns|{gone.pid}|x")  # elsewhere: wait out the lease
+    assert not es_module._abandoned(None) and not es_module._abandoned("an old random token")
