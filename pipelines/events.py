@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -379,19 +378,14 @@ class EventBook:
     def interpret(self, dev: Development | None, at: str | None) -> Development | None:
         return interpret(dev, self.state(at), self.rules)
 
-    def _locked(self) -> AbstractContextManager[None]:
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
         """The store's events lock, with the events re-read inside it: another worker may have opened
         or updated one since this book last read them."""
         lock = getattr(self.store, "events_lock", None)
-        book = self
-
-        @contextlib.contextmanager
-        def held() -> Iterator[None]:
-            with lock() if lock is not None else contextlib.nullcontext():
-                book.refresh()
-                yield
-
-        return held()
+        with lock() if lock is not None else contextlib.nullcontext():
+            self.refresh()
+            yield
 
     def attach(self, article: Article) -> Attachment | None:
         """Attach the article's development to its event, opening one when none matches; None when the

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from collections.abc import Container
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
@@ -37,12 +38,13 @@ def delivery_claimer() -> str:
     return f"{_this_machine()}|{os.getpid()}|{secrets.token_hex(6)}"
 
 
-def claimer_is_gone(claimer: str | None) -> bool:
+def claimer_is_gone(claimer: str | None, held: Container[str] | None = None) -> bool:
     """True only when the claimer's process is known to be dead (same machine and PID namespace,
     no such process or a zombie), so a crashed run's claim need not wait out its lease.
 
     Unknown (another machine, no /proc, a malformed id) means alive: waiting is safe, stealing
-    a live claim would send twice."""
+    a live claim would send twice. held: the claims this process holds right now; with it, a claim
+    of this process that is not among them is gone too (its release was lost)."""
     machine, pid_text = "", ""
     if claimer and claimer.count("|") >= 2:
         machine, pid_text, _token = claimer.rsplit("|", 2)
@@ -50,7 +52,8 @@ def claimer_is_gone(claimer: str | None) -> bool:
         return False
     pid = int(pid_text)
     if pid == os.getpid():
-        return False  # this process is alive by definition (another thread's run)
+        # this process is alive by definition (another thread's run), unless it says what it holds
+        return held is not None and claimer not in held
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

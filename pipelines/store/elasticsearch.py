@@ -44,7 +44,6 @@ import re
 import secrets
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -53,6 +52,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pipelines.errors import ConfigError, NewsmonError
 from pipelines.models import Alert, Article, DevelopmentEvent, FeedItem, FeedState, SearchHit, iso, utcnow
+from pipelines.query import words as query_words
 from pipelines.store.base import StoreError, claimer_is_gone, delivery_claimer
 from pipelines.store.search_query import parse_query
 from pipelines.store.sqlite import check_collapse, fts_fallback_query, inbox_key, normalise_time
@@ -75,17 +75,6 @@ ASSIGN_LOCK_ID = "lock:assign-story"
 EVENTS_LOCK_ID = "lock:events"  # EventBook's attach: read the events, match, save (events_lock)
 LOCK_IDS = (ASSIGN_LOCK_ID, EVENTS_LOCK_ID)  # documents of the stories index that are not stories
 _HELD_LOCKS: set[str] = set()  # tokens of the lock documents this process holds right now
-
-
-def _abandoned(token: str | None) -> bool:
-    """A lock token whose holder is gone: a dead process on this machine, or this process when it
-    holds no such lock (the release was lost, e.g. in an outage)."""
-    if not token or token.count("|") < 2:
-        return False
-    _machine, pid, _random = token.rsplit("|", 2)
-    if pid == str(os.getpid()) and token.startswith(f"{delivery_claimer().rsplit('|', 2)[0]}|"):
-        return token not in _HELD_LOCKS
-    return claimer_is_gone(token)
 ASSIGN_LEASE = 30.0
 ASSIGN_WAIT = 120.0
 BULK_CHUNK = 500
@@ -530,19 +519,12 @@ def _field_names(columns: frozenset[str], prefix: bool) -> list[str]:
     return names
 
 
-def _folded(token: str) -> str:
-    """What the newsmon_folded analyzer makes of one token (lowercase, accents dropped), near enough
-    for a prefix: a prefix query's value is not analysed."""
-    decomposed = unicodedata.normalize("NFKD", token.lower())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-
-
 def _prefix_query(value: str, names: list[str]) -> dict:
     """word* as a `prefix` query on the .plain fields: complete however many terms share the prefix
     (phrase_prefix stops at max_expansions terms, SQLite's FTS5 never does); the template's
     index_prefixes answer prefixes of up to 5 characters from one term each. A phrase ending in a
     prefix ("al-qa*") stays phrase_prefix, complete while its last word is within index_prefixes."""
-    tokens = [_folded(t) for t in re.findall(r"\w+", value)]
+    tokens = query_words(value)  # the desk queries' fold, as near the analyzer's as a prefix needs
     if len(tokens) != 1:
         return {"multi_match": {"query": value, "type": "phrase_prefix", "fields": names, "max_expansions": 1000}}
     should = []
@@ -940,11 +922,11 @@ class ElasticsearchStore:
                     found[doc["_id"]] = doc["_source"]
         return found
 
-    def _create(self, what: str, index: str, doc_id: str, document: dict, refresh: bool | str | None = None) -> bool:
+    def _create(self, what: str, index: str, doc_id: str, document: dict) -> bool:
         """Index unless the id exists; False when it did (the idempotency of alerts, outbox, inbox).
-        A create waits for the refresh (the store's refresh option): it adds a row to a listing."""
+        A create is searchable when it returns (the store's refresh option): it adds a row to a listing."""
         response = self._call(what, self._ignoring(409).index, index=index, id=doc_id, document=document,
-                              op_type="create", refresh=self.refresh if refresh is None else refresh)
+                              op_type="create", refresh=self.refresh)
         if response.get("status") == 409 or "error" in response:
             error = response.get("error")
             if isinstance(error, dict) and error.get("type") != "version_conflict_engine_exception":
@@ -1267,7 +1249,7 @@ class ElasticsearchStore:
                 return token
             current = self._get(what, index, lock_id)
             if current is not None and (float(current["_source"].get("until") or 0) < now
-                                        or _abandoned(current["_source"].get("lock"))):  # its holder died
+                                        or claimer_is_gone(current["_source"].get("lock"), held=_HELD_LOCKS)):
                 taken = self._call(what, self._ignoring(409).index, index=index, id=lock_id, document=lock,
                                    if_seq_no=current["_seq_no"], if_primary_term=current["_primary_term"],
                                    refresh=False)
@@ -1788,32 +1770,32 @@ class ElasticsearchStore:
                 yield asdict(state)
         elif table == "seen_items":
             for hit in self._export_scan("export seen items", self._state["seen"], query=None,
-                                  sort=[{"feed_id": "asc"}, {"item_id": "asc"}]):
+                                         sort=[{"feed_id": "asc"}, {"item_id": "asc"}]):
                 yield {k: hit["_source"].get(k) for k in ("feed_id", "item_id", "seen")}
         elif table == "inbox":
             for hit in self._export_scan("export inbox", self._state["inbox"], query=None,
-                                  sort=[{"seq": "asc"}, {"key": "asc"}]):
+                                         sort=[{"seq": "asc"}, {"key": "asc"}]):
                 doc = hit["_source"]
                 yield {k: doc.get(k) for k in ("key", "feed_id", "item_id", "item", "queued")}
         elif table == "alerts":
             for hit in self._export_scan("export alerts", self._state["alerts"], query=None,
-                                  sort=[{"seq": "asc"}, {"id": "asc"}]):
+                                         sort=[{"seq": "asc"}, {"id": "asc"}]):
                 yield {k: hit["_source"][k] for k in _ALERT_FIELDS if k in hit["_source"]}  # absent: default
         elif table == "deliveries":
             for hit in self._export_scan("export deliveries", self._state["outbox"], query=None,
-                                  sort=[{"seq": "asc"}, {"channel": "asc"}]):
+                                         sort=[{"seq": "asc"}, {"channel": "asc"}]):
                 keys = ("alert_id", "channel", "attempts", "last_error", "queued", "last_attempt", "delivered")
                 yield {k: hit["_source"].get(k) for k in keys}
         elif table == "stories":
             for hit in self._export_scan("export stories", self._state["stories"],
-                                  query={"bool": {"must_not": [{"ids": {"values": list(LOCK_IDS)}}]}},
-                                  sort=[{"created_seq": "asc"}, {"id": "asc"}]):
+                                         query={"bool": {"must_not": [{"ids": {"values": list(LOCK_IDS)}}]}},
+                                         sort=[{"created_seq": "asc"}, {"id": "asc"}]):
                 doc = hit["_source"]
                 yield {"id": doc["id"], "first_seen": doc.get("first_seen"), "copies": int(doc.get("copies") or 0),
                        "members": list(doc.get("members") or [])}
         elif table == "story_keys":
             for hit in self._export_scan("export story keys", self._state["story-keys"], query=None,
-                                  sort=[{"story_id": "asc"}, {"key": "asc"}]):
+                                         sort=[{"story_id": "asc"}, {"key": "asc"}]):
                 yield {"key": hit["_source"]["key"], "story_id": hit["_source"]["story_id"]}
         else:
             raise NewsmonError(f"unknown state table {table!r}")

@@ -735,7 +735,8 @@ class SQLiteStore:
         except OSError as err:
             raise StoreError(f"store {self.path}: cannot open the events lock {lock_path}: {err.strerror}") from err
         try:
-            deadline = time.monotonic() + max(self.busy_timeout, 1.0)
+            wait = max(self.busy_timeout, 1.0)
+            deadline = time.monotonic() + wait
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -743,7 +744,7 @@ class SQLiteStore:
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
                         raise StoreError(f"store {self.path}: the events lock {lock_path} was held for more than "
-                                         f"{max(self.busy_timeout, 1.0):g} s") from None
+                                         f"{wait:g} s") from None
                     time.sleep(0.01)
             yield
         finally:

@@ -17,12 +17,12 @@ from pipelines.store import open_store as open_any_store
 from pipelines.store.base import StoreError
 from pipelines.store.elasticsearch import open_store
 from tests.store.conftest import REAL_CLUSTER_URL, EsProxy, make_article, proxied_url
+from tests.store.test_store_contract import make_alert
 
 
 def _alert(alert_id: str, article_id: str, title: str) -> Alert:
-    return Alert(id=alert_id, article_id=article_id, desk="pakistan", rule_id="r", story_id=f"s-{article_id}",
-                 title=title, url=f"https://news.example.org/{article_id}", source="Dawn", development=None,
-                 topics=[], matched="test")
+    return make_alert(alert_id, "2025-11-01T10:00:00Z", article_id=article_id, story_id=f"s-{article_id}",
+                      title=title)
 
 
 real_only = pytest.mark.skipif(not REAL_CLUSTER_URL, reason="needs a real cluster: set NEWSMON_ES_URL "

@@ -587,6 +587,8 @@ def test_a_lock_whose_release_was_lost_is_taken_at_once_not_after_its_lease(es):
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     machine = es_module.delivery_claimer().rsplit("|", 2)[0]
-    assert es_module._abandoned(f"{machine}|{gone.pid}|x")  # a dead process on this machine
-    assert not es_module._abandoned(f"another-machine/ns|{gone.pid}|x")  # elsewhere: wait out the lease
-    assert not es_module._abandoned(None) and not es_module._abandoned("an old random token")
+    held = es_module._HELD_LOCKS
+    assert es_module.claimer_is_gone(f"{machine}|{gone.pid}|x", held=held)  # a dead process on this machine
+    assert not es_module.claimer_is_gone(f"another-machine/ns|{gone.pid}|x", held=held)  # elsewhere: wait
+    assert not es_module.claimer_is_gone(None, held=held)
+    assert not es_module.claimer_is_gone("an old random token", held=held)
